@@ -1,0 +1,183 @@
+// Cairn black-box DICOMweb benchmark. Usage: npm run bench -- [--base URL] [--sizes 10000,100000]
+//   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
+import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
+import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, stow,
+  type Reply } from './client.js';
+import { fmt, fmtLat, lat, mbps, round, RssSampler, table, type Lat, type Row } from './stats.js';
+import { startCairn, startYardstick, type Cairn } from './target.js';
+
+const { values: a } = parseArgs({ options: {
+  base: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
+  'stow-instances': { type: 'string', default: '400' }, pid: { type: 'string' }, out: { type: 'string' },
+  concurrency: { type: 'string', default: '4' }, 'fill-batch': { type: 'string', default: '50' },
+  'fill-minutes': { type: 'string', default: '60' },
+} });
+const SERIES = 50; const BIG_SERIES = 500; const ROWS = 512; const FILL_ROWS = 64;
+const conc = Math.max(1, Number(a.concurrency));
+const stowN = Math.max(SERIES, Number(a['stow-instances']));
+const sizes = String(a.sizes).split(',').map(Number).filter((n) => n > 0).sort((x, y) => x - y);
+const fillBatch = Math.max(1, Number(a['fill-batch']));
+const fillDeadline = Date.now() + Number(a['fill-minutes']) * 60_000;
+const log = (m: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`) };
+
+let cairn: Cairn | undefined;
+let base: string; let pid: number | undefined;
+if (a.base) { base = String(a.base).replace(/\/+$/, ''); assertLoopback(base); pid = a.pid ? Number(a.pid) : undefined }
+else { log('starting Cairn (node --import tsx server/main.ts)'); cairn = await startCairn(); base = cairn.base; pid = cairn.pid }
+const sampler = pid ? new RssSampler(pid).start() : undefined;
+const onSignal = (): void => { void cairn?.stop().finally(() => process.exit(130)) };
+process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
+
+/** Sums STOW failures: non-2xx replies, plus FailedSOPSequence (0008,1198) items in a 2xx reply. */
+function failedCount(r: Reply, sent: number): number {
+  const success = r.status >= 200 && r.status < 300;
+  let listed: number | undefined;
+  try {
+    const j = JSON.parse(r.body?.toString('utf8') || '{}') as Record<string, { Value?: unknown[] }>;
+    listed = j['00081198']?.Value?.length;
+  } catch { /* not JSON */ }
+  return success ? Math.min(sent, listed ?? 0) : sent;
+}
+
+interface StowRun { instances: number; failed: number; bytes: number; ms: number; genMs: number;
+  refs: InstanceRef[]; first?: Uint8Array; firstError?: string }
+/** Sends every batch of `gen` with `conc` concurrent clients. */
+async function stowAll(gen: Generator<Batch>, maxMs: number, keepRefs: boolean): Promise<StowRun> {
+  const run: StowRun = { instances: 0, failed: 0, bytes: 0, ms: 0, genMs: 0, refs: [] };
+  const r = await loop(conc, Infinity, maxMs, async () => {
+    const g0 = performance.now(); const b = gen.next(); run.genMs += performance.now() - g0;
+    if (b.done) return null;
+    run.first ??= b.value.files[0];
+    const rep = await stow(base, b.value.files);
+    const failed = failedCount(rep, b.value.files.length);
+    if (failed) run.firstError ??= `HTTP ${rep.status} ${rep.body?.toString('utf8').slice(0, 300) ?? ''}`;
+    run.failed += failed; run.instances += b.value.files.length - failed; run.bytes += b.value.bytes;
+    if (keepRefs && failed === 0) run.refs.push(...b.value.refs);
+    return { ...rep, status: failed ? 500 : 200 };
+  }, () => true);
+  run.ms = r.elapsedMs; run.firstError ??= r.firstError;
+  if (r.errors) run.failed += r.errors;
+  return run;
+}
+
+const ok = (s: number): boolean => s === 200;
+const get = (url: string, accept: string): Promise<Reply> => request('GET', url, { Accept: accept });
+const instUrl = (r: InstanceRef): string => `${base}/studies/${r.study}/series/${r.series}/instances/${r.sop}`;
+const seriesUrl = (r: InstanceRef): string => `${base}/studies/${r.study}/series/${r.series}`;
+let stored = 0;
+
+// 1. STOW throughput with full-size CT instances (4 series of 50 per study).
+log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 instances/request`);
+const stowGen = batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN);
+const st = await stowAll(stowGen, 600_000, true);
+stored += st.instances;
+if (!st.refs.length || !st.first) throw new Error(`STOW phase stored nothing: ${st.firstError ?? 'unknown error'}`);
+const instanceBytes = st.first.byteLength;
+const full = new Map<string, InstanceRef[]>();
+for (const r of st.refs) full.set(r.series, [...(full.get(r.series) ?? []), r]);
+const series50 = [...full.values()].filter((v) => v.length === SERIES);
+if (!series50.length) throw new Error('no complete 50-instance series was stored');
+const s50 = series50[0][0];
+
+// 2. WADO-RS retrieve, and the yardstick with the same client loop.
+log('WADO-RS instance retrieve');
+const wadoI = await loop(conc, 400, 30_000, (i) => get(instUrl(st.refs[i % st.refs.length]), DICOM_MULTIPART), ok);
+log('WADO-RS series retrieve');
+const seriesN = Math.max(8, series50.length * 2);
+const wadoS = await loop(conc, seriesN, 60_000, (i) => get(seriesUrl(series50[i % series50.length][0]), DICOM_MULTIPART), ok);
+log('yardstick (in-process node:http serving the same instance bytes)');
+const yard = await startYardstick(st.first, SERIES);
+const yardR = await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
+const yardS = await loop(conc, seriesN, 60_000, () => get(yard.seriesUrl, DICOM_MULTIPART), ok);
+await yard.close();
+log('frame retrieve');
+const frames = await latency(50, 20_000, (i) => get(`${instUrl(st.refs[i % st.refs.length])}/frames/1`, FRAME_ACCEPT));
+log('QIDO instances of a 50-instance series, series metadata (50)');
+const qidoSeries = await latency(50, 20_000, () => get(`${seriesUrl(s50)}/instances`, 'application/dicom+json'));
+const meta50 = await latency(30, 30_000, (i) => get(`${seriesUrl(series50[i % series50.length][0])}/metadata`, 'application/dicom+json'));
+
+// 3. Index fill with small instances, then QIDO at each index size.
+log(`fill: one ${BIG_SERIES}-instance series (${FILL_ROWS}x${FILL_ROWS})`);
+const bigStudy = newStudy(newPatient(), [BIG_SERIES]);
+const big = await stowAll(batches([bigStudy], fillBatch, FILL_ROWS), 600_000, false);
+stored += big.instances;
+const bigRef: InstanceRef = { study: bigStudy.uid, series: bigStudy.series[0].uid, sop: '' };
+log('series metadata (500)');
+const meta500 = await latency(10, 60_000, () => get(`${seriesUrl(bigRef)}/metadata`, 'application/dicom+json'));
+
+const patients: string[] = []; const surnames = new Set<string>();
+const fillStudies = function* () {
+  for (;;) { const p = newPatient(); patients.push(p.id); surnames.add(p.name.split('^')[0]); yield newStudy(p, [10, 10]) }
+}();
+interface SizeResult { targetInstances: number; storedByThisRun: number;
+  fill: { instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null };
+  patientId: Lat & { emptyResults: number }; patientName: Lat & { emptyResults: number } }
+const qido: SizeResult[] = [];
+/** QIDO latency loop that also counts 200 replies without any matching study. */
+async function qidoLoop(url: (i: number) => string): Promise<Lat & { emptyResults: number }> {
+  let empty = 0;
+  const r = await latency(50, 30_000, async (i) => {
+    const rep = await getJson(url(i));
+    if (rep.status === 200 && (!Array.isArray(rep.json) || rep.json.length === 0)) empty++;
+    return rep;
+  });
+  return { ...lat(r), emptyResults: empty };
+}
+for (const size of sizes) {
+  const need = Math.max(0, size - stored);
+  log(`fill to ${size} instances (+${need} of ${FILL_ROWS}x${FILL_ROWS}, ${fillBatch}/request)`);
+  const f = await stowAll(batches({ next: () => fillStudies.next() }, fillBatch, FILL_ROWS, need), Math.max(0, fillDeadline - Date.now()), false);
+  stored += f.instances;
+  if (f.firstError) log(`fill error: ${f.firstError}`);
+  if (!patients.length) break;
+  log(`QIDO at ${stored} instances`);
+  const pick = (i: number): string => patients[(i * 7919) % patients.length];
+  const patientId = await qidoLoop((i) => `${base}/studies?PatientID=${encodeURIComponent(pick(i))}`);
+  const prefixes = [...surnames];
+  const patientName = await qidoLoop((i) => `${base}/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length] + '*')}`);
+  qido.push({ targetInstances: size, storedByThisRun: stored, patientId, patientName, fill: {
+    instances: f.instances, failed: f.failed, instancesPerSec: round(f.instances / (f.ms / 1000), 1), mbPerSec: mbps(f.bytes, f.ms) } });
+}
+
+// 4. Report.
+const peakRssMB = sampler?.stop() ?? null;
+const yardMBps = mbps(yardR.bytes, yardR.elapsedMs); const yardSMBps = mbps(yardS.bytes, yardS.elapsedMs);
+const pctOf = (v: number | null, y: number | null): number | null => (v !== null && y ? round((100 * v) / y, 1) : null);
+const wadoIMBps = mbps(wadoI.bytes, wadoI.elapsedMs); const wadoSMBps = mbps(wadoS.bytes, wadoS.elapsedMs);
+const result = {
+  target: base, server: cairn ? 'cairn (spawned by bench)' : 'external', date: new Date().toISOString(), node: process.version,
+  config: { concurrency: conc, stowInstances: stowN, instanceBytes, rows: ROWS, fillRows: FILL_ROWS, fillBatch, sizes,
+    note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances` },
+  stow: { instances: st.instances, failed: st.failed, seconds: round(st.ms / 1000), instancesPerSec: round(st.instances / (st.ms / 1000), 1),
+    mbPerSec: mbps(st.bytes, st.ms), clientGenerationSeconds: round(st.genMs / 1000), firstError: st.firstError },
+  wado: { instanceMBps: wadoIMBps, instancePctOfYardstick: pctOf(wadoIMBps, yardMBps), instanceRequests: wadoI.count, instanceErrors: wadoI.errors,
+    seriesMBps: wadoSMBps, seriesPctOfYardstick: pctOf(wadoSMBps, yardSMBps), seriesRequests: wadoS.count, seriesErrors: wadoS.errors,
+    yardstickMBps: yardMBps, yardstickSeriesMBps: yardSMBps, firstError: wadoI.firstError ?? wadoS.firstError },
+  frame: lat(frames), qidoSeriesInstances50: lat(qidoSeries), seriesMetadata50: lat(meta50), seriesMetadata500: lat(meta500),
+  qido, peakRssMB, rssPid: pid ?? null,
+};
+const rows: Row[] = [
+  ['Target', base], ['Data', result.config.note],
+  [`STOW (${conc} clients x 10/request)`, `${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, client generation ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
+  ['WADO instance retrieve', `${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req, ${wadoI.errors} errors)`],
+  ['WADO series retrieve (50 inst)', `${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req, ${wadoS.errors} errors)`],
+  ['Yardstick (node:http, same bytes)', `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}`],
+  ['Frame retrieve frames/1', fmtLat(result.frame)],
+  ['QIDO series instances (50)', fmtLat(result.qidoSeriesInstances50)],
+  ['Series metadata (50)', fmtLat(result.seriesMetadata50)],
+  ['Series metadata (500)', fmtLat(result.seriesMetadata500)],
+];
+for (const q of qido) {
+  rows.push([`Index ${q.storedByThisRun} instances`, `(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`]);
+  rows.push(['  QIDO /studies?PatientID=', fmtLat(q.patientId) + (q.patientId.emptyResults ? `  EMPTY ${q.patientId.emptyResults}` : '')]);
+  rows.push(['  QIDO /studies?PatientName=X*', fmtLat(q.patientName) + (q.patientName.emptyResults ? `  EMPTY ${q.patientName.emptyResults}` : '')]);
+}
+rows.push(['Peak RSS', pid ? `${fmt(peakRssMB, ' MB')} (pid ${pid}, this process only)` : 'n/a (pass --pid)']);
+console.log(table(rows));
+const line = JSON.stringify(result);
+console.log('BENCH_JSON ' + line);
+if (a.out) writeFileSync(String(a.out), JSON.stringify(result, null, 2) + '\n');
+closeAgent();
+await cairn?.stop();

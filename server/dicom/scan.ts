@@ -1,0 +1,276 @@
+import { ByteReader } from './byte-reader.js';
+import { decodeText, needsCharsetDecoding } from './charset.js';
+import { vrOf } from './tags.js';
+
+// A streaming walk over a Part-10 file (PS3.10 §7.1, PS3.5 §7) that keeps
+// only the header: small elements are copied into a compact Part-10 buffer
+// for dcmjs, while pixel data and other large top-level binary values are
+// skipped and recorded as byte ranges of the stored blob.
+
+export class NotDicomError extends Error {}
+export class UnsupportedError extends Error {}
+export class TooLargeError extends Error {}
+
+export interface ByteSpan {
+  offset: number;
+  length: number;
+}
+
+export interface BulkElement extends ByteSpan {
+  vr: string;
+}
+
+export interface PixelData {
+  vr: string;
+  encapsulated: boolean;
+  /** Native: the value. Encapsulated: each fragment after the offset table. */
+  fragments: ByteSpan[];
+  /** Basic Offset Table (PS3.5 §A.4), empty when absent. */
+  offsetTable: number[];
+  /** First bytes of each fragment, to find frame starts when there is no table. */
+  heads: Buffer[];
+  /** Offset of the first fragment's item tag (offset tables count from here). */
+  firstItem: number;
+}
+
+export interface ScanResult {
+  transferSyntaxUid: string;
+  header: Buffer;
+  bulk: Record<string, BulkElement>;
+  pixelData: PixelData | null;
+  transcoded: boolean;
+}
+
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+const EXPLICIT_BE = '1.2.840.10008.1.2.2';
+const DEFLATED = ['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.8.1'];
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const ALL_VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
+const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+const TEXT_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UT', 'UC', 'PN']);
+const UNDEFINED = 0xffffffff;
+const PIXEL_DATA = '7FE00010';
+
+interface Header {
+  tag: string;
+  vr: string;
+  length: number;
+  raw: Buffer;
+}
+
+interface Ctx {
+  r: ByteReader;
+  explicit: boolean;
+  le: boolean;
+  out: Buffer[];
+  outBytes: number;
+  maxHeader: number;
+  charsets: string[] | null;
+}
+
+export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThreshold: number; maxHeaderBytes: number }): Promise<ScanResult> {
+  const r = new ByteReader(source[Symbol.asyncIterator]());
+  const preamble = await r.peek(132);
+  if (preamble.length < 132 || preamble.toString('latin1', 128, 132) !== 'DICM') {
+    await r.drain();
+    throw new NotDicomError('not a DICOM Part-10 file: no "DICM" prefix after the 128-byte preamble');
+  }
+  const ctx: Ctx = { r, explicit: true, le: true, out: [], outBytes: 0, maxHeader: opts.maxHeaderBytes, charsets: null };
+  try {
+    const preambleBytes = await r.read(132);
+    // File Meta Information: always Explicit VR Little Endian (PS3.10 §7.1).
+    const meta: { h: Header; value: Buffer }[] = [];
+    let tsUid = '';
+    for (;;) {
+      const head = await r.peek(2);
+      if (head.length < 2 || head.readUInt16LE(0) !== 0x0002) break;
+      const h = await readHeader(ctx);
+      const value = await r.read(h.length, 'the file meta information');
+      if (h.tag === '00020010') tsUid = value.toString('latin1').replace(/[\0 ]+$/, '');
+      meta.push({ h, value });
+    }
+    if (!tsUid) throw new NotDicomError('the file meta information has no Transfer Syntax UID (0002,0010)');
+    if (DEFLATED.includes(tsUid)) throw new UnsupportedError(`deflated transfer syntax ${tsUid} is not supported`);
+    ctx.explicit = tsUid !== IMPLICIT_LE;
+    ctx.le = tsUid !== EXPLICIT_BE;
+    // Some writers label an Implicit VR data set as explicit (a known fault of
+    // older toolkits): when the first element has no valid VR but reads as
+    // implicit, read it as implicit, as pydicom and dcm4che do.
+    const first = await r.peek(8);
+    if (ctx.explicit && ctx.le && first.length === 8 && !ALL_VRS.has(first.toString('latin1', 4, 6))) {
+      ctx.explicit = false;
+      const ts = meta.find((m) => m.h.tag === '00020010')!;
+      ts.value = Buffer.from(`${IMPLICIT_LE}\0`, 'latin1');
+      ts.h.raw.writeUInt16LE(ts.value.length, 6);
+      const groupLength = meta.find((m) => m.h.tag === '00020000');
+      if (groupLength) groupLength.value.writeUInt32LE(meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0), 0);
+    }
+    emit(ctx, preambleBytes);
+    for (const m of meta) emit(ctx, m.h.raw, m.value);
+    const bulk: Record<string, BulkElement> = {};
+    let pixelData: PixelData | null = null;
+    while (!(await r.atEnd())) {
+      const h = await readHeader(ctx);
+      if (h.tag === PIXEL_DATA) {
+        pixelData = await readPixelData(ctx, h);
+      } else if (BINARY_VRS.has(h.vr) && h.length !== UNDEFINED && h.length > opts.bulkThreshold) {
+        bulk[h.tag] = { offset: r.pos, length: h.length, vr: h.vr };
+        await r.skip(h.length);
+      } else {
+        await copyElement(ctx, h);
+      }
+    }
+    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, transcoded: ctx.charsets !== null && needsCharsetDecoding(ctx.charsets) };
+  } catch (err) {
+    await r.drain();
+    throw err;
+  }
+}
+
+function emit(ctx: Ctx, ...bufs: Buffer[]): void {
+  for (const b of bufs) {
+    ctx.out.push(b);
+    ctx.outBytes += b.length;
+  }
+  if (ctx.outBytes > ctx.maxHeader) throw new TooLargeError(`the header (everything but bulk data) exceeds ${ctx.maxHeader} bytes`);
+}
+
+async function readHeader(ctx: Ctx): Promise<Header> {
+  const { r } = ctx;
+  const { le, explicit } = ctx;
+  const first = await r.read(8, 'a data element header');
+  const group = le ? first.readUInt16LE(0) : first.readUInt16BE(0);
+  const element = le ? first.readUInt16LE(2) : first.readUInt16BE(2);
+  const tag = hex4(group) + hex4(element);
+  if (group === 0xfffe) {
+    return { tag, vr: '', length: le ? first.readUInt32LE(4) : first.readUInt32BE(4), raw: first };
+  }
+  if (!explicit) {
+    const length = le ? first.readUInt32LE(4) : first.readUInt32BE(4);
+    const vr = length === UNDEFINED ? 'SQ' : vrOf(tag);
+    return { tag, vr, length, raw: first };
+  }
+  const vr = first.toString('latin1', 4, 6);
+  if (!ALL_VRS.has(vr)) throw new NotDicomError(`invalid value representation at offset ${r.pos - 8} (tag ${tag})`);
+  if (LONG_VRS.has(vr)) {
+    const more = await r.read(4, 'a data element header');
+    const length = le ? more.readUInt32LE(0) : more.readUInt32BE(0);
+    return { tag, vr, length, raw: Buffer.concat([first, more]) };
+  }
+  return { tag, vr, length: le ? first.readUInt16LE(6) : first.readUInt16BE(6), raw: first };
+}
+
+function hex4(n: number): string {
+  return n.toString(16).toUpperCase().padStart(4, '0');
+}
+
+function writeTag(ctx: Ctx, group: number, element: number, length: number, vr?: string): Buffer {
+  const long = vr !== undefined && ctx.explicit;
+  const b = Buffer.alloc(long ? 12 : 8);
+  const u16 = (v: number, o: number) => (ctx.le ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o));
+  const u32 = (v: number, o: number) => (ctx.le ? b.writeUInt32LE(v, o) : b.writeUInt32BE(v, o));
+  u16(group, 0);
+  u16(element, 2);
+  if (long) {
+    b.write(vr!, 4, 'latin1');
+    u32(length, 8);
+  } else u32(length, 4);
+  return b;
+}
+
+async function copyElement(ctx: Ctx, h: Header): Promise<void> {
+  const group = parseInt(h.tag.slice(0, 4), 16);
+  const element = parseInt(h.tag.slice(4), 16);
+  if (h.vr === 'SQ' || (h.vr === 'UN' && h.length === UNDEFINED)) {
+    // Sequences are re-emitted with undefined lengths, so values inside them
+    // may change size (character set transcoding) without fixing up lengths.
+    emit(ctx, writeTag(ctx, group, element, UNDEFINED, 'SQ'));
+    const saved = ctx.explicit;
+    // PS3.5 §6.2.2: UN of undefined length is encoded as Implicit VR LE inside.
+    if (h.vr === 'UN') ctx.explicit = false;
+    await copyItems(ctx, h.length);
+    ctx.explicit = saved;
+    emit(ctx, writeTag(ctx, 0xfffe, 0xe0dd, 0));
+    return;
+  }
+  if (h.length === UNDEFINED) throw new NotDicomError(`undefined length on a non-sequence element ${h.tag}`);
+  const value = await ctx.r.read(h.length);
+  if (h.tag === '00080005') {
+    ctx.charsets = value.toString('latin1').replace(/[\0 ]+$/, '').split('\\').map((s) => s.trim());
+    if (needsCharsetDecoding(ctx.charsets)) {
+      const utf8 = Buffer.from('ISO_IR 192');
+      emit(ctx, writeHeaderLike(ctx, h, utf8.length), utf8);
+      return;
+    }
+  } else if (ctx.charsets && TEXT_VRS.has(h.vr) && needsCharsetDecoding(ctx.charsets)) {
+    let text = Buffer.from(decodeText(value, ctx.charsets, h.vr), 'utf8');
+    if (text.length % 2) text = Buffer.concat([text, Buffer.from(' ')]);
+    emit(ctx, writeHeaderLike(ctx, h, text.length), text);
+    return;
+  }
+  emit(ctx, h.raw, value);
+}
+
+function writeHeaderLike(ctx: Ctx, h: Header, length: number): Buffer {
+  const raw = Buffer.from(h.raw);
+  if (!ctx.explicit) ctx.le ? raw.writeUInt32LE(length, 4) : raw.writeUInt32BE(length, 4);
+  else if (LONG_VRS.has(h.vr)) ctx.le ? raw.writeUInt32LE(length, 8) : raw.writeUInt32BE(length, 8);
+  else {
+    if (length > 0xffff) throw new TooLargeError(`element ${h.tag} is too long after character set conversion`);
+    ctx.le ? raw.writeUInt16LE(length, 6) : raw.writeUInt16BE(length, 6);
+  }
+  return raw;
+}
+
+async function copyItems(ctx: Ctx, length: number): Promise<void> {
+  const end = length === UNDEFINED ? Infinity : ctx.r.pos + length;
+  while (ctx.r.pos < end) {
+    const item = await readHeader(ctx);
+    if (item.tag === 'FFFEE0DD') {
+      if (length !== UNDEFINED) throw new NotDicomError('sequence delimiter inside a sequence of defined length');
+      return;
+    }
+    if (item.tag !== 'FFFEE000') throw new NotDicomError(`expected a sequence item, found tag ${item.tag}`);
+    emit(ctx, writeTag(ctx, 0xfffe, 0xe000, UNDEFINED));
+    const itemEnd = item.length === UNDEFINED ? Infinity : ctx.r.pos + item.length;
+    while (ctx.r.pos < itemEnd) {
+      const h = await readHeader(ctx);
+      if (h.tag === 'FFFEE00D') {
+        if (item.length !== UNDEFINED) throw new NotDicomError('item delimiter inside an item of defined length');
+        break;
+      }
+      await copyElement(ctx, h);
+    }
+    emit(ctx, writeTag(ctx, 0xfffe, 0xe00d, 0));
+  }
+  if (ctx.r.pos > end) throw new NotDicomError('sequence items overrun the sequence length');
+}
+
+async function readPixelData(ctx: Ctx, h: Header): Promise<PixelData> {
+  const { r } = ctx;
+  if (h.length !== UNDEFINED) {
+    const pd: PixelData = { vr: h.vr, encapsulated: false, fragments: [{ offset: r.pos, length: h.length }], offsetTable: [], heads: [], firstItem: r.pos };
+    await r.skip(h.length, 'the pixel data');
+    return pd;
+  }
+  // Encapsulated (PS3.5 §A.4): an offset-table item, then one item per fragment.
+  const pd: PixelData = { vr: 'OB', encapsulated: true, fragments: [], offsetTable: [], heads: [], firstItem: 0 };
+  let first = true;
+  for (;;) {
+    const item = await readHeader(ctx);
+    if (item.tag === 'FFFEE0DD') break;
+    if (item.tag !== 'FFFEE000' || item.length === UNDEFINED) throw new NotDicomError('malformed encapsulated pixel data');
+    if (first) {
+      first = false;
+      const table = await r.read(item.length, 'the basic offset table');
+      for (let i = 0; i + 4 <= table.length; i += 4) pd.offsetTable.push(ctx.le ? table.readUInt32LE(i) : table.readUInt32BE(i));
+      pd.firstItem = r.pos;
+      continue;
+    }
+    pd.fragments.push({ offset: r.pos, length: item.length });
+    pd.heads.push(Buffer.from(await r.peek(Math.min(12, item.length))));
+    await r.skip(item.length, 'a pixel data fragment');
+  }
+  return pd;
+}

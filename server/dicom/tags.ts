@@ -1,0 +1,86 @@
+import dcmjs from 'dcmjs';
+
+// Tag ↔ keyword ↔ VR, from dcmjs' copy of the PS3.6 data dictionary.
+interface Entry {
+  tag: string;
+  vr: string;
+  keyword: string;
+}
+
+const byTag = new Map<string, Entry>();
+const byKeyword = new Map<string, Entry>();
+for (const [keyword, e] of Object.entries(dcmjs.data.DicomMetaDictionary.nameMap as Record<string, { tag: string; vr: string }>)) {
+  const m = /^\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$/.exec(e.tag);
+  if (!m) continue; // range entries such as (60xx,3000)
+  const tag = (m[1] + m[2]).toUpperCase();
+  const vr = e.vr.split(/\s*or\s*|\|/)[0].trim();
+  const entry = { tag, vr, keyword };
+  byTag.set(tag, entry);
+  byKeyword.set(keyword, entry);
+}
+
+/** The dictionary VR of a tag (first choice when several apply); UN when unknown or private. */
+export function vrOf(tag: string): string {
+  if (tag.slice(4) === '0000') return 'UL';
+  return byTag.get(tag)?.vr ?? (tag === '7FE00010' ? 'OW' : 'UN');
+}
+
+export function keywordOf(tag: string): string | undefined {
+  return byTag.get(tag)?.keyword;
+}
+
+/** Resolves a query attribute given as an 8-digit tag or a keyword. */
+export function resolveAttribute(key: string): { tag: string; vr: string } | undefined {
+  if (/^[0-9A-Fa-f]{8}$/.test(key)) {
+    const tag = key.toUpperCase();
+    return { tag, vr: vrOf(tag) };
+  }
+  const e = byKeyword.get(key);
+  return e ? { tag: e.tag, vr: e.vr } : undefined;
+}
+
+export const Tag = Object.freeze({
+  TransferSyntaxUID: '00020010',
+  SpecificCharacterSet: '00080005',
+  SOPClassUID: '00080016',
+  SOPInstanceUID: '00080018',
+  StudyDate: '00080020',
+  StudyTime: '00080030',
+  AccessionNumber: '00080050',
+  InstanceAvailability: '00080056',
+  Modality: '00080060',
+  ModalitiesInStudy: '00080061',
+  ReferringPhysicianName: '00080090',
+  TimezoneOffsetFromUTC: '00080201',
+  StudyDescription: '00081030',
+  SeriesDescription: '0008103E',
+  RetrieveURL: '00081190',
+  WarningReason: '00081196',
+  FailureReason: '00081197',
+  FailedSOPSequence: '00081198',
+  ReferencedSOPSequence: '00081199',
+  ReferencedSOPClassUID: '00081150',
+  ReferencedSOPInstanceUID: '00081155',
+  PatientName: '00100010',
+  PatientID: '00100020',
+  PatientBirthDate: '00100030',
+  PatientSex: '00100040',
+  BodyPartExamined: '00180015',
+  StudyInstanceUID: '0020000D',
+  SeriesInstanceUID: '0020000E',
+  StudyID: '00200010',
+  SeriesNumber: '00200011',
+  InstanceNumber: '00200013',
+  NumberOfStudyRelatedSeries: '00201206',
+  NumberOfStudyRelatedInstances: '00201208',
+  NumberOfSeriesRelatedInstances: '00201209',
+  NumberOfFrames: '00280008',
+  SamplesPerPixel: '00280002',
+  Rows: '00280010',
+  Columns: '00280011',
+  BitsAllocated: '00280100',
+  PerformedProcedureStepStartDate: '00400244',
+  PerformedProcedureStepStartTime: '00400245',
+  RequestAttributesSequence: '00400275',
+  PixelData: '7FE00010',
+});

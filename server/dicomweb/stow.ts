@@ -1,0 +1,42 @@
+import type { RouterContext } from '@koa/router';
+import { storeInstance, type StoreOutcome } from '../archive.js';
+import type { AppDeps } from '../deps.js';
+import { ApiError, DicomStatus } from '../errors.js';
+import { dicomwebBase } from '../http/base-url.js';
+import { MultipartReader, parseMediaType } from '../http/multipart.js';
+import { storeResponse, storeStatus } from './store-response.js';
+
+/** STOW-RS (PS3.18 §10.5): POST /studies and /studies/{study}, multipart/related of application/dicom. */
+export function store(deps: AppDeps) {
+  return async (ctx: RouterContext): Promise<void> => {
+    const ct = parseMediaType(ctx.get('content-type') || '');
+    if (ct.type !== 'multipart/related') {
+      throw new ApiError(415, 'UnsupportedMediaType', `Content-Type must be multipart/related; type="application/dicom", not "${ctx.get('content-type') || '(none)'}"`);
+    }
+    const partType = ct.params.type?.toLowerCase();
+    if (partType !== undefined && partType !== 'application/dicom') {
+      throw new ApiError(415, 'UnsupportedMediaType', `multipart/related type "${ct.params.type}" is not supported; only application/dicom`);
+    }
+    if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
+    const studyUid = ctx.params.studyUid;
+    const reader = new MultipartReader(ctx.req, ct.params.boundary);
+    const outcomes: StoreOutcome[] = [];
+    const log = (entry: Record<string, unknown>) => deps.log.warn(entry);
+    for (let part = await reader.next(); part; part = await reader.next()) {
+      const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;
+      if (type !== 'application/dicom') {
+        outcomes.push({ ok: false, reason: DicomStatus.CannotUnderstand, message: `part media type ${type} is not application/dicom` });
+        continue;
+      }
+      outcomes.push(await storeInstance({ ...deps, log }, part.body, studyUid));
+    }
+    if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
+    for (const o of outcomes) {
+      if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
+      else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
+    }
+    ctx.status = storeStatus(outcomes);
+    ctx.type = 'application/dicom+json';
+    ctx.body = storeResponse(outcomes, dicomwebBase(ctx, deps.config), studyUid);
+  };
+}

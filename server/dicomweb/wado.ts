@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import type { RouterContext } from '@koa/router';
+import type { AppDeps } from '../deps.js';
+import { findInstances } from '../db/lookup.js';
+import { ApiError } from '../errors.js';
+import { acceptsDicom, parseAccept } from '../http/accept.js';
+import { multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
+import { notFound, principalOf, targetOf } from './target.js';
+
+/**
+ * WADO-RS retrieve of a study, series or instance (PS3.18 §10.4.1.1.1):
+ * multipart/related; type="application/dicom", each part the stored bytes.
+ */
+export function retrieve(deps: AppDeps) {
+  return async (ctx: RouterContext): Promise<void> => {
+    const t = targetOf(ctx);
+    const accepts = parseAccept(ctx.get('accept'));
+    const rows = await findInstances(deps.db, principalOf(ctx), t);
+    if (!rows.length) throw notFound(t);
+    const chosen = rows.map((r) => acceptsDicom(accepts, r.transfer_syntax_uid));
+    const refused = rows.findIndex((_, i) => !chosen[i]);
+    if (refused >= 0) {
+      throw new ApiError(406, 'NotAcceptable', `no acceptable media type for instance ${rows[refused].sop_instance_uid} stored as ${rows[refused].transfer_syntax_uid}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`);
+    }
+    const boundary = randomUUID();
+    const parts: OutPart[] = rows.map((r) => ({
+      contentType: `application/dicom; transfer-syntax=${r.transfer_syntax_uid}`,
+      length: r.size,
+      body: () => deps.blobs.get(r.blob_key),
+    }));
+    // A bare application/dicom is answered with one single-part instance.
+    if (t.sopInstanceUid && chosen[0] && !chosen[0].multipart) {
+      ctx.type = parts[0].contentType;
+      ctx.length = rows[0].size;
+      ctx.body = await deps.blobs.get(rows[0].blob_key);
+      return;
+    }
+    ctx.status = 200;
+    ctx.type = `multipart/related; type="application/dicom"; boundary=${boundary}`;
+    ctx.length = multipartLength(boundary, parts)!;
+    ctx.body = multipartStream(boundary, parts);
+  };
+}

@@ -1,0 +1,33 @@
+// One error type (DESIGN.md house style 4): handlers throw ApiError and only
+// the error handler turns it into a status and a JSON body.
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+// DICOM status codes used as STOW-RS FailureReason / WarningReason values
+// (PS3.4 Annex B.2.3 Table B.2-1, PS3.7 Annex C, PS3.18 §10.5.3).
+export const DicomStatus = Object.freeze({
+  ProcessingFailure: 0x0110,
+  DuplicateSopInstance: 0x0111,
+  NoSuchObjectInstance: 0x0112,
+  SopClassNotSupported: 0x0122,
+  OutOfResources: 0xa700,
+  DataSetDoesNotMatchSopClass: 0xa900,
+  CannotUnderstand: 0xc000,
+  CoercionOfDataElements: 0xb000,
+  ElementsDiscarded: 0xb006,
+  DataSetDoesNotMatchSopClassWarning: 0xb007,
+  // The instance names a study other than the target of POST /studies/{study}.
+  // The standard's list (PS3.18 Annex I Table I.2-2) has no code for this and
+  // allows additional ones; Cairn uses 0xC409 from the Cxxx "cannot
+  // understand" range, as dcm4chee does. Listed in CONFORMANCE.md.
+  StudyInstanceUidMismatch: 0xc409,
+});

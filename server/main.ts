@@ -1,0 +1,40 @@
+import { sweepOrphans } from './archive.js';
+import { createApp } from './app.js';
+import { boot } from './boot.js';
+import { loadConfig } from './config.js';
+import { createLogger } from './log.js';
+
+const config = loadConfig();
+const log = createLogger(config);
+const deps = await boot(config, log);
+const app = createApp(deps);
+const server = app.listen(config.port, config.host, () => {
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  log.info({ url: `http://${config.host}:${port}`, dicomweb: `http://${config.host}:${port}/dicom-web` }, 'listening');
+});
+server.keepAliveTimeout = 65_000;
+
+// Orphan blobs (a crash between blob write and index commit) go once at start
+// and hourly after, once older than the grace period.
+const sweep = () =>
+  sweepOrphans(deps.db, deps.blobs, config.orphanGraceSeconds)
+    .then((n) => n && log.info({ removed: n }, 'orphan blobs removed'))
+    .catch((err) => log.warn({ err }, 'orphan sweep failed'));
+void sweep();
+const timer = setInterval(sweep, 3600_000);
+timer.unref();
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down');
+  clearInterval(timer);
+  server.close();
+  server.closeIdleConnections();
+  await deps.shutdown();
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import supertest from 'supertest';
+import { inject } from 'vitest';
+import { createApp } from '../server/app.js';
+import { createFsBlobStore } from '../server/blob/fs.js';
+import { testConfig, type Config } from '../server/config.js';
+import type { AppDeps } from '../server/deps.js';
+import { connect } from '../server/db/knex.js';
+import { createLogger } from '../server/log.js';
+
+export const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/samples');
+
+export function sample(name: string): Buffer {
+  return fs.readFileSync(path.join(fixturesDir, name));
+}
+
+export interface TestArchive {
+  deps: AppDeps;
+  app: ReturnType<typeof createApp>;
+  request: ReturnType<typeof supertest>;
+  blobDir: string;
+  close(): Promise<void>;
+}
+
+/** A Cairn on a fresh database cloned from the migrated template, with its own blob folder. */
+export async function createTestArchive(overrides: Partial<Config> = {}): Promise<TestArchive> {
+  const base = inject('pgBaseUrl');
+  const name = `t_${randomUUID().replace(/-/g, '')}`;
+  const admin = connect(`${base}/cairn`, 1);
+  await admin.raw(`create database ${name} template cairn_template`);
+  await admin.destroy();
+  const db = connect(`${base}/${name}`, 5);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-test-data-'));
+  const blobDir = path.join(dataDir, 'blobs');
+  const config = testConfig({ dataDir, logLevel: 'silent', ...overrides });
+  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: createLogger(config) };
+  const app = createApp(deps);
+  return {
+    deps,
+    app,
+    request: supertest(app.callback()),
+    blobDir,
+    async close() {
+      await db.destroy();
+      const a = connect(`${base}/cairn`, 1);
+      await a.raw(`drop database if exists ${name} with (force)`);
+      await a.destroy();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A multipart/related body of application/dicom parts. */
+export function multipartBody(parts: Buffer[], boundary = `cairn-${randomUUID()}`, partType = 'application/dicom'): { body: Buffer; contentType: string; boundary: string } {
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${partType}\r\n\r\n`), p, Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`, boundary };
+}
+
+/** Splits a multipart/related response body into its parts. */
+export function parseMultipart(body: Buffer, contentType: string): { headers: Record<string, string>; body: Buffer }[] {
+  const m = /boundary="?([^";]+)"?/i.exec(contentType);
+  if (!m) throw new Error(`no boundary in ${contentType}`);
+  const delim = Buffer.from(`--${m[1]}`);
+  const out: { headers: Record<string, string>; body: Buffer }[] = [];
+  let pos = body.indexOf(delim);
+  while (pos >= 0) {
+    const start = pos + delim.length;
+    if (body.subarray(start, start + 2).toString() === '--') break;
+    const headerEnd = body.indexOf('\r\n\r\n', start);
+    const headers: Record<string, string> = {};
+    for (const line of body.subarray(start + 2, headerEnd).toString('latin1').split('\r\n')) {
+      const c = line.indexOf(':');
+      if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
+    }
+    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), headerEnd + 4);
+    out.push({ headers, body: body.subarray(headerEnd + 4, next) });
+    pos = next + 2;
+  }
+  return out;
+}
+
+/** A supertest parser that buffers the raw body whatever its content type. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function binaryParser(res: any, cb: (err: Error | null, body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+}
