@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
-import { ParseError, parseInstance } from './dicom/parse.js';
+import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
 import { DicomStatus } from './errors.js';
 
 export interface StoreContext {
@@ -30,6 +30,18 @@ export type StoreOutcome =
  * for sweepOrphans().
  */
 export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<StoreOutcome> {
+  return (await receiveInstance(ctx, body, expectStudyUid)).outcome;
+}
+
+/**
+ * The same store, in two steps for adapters that stream several instances:
+ * resolves once `body` has been read to its end (so the caller may go on
+ * reading the next part), with `outcome` settling when the blob is durable
+ * and the index committed. `outcome` never rejects with an unhandled error:
+ * failures after the body was read are settled values or rethrown when
+ * awaited.
+ */
+export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<{ outcome: Promise<StoreOutcome> }> {
   const key = newInstanceKey(randomUUID());
   const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
   // The store sees sink errors through its own pipeline; this listener only
@@ -54,22 +66,39 @@ export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffe
     }
   }
 
-  let parsed;
+  let parsed: ParsedInstance;
   try {
     parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes });
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     await put.catch(() => undefined);
     await ctx.blobs.delete(key);
-    if (err instanceof ParseError) {
-      const reason = err.failure.kind === 'unsupported' ? 0xc122 : err.failure.kind === 'too-large' ? DicomStatus.OutOfResources : err.failure.kind === 'invalid' ? DicomStatus.DataSetDoesNotMatchSopClass : DicomStatus.CannotUnderstand;
-      return { ok: false, reason, message: err.failure.message };
-    }
+    if (err instanceof ParseError) return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message: err.failure.message }) };
     throw err;
   }
+  const outcome = finish(ctx, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
+  outcome.catch(() => undefined);
+  return { outcome };
+}
+
+function failureReason(err: ParseError): number {
+  switch (err.failure.kind) {
+    case 'unsupported':
+      return DicomStatus.TransferSyntaxNotSupported;
+    case 'too-large':
+      return DicomStatus.OutOfResources;
+    case 'invalid':
+      return DicomStatus.DataSetDoesNotMatchSopClass;
+    default:
+      return DicomStatus.CannotUnderstand;
+  }
+}
+
+async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: string; put: Promise<unknown>; size: number; sha256: string }, expectStudyUid?: string): Promise<StoreOutcome> {
+  const { key } = blob;
   const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
   try {
-    await put;
+    await blob.put;
   } catch (err) {
     await ctx.blobs.delete(key).catch(() => undefined);
     ctx.log({ msg: 'blob write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
@@ -84,14 +113,15 @@ export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffe
     // shall have that Study Instance UID.
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
-  const sha256 = hash.digest('hex');
-  const rows = buildRows(parsed, { blobKey: key, size, sha256 });
+  const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 });
   let outcome;
   try {
     outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');
   } catch (err) {
-    await ctx.blobs.delete(key);
-    throw err;
+    // Nothing was indexed, so nothing may remain: the blob goes too.
+    ctx.log({ msg: 'index write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
+    await ctx.blobs.delete(key).catch(() => undefined);
+    return { ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be indexed', ...refs };
   }
   const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs };
   switch (outcome.kind) {

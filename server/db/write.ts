@@ -9,20 +9,30 @@ export type IndexOutcome =
   | { kind: 'series-elsewhere'; studyUid: string };
 
 /**
- * Writes the index rows of one instance in one transaction. Study and series
- * rows are created by the first instance that names them (concurrent writers
- * meet at ON CONFLICT, never at a duplicate row); the instance row is never
- * written twice for one SOP Instance UID.
+ * Writes the index rows of one instance. The common case is one statement
+ * (so one round trip and one commit): study and series rows are created by
+ * the first instance that names them (concurrent writers meet at ON
+ * CONFLICT, never at a duplicate row; the foreign keys are checked at the
+ * end of the statement, after the CTEs ran), and the instance row is written
+ * unless its SOP Instance UID is taken or its series belongs to another
+ * study. Only when no row was written does a second transaction find out why.
  */
 export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, instance: InstanceRow, overwrite: boolean): Promise<IndexOutcome> {
+  const row = { ...instance, bulk: JSON.stringify(instance.bulk), frames: instance.frames ? JSON.stringify(instance.frames) : null };
+  const insertStudy = db('studies').insert({ ...study, attributes: JSON.stringify(study.attributes) }).onConflict('study_uid').ignore();
+  const insertSeries = db('series').insert({ ...series, attributes: JSON.stringify(series.attributes) }).onConflict('series_uid').ignore();
+  const cols = Object.keys(row) as (keyof typeof row)[];
+  const insertInstance = db.raw(
+    `insert into instances (${cols.map(() => '??').join(', ')}) select ${cols.map(() => '?').join(', ')}
+     where not exists (select 1 from series where series_uid = ? and study_uid <> ?)
+     on conflict (sop_instance_uid) do nothing returning sop_instance_uid`,
+    [...cols, ...cols.map((c) => row[c]), series.series_uid, series.study_uid],
+  );
+  const result = await db.raw(`with s as (?), se as (?), i as (?) select count(*)::int as inserted from i`, [insertStudy, insertSeries, insertInstance]);
+  if (result.rows[0].inserted === 1) return { kind: 'stored' };
   return db.transaction(async (trx) => {
-    await trx('studies').insert({ ...study, attributes: JSON.stringify(study.attributes) }).onConflict('study_uid').ignore();
-    await trx('series').insert({ ...series, attributes: JSON.stringify(series.attributes) }).onConflict('series_uid').ignore();
     const owner = await trx('series').where({ series_uid: series.series_uid }).first('study_uid');
     if (owner && owner.study_uid !== series.study_uid) return { kind: 'series-elsewhere', studyUid: owner.study_uid };
-    const row = { ...instance, bulk: JSON.stringify(instance.bulk), frames: instance.frames ? JSON.stringify(instance.frames) : null };
-    const inserted = await trx('instances').insert(row).onConflict('sop_instance_uid').ignore().returning('sop_instance_uid');
-    if (inserted.length) return { kind: 'stored' };
     const existing = await trx('instances').where({ sop_instance_uid: instance.sop_instance_uid }).forUpdate().first('sha256', 'blob_key', 'series_uid');
     if (!existing) throw new Error('instance row vanished during store');
     if (existing.sha256 === instance.sha256 && existing.series_uid === instance.series_uid) return { kind: 'identical' };

@@ -1,10 +1,12 @@
 import type { RouterContext } from '@koa/router';
-import { storeInstance, type StoreOutcome } from '../archive.js';
+import { receiveInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus } from '../errors.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { MultipartReader, parseMediaType } from '../http/multipart.js';
 import { storeResponse, storeStatus } from './store-response.js';
+
+const IN_FLIGHT = 8;
 
 /** STOW-RS (PS3.18 §10.5): POST /studies and /studies/{study}, multipart/related of application/dicom. */
 export function store(deps: AppDeps) {
@@ -19,17 +21,7 @@ export function store(deps: AppDeps) {
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
-    const reader = new MultipartReader(ctx.req, ct.params.boundary);
-    const outcomes: StoreOutcome[] = [];
-    const log = (entry: Record<string, unknown>) => deps.log.warn(entry);
-    for (let part = await reader.next(); part; part = await reader.next()) {
-      const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;
-      if (type !== 'application/dicom') {
-        outcomes.push({ ok: false, reason: DicomStatus.CannotUnderstand, message: `part media type ${type} is not application/dicom` });
-        continue;
-      }
-      outcomes.push(await storeInstance({ ...deps, log }, part.body, studyUid));
-    }
+    const outcomes = await storeParts(deps, new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     for (const o of outcomes) {
       if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
@@ -39,4 +31,29 @@ export function store(deps: AppDeps) {
     ctx.type = 'application/dicom+json';
     ctx.body = storeResponse(outcomes, dicomwebBase(ctx, deps.config), studyUid);
   };
+}
+
+/**
+ * Stores each part in turn. The next part is read while earlier ones are
+ * still being flushed and committed (at most IN_FLIGHT tails at once, so
+ * memory stays bounded); the outcomes come back in part order.
+ */
+async function storeParts(deps: AppDeps, reader: MultipartReader, studyUid: string | undefined): Promise<StoreOutcome[]> {
+  const pending: Promise<StoreOutcome>[] = [];
+  const ctx = { ...deps, log: (entry: Record<string, unknown>) => deps.log.warn(entry) };
+  try {
+    for (let part = await reader.next(); part; part = await reader.next()) {
+      const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;
+      if (type !== 'application/dicom') {
+        pending.push(Promise.resolve({ ok: false, reason: DicomStatus.CannotUnderstand, message: `part media type ${type} is not application/dicom` }));
+        continue;
+      }
+      if (pending.length >= IN_FLIGHT) await pending[pending.length - IN_FLIGHT];
+      pending.push((await receiveInstance(ctx, part.body, studyUid)).outcome);
+    }
+  } catch (err) {
+    await Promise.allSettled(pending);
+    throw err;
+  }
+  return Promise.all(pending);
 }

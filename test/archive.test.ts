@@ -1,0 +1,93 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeInstance, sweepOrphans } from '../server/archive.js';
+import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
+import { syntheticInstance } from './synthetic.js';
+
+let a: TestArchive;
+beforeAll(async () => {
+  a = await createTestArchive();
+});
+afterAll(async () => {
+  await a?.close();
+});
+
+const ctx = () => ({ ...a.deps, log: () => undefined });
+const chunks = (buf: Buffer, size = 7) => Readable.from(Array.from({ length: Math.ceil(buf.length / size) }, (_, i) => buf.subarray(i * size, (i + 1) * size)));
+
+async function blobKeys(): Promise<string[]> {
+  const out: string[] = [];
+  for await (const b of a.deps.blobs.list('instances/')) out.push(b.key);
+  return out;
+}
+
+describe('storeInstance', () => {
+  it('parses an instance delivered in tiny chunks', async () => {
+    const inst = syntheticInstance({ frames: 2 });
+    const res = await storeInstance(ctx(), chunks(inst.bytes));
+    expect(res).toMatchObject({ ok: true, sopInstanceUid: inst.sopInstanceUid, duplicate: false });
+  });
+
+  it('deletes the blob when the index write fails, and reports 0x0110', async () => {
+    const inst = syntheticInstance();
+    const before = await blobKeys();
+    // A NOT VALID check constraint refuses every new row while leaving existing ones alone.
+    await a.deps.db.raw('alter table instances add constraint refuse_new check (false) not valid');
+    try {
+      const res = await storeInstance(ctx(), chunks(inst.bytes, 4096));
+      expect(res).toMatchObject({ ok: false, reason: 0x0110, sopInstanceUid: inst.sopInstanceUid });
+    } finally {
+      await a.deps.db.raw('alter table instances drop constraint refuse_new');
+    }
+    expect(await blobKeys()).toEqual(before);
+    expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(0);
+  });
+
+  it('keeps one index row and one blob when the same instance arrives in parallel', async () => {
+    const inst = syntheticInstance();
+    const before = (await blobKeys()).length;
+    const results = await Promise.all(Array.from({ length: 6 }, () => storeInstance(ctx(), chunks(inst.bytes, 1024))));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(results.filter((r) => r.ok && !r.duplicate)).toHaveLength(1);
+    expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(1);
+    expect((await blobKeys()).length).toBe(before + 1);
+  });
+
+  it('creates one study and one series row when a new study arrives over many requests at once', async () => {
+    const first = syntheticInstance();
+    const all = [first, ...Array.from({ length: 7 }, () => syntheticInstance({ studyUid: first.studyUid, seriesUid: first.seriesUid }))];
+    const res = await Promise.all(
+      all.map((i) => {
+        const m = multipartBody([i.bytes]);
+        return a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
+      }),
+    );
+    expect(res.map((r) => r.status)).toEqual(all.map(() => 200));
+    expect(await a.deps.db('studies').where({ study_uid: first.studyUid })).toHaveLength(1);
+    expect(await a.deps.db('series').where({ series_uid: first.seriesUid })).toHaveLength(1);
+    expect(await a.deps.db('instances').where({ series_uid: first.seriesUid })).toHaveLength(8);
+  });
+});
+
+describe('sweepOrphans', () => {
+  it('removes old blobs without an index row and keeps indexed and recent ones', async () => {
+    const inst = syntheticInstance();
+    await storeInstance(ctx(), chunks(inst.bytes, 4096));
+    const orphanOld = path.join(a.blobDir, 'instances/zz/old-orphan.dcm');
+    const orphanNew = path.join(a.blobDir, 'instances/zz/new-orphan.dcm');
+    fs.mkdirSync(path.dirname(orphanOld), { recursive: true });
+    fs.writeFileSync(orphanOld, 'x');
+    fs.writeFileSync(orphanNew, 'x');
+    const old = new Date(Date.now() - 2 * 3600_000);
+    fs.utimesSync(orphanOld, old, old);
+    const indexed = await a.deps.db('instances').select('blob_key');
+    for (const r of indexed) fs.utimesSync(path.join(a.blobDir, r.blob_key), old, old);
+    const removed = await sweepOrphans(a.deps.db, a.deps.blobs, 3600);
+    expect(removed).toBe(1);
+    expect(fs.existsSync(orphanOld)).toBe(false);
+    expect(fs.existsSync(orphanNew)).toBe(true);
+    for (const r of indexed) expect(fs.existsSync(path.join(a.blobDir, r.blob_key))).toBe(true);
+  });
+});
