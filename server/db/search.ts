@@ -1,0 +1,208 @@
+import type { Knex } from 'knex';
+import { visibleStudies, type Principal } from '../access.js';
+import type { DicomJson } from '../dicom/json.js';
+import type { Db } from './knex.js';
+
+// QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
+// One SQL statement per request: a CTE filters and pages on the key columns
+// only, then the page's rows are joined back for their attributes, and the
+// counts and ModalitiesInStudy are correlated subqueries on those rows only.
+
+export type Level = 'study' | 'series' | 'instance';
+
+/** How one matching key constrains rows; universal matching never gets here. */
+export type Condition =
+  /** Single value or UID list matching (§C.2.2.2.1, §C.2.2.2.2): any of the values, exact. */
+  | { op: 'in'; values: (string | number)[] }
+  /** Wild card matching (§C.2.2.2.4), case-sensitive: a LIKE pattern. */
+  | { op: 'like'; pattern: string }
+  /**
+   * Person name matching, case-insensitive: upper-cased LIKE patterns. One
+   * pattern matches if any component group (Alphabetic, Ideographic,
+   * Phonetic) matches; several are positional, one per group.
+   */
+  | { op: 'pn'; groups: string[] }
+  /** Range matching (§C.2.2.2.5) on DA values `YYYYMMDD`, inclusive. */
+  | { op: 'range'; from?: string; to?: string }
+  /** Range matching on TM values, bounds normalised to `HHMMSS.ffffff`. */
+  | { op: 'time'; from?: string; to?: string };
+
+/** `tag` is an 8-digit tag, or `sequence.item` for a sequence matching key (§C.2.2.2.6). */
+export interface Match {
+  tag: string;
+  cond: Condition;
+}
+
+export interface SearchSpec {
+  level: Level;
+  matches: Match[];
+  /** The study / series named by the target resource path. */
+  scope: { studyUid?: string; seriesUid?: string };
+  limit: number;
+  offset: number;
+  /** Which parts of each page row to load. */
+  load: { study: boolean; studyCounts: boolean; series: boolean; seriesCount: boolean; metadata: boolean };
+}
+
+export interface SearchRow {
+  total: number;
+  study_uid: string;
+  series_uid?: string;
+  sop_instance_uid?: string;
+  study_attributes?: DicomJson;
+  study_series?: number;
+  study_instances?: number;
+  modalities?: string[];
+  series_attributes?: DicomJson;
+  series_instances?: number;
+  sop_class_uid?: string;
+  instance_number?: number | null;
+  rows?: number | null;
+  columns?: number | null;
+  bits_allocated?: number | null;
+  number_of_frames?: number | null;
+  metadata?: string;
+}
+
+// Indexed columns for the matching keys; everything here is a constant, never client text.
+const COLUMN: Record<string, string> = {
+  '00080020': 's.study_date',
+  '00080030': 's.study_time',
+  '00080050': 's.accession_number',
+  '00080090': 's.referring_physician_name',
+  '00081030': 's.study_description',
+  '00100010': 's.patient_name',
+  '00100020': 's.patient_id',
+  '00100030': 's.patient_birth_date',
+  '00100040': 's.patient_sex',
+  '0020000D': 's.study_uid',
+  '00200010': 's.study_id',
+  '00080060': 'se.modality',
+  '0008103E': 'se.series_description',
+  '00180015': 'se.body_part_examined',
+  '0020000E': 'se.series_uid',
+  '00200011': 'se.series_number',
+  '00400244': 'se.pps_start_date',
+  '00400245': 'se.pps_start_time',
+  '00080016': 'i.sop_class_uid',
+  '00080018': 'i.sop_instance_uid',
+  '00200013': 'i.instance_number',
+};
+
+const LEVEL = {
+  study: { from: 'studies as s', key: 's.study_uid', order: 's.study_date', dir: 'desc nulls last' },
+  series: { from: 'series as se', key: 'se.series_uid', order: 'se.series_number', dir: 'asc nulls last' },
+  instance: { from: 'instances as i', key: 'i.sop_instance_uid', order: 'i.instance_number', dir: 'asc nulls last' },
+} as const;
+
+/** The page of matches, in a stable order, each with `total` = the number of matches overall. */
+export async function searchIndex(db: Db, principal: Principal, spec: SearchSpec): Promise<SearchRow[]> {
+  const lv = LEVEL[spec.level];
+  const m = db.from(lv.from).select(db.raw(`${lv.key} as k, ${lv.order} as o, count(*) over () as total`));
+  joinUp(m, spec.level);
+  m.whereIn('s.study_uid', visibleStudies(db, principal));
+  if (spec.scope.studyUid) m.where(spec.level === 'study' ? 's.study_uid' : spec.level === 'series' ? 'se.study_uid' : 'i.study_uid', spec.scope.studyUid);
+  if (spec.scope.seriesUid) m.where('i.series_uid', spec.scope.seriesUid);
+  for (const match of spec.matches) applyMatch(db, m, match);
+  m.orderByRaw(`o ${lv.dir}, k`).limit(spec.limit).offset(spec.offset);
+
+  const q = db.with('m', m).from('m').join(lv.from, lv.key, 'm.k');
+  joinUp(q, spec.level);
+  q.select('m.total', 's.study_uid');
+  const l = spec.load;
+  if (l.study) q.select('s.attributes as study_attributes');
+  if (l.studyCounts) {
+    q.select(
+      db.raw('(select count(*) from series x where x.study_uid = s.study_uid)::int as study_series'),
+      db.raw('(select count(*) from instances x where x.study_uid = s.study_uid)::int as study_instances'),
+      db.raw('array(select distinct x.modality from series x where x.study_uid = s.study_uid and x.modality is not null order by 1) as modalities'),
+    );
+  }
+  if (spec.level !== 'study') q.select('se.series_uid');
+  if (l.series) q.select('se.attributes as series_attributes');
+  if (l.seriesCount) q.select(db.raw('(select count(*) from instances x where x.series_uid = se.series_uid)::int as series_instances'));
+  if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
+  if (l.metadata) q.select('i.metadata');
+  return q.orderByRaw(`m.o ${lv.dir}, m.k`);
+}
+
+function joinUp(q: Knex.QueryBuilder, level: Level): void {
+  if (level === 'instance') q.join('series as se', 'se.series_uid', 'i.series_uid');
+  if (level !== 'study') q.join('studies as s', 's.study_uid', 'se.study_uid');
+}
+
+function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match): void {
+  const { tag, cond } = match;
+  if (tag === '00080061') {
+    // ModalitiesInStudy: a study matches if any of its series has a matching Modality.
+    q.whereExists(db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where((w) => applyCondition(w, 'x.modality', cond)));
+    return;
+  }
+  if (tag.includes('.')) {
+    // PS3.4 §C.2.2.2.6: a sequence matches if the key matches in at least one item.
+    const [seq, item] = tag.split('.');
+    const values = db.from(db.raw("jsonb_array_elements(coalesce(se.attributes->?->'Value', '[]'::jsonb)) as it(v)", [seq]))
+      .crossJoin(db.raw("jsonb_array_elements_text(coalesce(it.v->?->'Value', '[]'::jsonb)) as iv(t)", [item]))
+      .select(db.raw('1'));
+    q.whereExists(values.where((w) => applyCondition(w, 'iv.t', cond)));
+    return;
+  }
+  applyCondition(q, COLUMN[tag], cond);
+}
+
+function applyCondition(q: Knex.QueryBuilder, col: string, cond: Condition): void {
+  switch (cond.op) {
+    case 'in':
+      if (cond.values.length === 1) q.where(col, cond.values[0]);
+      else q.whereIn(col, cond.values);
+      return;
+    case 'like':
+      q.whereRaw('?? like ?', [col, cond.pattern]);
+      return;
+    case 'range':
+      if (cond.from !== undefined) q.where(col, '>=', cond.from);
+      if (cond.to !== undefined) q.where(col, '<=', cond.to);
+      return;
+    case 'time': {
+      // Stored TM values differ in precision (HHMM, HHMMSS.ffffff) and may use
+      // the ACR-NEMA colons; normalise them to the bounds' fixed width.
+      const t = `replace(${col}, ':', '')`;
+      const norm = `(rpad(split_part(${t}, '.', 1), 6, '0') || '.' || rpad(split_part(${t}, '.', 2), 6, '0')) collate "C"`;
+      if (cond.from !== undefined) q.whereRaw(`${norm} >= ?`, [cond.from]);
+      if (cond.to !== undefined) q.whereRaw(`${norm} <= ?`, [cond.to]);
+      return;
+    }
+    case 'pn':
+      pnCondition(q, col, cond.groups);
+  }
+}
+
+/**
+ * The column holds `Alphabetic=Ideographic=Phonetic`. Each group is matched on
+ * its own so a wildcard never spans groups. The Alphabetic branch also states
+ * `upper(col) like '<literal prefix>%'`, which the text_pattern_ops index on
+ * upper(patient_name) answers (the migration's studies_patient_name).
+ */
+function pnCondition(q: Knex.QueryBuilder, col: string, groups: string[]): void {
+  const group = (n: number) => `upper(split_part(${col}, '=', ${n})) like ?`;
+  if (groups.length > 1) {
+    groups.forEach((g, i) => {
+      if (g) q.whereRaw(group(i + 1), [g]);
+    });
+    return;
+  }
+  const p = groups[0];
+  const prefix = literalPrefix(p);
+  const alphabetic = prefix ? `(upper(${col}) like ? and ${group(1)})` : group(1);
+  const bindings = prefix ? [`${prefix}%`, p, p, p] : [p, p, p];
+  // Only a value holding "=" has Ideographic or Phonetic groups; saying so lets
+  // partial indexes on those groups (if the migration has them) serve the branch.
+  q.whereRaw(`(${alphabetic} or (${col} like '%=%' and (${group(2)} or ${group(3)})))`, bindings);
+}
+
+/** The part of a LIKE pattern before its first unescaped wildcard, still escaped. */
+function literalPrefix(pattern: string): string {
+  let i = 0;
+  while (i < pattern.length && pattern[i] !== '%' && pattern[i] !== '_') i += pattern[i] === '\\' ? 2 : 1;
+  return pattern.slice(0, i);
+}
