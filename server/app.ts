@@ -7,6 +7,13 @@ import { errorHandler } from './http/error-handler.js';
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
+  // Errors after a response has started reach here instead of the error
+  // handler: a client that hangs up mid-stream is routine, anything else is ours.
+  app.on('error', (err: Error & { code?: string }) => {
+    const clientGone = ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(err.code ?? '');
+    if (clientGone) deps.log.debug({ code: err.code }, 'client closed the connection mid-response');
+    else deps.log.error({ err }, 'error while streaming a response');
+  });
   app.use(errorHandler(deps.log));
   const router = dicomwebRouter(deps);
   app.use(router.routes());

@@ -51,10 +51,10 @@ export function syntheticInstance(opts: SyntheticOptions = {}): { bytes: Buffer;
     PixelRepresentation: 0,
     NumberOfFrames: String(frames),
     ...attrs,
+    _vrMap: { PixelData: 'OB' },
     PixelData: pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.length),
   };
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  dict.dict['7FE00010'].vr = 'OB';
   return { bytes: Buffer.from(dict.write()), studyUid, seriesUid, sopInstanceUid, frameBytes };
 }

@@ -24,8 +24,6 @@ export function createFsBlobStore(root: string): BlobStore {
       await fsp.mkdir(path.dirname(target), { recursive: true });
       if (body.destroyed) throw body.errored ?? new Error('the blob stream was aborted');
       const tmp = `${target}.${randomUUID()}.tmp`;
-      let size = 0;
-      body.on('data', (chunk: Buffer) => (size += chunk.length));
       const out = fs.createWriteStream(tmp, { flags: 'wx' });
       try {
         await pipeline(body, out);
@@ -47,7 +45,7 @@ export function createFsBlobStore(root: string): BlobStore {
         await fsp.rm(tmp, { force: true });
         throw err;
       }
-      return { size };
+      return { size: out.bytesWritten };
     },
 
     async get(key, range?: ByteRange) {
