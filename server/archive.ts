@@ -8,7 +8,7 @@ import { indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
-import { DicomStatus } from './errors.js';
+import { ApiError, DicomStatus } from './errors.js';
 
 export interface StoreContext {
   db: Db;
@@ -56,7 +56,9 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
       for await (const chunk of body) {
         hash.update(chunk);
         size += chunk.length;
-        if (!sink.write(chunk)) await once(sink, 'drain');
+        // A failed blob write stops the copying, not the reading: the part is
+        // still read to its end and then fails alone (see finish()).
+        if (!sink.destroyed && !sink.write(chunk)) await once(sink, 'drain').catch(() => undefined);
         yield chunk;
       }
       sink.end();
@@ -73,8 +75,15 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     await put.catch(() => undefined);
     await ctx.blobs.delete(key);
-    if (err instanceof ParseError) return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message: err.failure.message }) };
-    throw err;
+    if (err instanceof ParseError) {
+      const { message, sopInstanceUid, sopClassUid } = err.failure;
+      return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }) };
+    }
+    // The request itself broke (a malformed body, a client that hung up): the caller ends the request.
+    if (err instanceof ApiError || (err as NodeJS.ErrnoException).code) throw err;
+    // Anything else is a fault in reading this one instance: it fails alone.
+    ctx.log({ msg: 'instance could not be processed', error: String((err as Error).stack ?? err) });
+    return { outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }) };
   }
   const outcome = finish(ctx, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
   outcome.catch(() => undefined);

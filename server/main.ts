@@ -6,6 +6,13 @@ import { createLogger } from './log.js';
 
 const config = loadConfig();
 const log = createLogger(config);
+// A fault that escapes every handler is logged where operators look, then the
+// process exits so a supervisor (or the operator) starts a clean one.
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception');
+  process.exit(1);
+});
+process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
 const deps = await boot(config, log);
 const app = createApp(deps);
 const server = app.listen(config.port, config.host, () => {

@@ -61,7 +61,8 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     blob_key: blob.blobKey,
     size: blob.size,
     sha256: blob.sha256,
-    number_of_frames: p.frames ? p.frames.length : null,
+    // The stored Number of Frames (0028,0008); a single-frame image without it has one.
+    number_of_frames: num(Tag.NumberOfFrames) ?? (p.frames ? p.frames.length : null),
     rows: num(Tag.Rows),
     columns: num(Tag.Columns),
     bits_allocated: num(Tag.BitsAllocated),

@@ -21,7 +21,13 @@ export interface ParsedInstance {
   frames: FrameMap | null;
 }
 
-export type ParseFailure = { kind: 'not-dicom' | 'truncated' | 'unsupported' | 'too-large' | 'invalid'; message: string };
+export type ParseFailure = {
+  kind: 'not-dicom' | 'truncated' | 'unsupported' | 'too-large' | 'invalid';
+  message: string;
+  /** The instance's UIDs, when they could be read, for the failure report. */
+  sopInstanceUid?: string;
+  sopClassUid?: string;
+};
 
 export class ParseError extends Error {
   constructor(readonly failure: ParseFailure) {
@@ -60,7 +66,8 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: { bulkT
     ['SOPClassUID (0008,0016)', sopClassUid],
   ].filter(([, v]) => !v || !isValidUid(v));
   if (missing.length) {
-    throw new ParseError({ kind: 'invalid', message: `missing or invalid ${missing.map(([n]) => n).join(', ')}` });
+    const known = (uid: string) => (uid && isValidUid(uid) ? uid : undefined);
+    throw new ParseError({ kind: 'invalid', message: `missing or invalid ${missing.map(([n]) => n).join(', ')}`, sopInstanceUid: known(sopInstanceUid), sopClassUid: known(sopClassUid) });
   }
   if (scan.transcoded) dataset[Tag.SpecificCharacterSet] = { vr: 'CS', Value: ['ISO_IR 192'] };
   dataset[Tag.TransferSyntaxUID] = { vr: 'UI', Value: [scan.transferSyntaxUid] };

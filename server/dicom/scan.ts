@@ -44,7 +44,10 @@ export interface ScanResult {
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_BE = '1.2.840.10008.1.2.2';
-const DEFLATED = ['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.8.1'];
+// Transfer syntaxes whose data set itself is deflated (PS3.5 §A.5; JPIP
+// Referenced Deflate, §A.7). Deflated Image Frame Compression (…1.2.8.1)
+// deflates only the frames and is read like any encapsulated syntax.
+const DEFLATED = ['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.4.95'];
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const ALL_VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
@@ -204,7 +207,13 @@ async function copyElement(ctx: Ctx, h: Header): Promise<void> {
       return;
     }
   } else if (ctx.charsets && TEXT_VRS.has(h.vr) && needsCharsetDecoding(ctx.charsets)) {
-    let text = Buffer.from(decodeText(value, ctx.charsets, h.vr), 'utf8');
+    let decoded: string;
+    try {
+      decoded = decodeText(value, ctx.charsets, h.vr);
+    } catch (err) {
+      throw new NotDicomError(`element ${h.tag} cannot be decoded: ${(err as Error).message}`);
+    }
+    let text = Buffer.from(decoded, 'utf8');
     if (text.length % 2) text = Buffer.concat([text, Buffer.from(' ')]);
     emit(ctx, writeHeaderLike(ctx, h, text.length), text);
     return;

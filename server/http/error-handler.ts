@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { Context, Next } from 'koa';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -20,7 +21,7 @@ export function errorHandler(log: Logger) {
         ctx.body = { error: err.code, message: err.message };
       } else if (isHttpError(err)) {
         ctx.status = err.status;
-        ctx.body = { error: 'BadRequest', message: err.message };
+        ctx.body = { error: (STATUS_CODES[err.status] ?? 'Bad Request').replace(/[^A-Za-z]/g, ''), message: err.message };
       } else {
         log.error({ err, method: ctx.method, path: ctx.path }, 'unhandled error');
         ctx.status = 500;

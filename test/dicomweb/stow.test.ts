@@ -145,3 +145,20 @@ describe('STOW-RS', () => {
     expect(row.frames.map((f: { length: number }[]) => f[0].length)).toEqual([16, 16, 16]);
   });
 });
+
+describe('STOW-RS, instances that fail alone', () => {
+  it('fails an instance with an unknown character set with 0xC000 and stores the others', async () => {
+    const bad = syntheticInstance({ SpecificCharacterSet: 'ISO 2022 IR 999', PatientName: 'X^Y' });
+    const good = syntheticInstance();
+    const res = await stow([bad.bytes, good.bytes]);
+    expect(res.status).toBe(202);
+    expect(res.body['00081198'].Value[0]['00081197'].Value).toEqual([0xc000]);
+    expect(res.body['00081199'].Value[0]['00081155'].Value).toEqual([good.sopInstanceUid]);
+  });
+
+  it('names the SOP Instance UID of an instance that lacks another required UID', async () => {
+    const inst = syntheticInstance({ StudyInstanceUID: undefined });
+    const res = await stow([inst.bytes]);
+    expect(res.body['00081198'].Value[0]['00081155'].Value).toEqual([inst.sopInstanceUid]);
+  });
+});
