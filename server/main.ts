@@ -10,6 +10,7 @@ const log = createLogger(config);
 // process exits so a supervisor (or the operator) starts a clean one.
 process.on('uncaughtException', (err) => {
   log.fatal({ err }, 'uncaught exception');
+  log.flush();
   process.exit(1);
 });
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
@@ -41,6 +42,7 @@ async function stop(signal: string) {
   server.close();
   server.closeIdleConnections();
   await deps.shutdown();
+  log.flush();
   process.exit(0);
 }
 process.on('SIGINT', () => void stop('SIGINT'));

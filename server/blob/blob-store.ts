@@ -20,12 +20,19 @@ export interface BlobInfo {
 export interface BlobStore {
   put(key: string, body: Readable): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<Readable>;
+  /** The whole blob (of `size` bytes, when the caller knows it) in memory: only for blobs known to be small. */
+  read(key: string, size?: number): Promise<Buffer>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
   ping(): Promise<void>;
 }
 
-/** A server-generated key for a new instance blob. */
-export function newInstanceKey(uuid: string): string {
-  return `instances/${uuid.slice(0, 2)}/${uuid}.dcm`;
+/**
+ * A server-generated key for a new instance blob, grouped by the hour it was
+ * written: writes at the same time share a folder (and so one directory
+ * fsync in the filesystem store), and operators can copy or check by date.
+ */
+export function newInstanceKey(uuid: string, now = new Date()): string {
+  const iso = now.toISOString();
+  return `instances/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}/${uuid}.dcm`;
 }

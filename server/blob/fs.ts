@@ -3,56 +3,94 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import type { BlobInfo, BlobStore, ByteRange } from './blob-store.js';
+
+const fdOpen = promisify(fs.open);
+const fdClose = promisify(fs.close);
+const fdRead = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
+  new Promise<number>((res, rej) => fs.read(fd, buf, offset, length, position, (err, n) => (err ? rej(err) : res(n))));
+
+/** Bytes gathered before one write: few, large writes keep the thread pool free for fsyncs. */
+const WRITE_BATCH = 1024 * 1024;
 
 /**
  * Filesystem blob store: the zero-config default. A put writes a temporary
- * file, fsyncs it and renames it into place, so a blob is either whole or
- * absent after a crash.
+ * file, fsyncs it, renames it into place and fsyncs the directory, so a blob
+ * is either whole or absent after a crash, and present once put resolves.
  */
 export function createFsBlobStore(root: string): BlobStore {
+  const base = path.resolve(root);
   const resolve = (key: string): string => {
-    const full = path.resolve(root, key);
-    if (!full.startsWith(path.resolve(root) + path.sep)) throw new Error(`blob key escapes the store: ${key}`);
+    const full = path.resolve(base, key);
+    if (!full.startsWith(base + path.sep)) throw new Error(`blob key escapes the store: ${key}`);
     return full;
   };
+  const knownDirs = new Set<string>();
+  const dirSync = directorySyncer();
 
   return {
     async put(key, body) {
       const target = resolve(key);
-      await fsp.mkdir(path.dirname(target), { recursive: true });
+      const dir = path.dirname(target);
+      if (!knownDirs.has(dir)) {
+        await fsp.mkdir(dir, { recursive: true });
+        knownDirs.add(dir);
+      }
       if (body.destroyed) throw body.errored ?? new Error('the blob stream was aborted');
       const tmp = `${target}.${randomUUID()}.tmp`;
-      const out = fs.createWriteStream(tmp, { flags: 'wx' });
+      const fh = await fsp.open(tmp, 'wx');
+      let size = 0;
       try {
-        await pipeline(body, out);
-        const fh = await fsp.open(tmp, 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
+        let batch: Buffer[] = [];
+        let batched = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= WRITE_BATCH) {
+            size += await writeAll(fh, batch);
+            batch = [];
+            batched = 0;
+          }
         }
+        size += await writeAll(fh, batch);
+        await fh.sync();
+        await fh.close();
         await fsp.rename(tmp, target);
         // The rename is durable only once the directory entry is on disk.
-        const dir = await fsp.open(path.dirname(target), 'r');
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
-        }
+        await dirSync(dir);
       } catch (err) {
+        await fh.close().catch(() => undefined);
         await fsp.rm(tmp, { force: true });
         throw err;
       }
-      return { size: out.bytesWritten };
+      return { size };
     },
 
     async get(key, range?: ByteRange) {
-      const file = resolve(key);
       // Open first so a missing blob rejects here, not later mid-stream.
-      const fh = await fsp.open(file, 'r');
-      return fh.createReadStream(range ? { start: range.start, end: range.end, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 }) as Readable;
+      const fh = await fsp.open(resolve(key), 'r');
+      const opts = range ? { start: range.start, end: range.end } : {};
+      return fh.createReadStream({ ...opts, highWaterMark: 256 * 1024 }) as Readable;
+    },
+
+    async read(key, size) {
+      if (size === undefined) return fsp.readFile(resolve(key));
+      // With the size known from the index: one open, one read, one close, on
+      // plain descriptors (cheaper than FileHandle objects on this hot path).
+      const fd = await fdOpen(resolve(key), 'r');
+      try {
+        const buf = Buffer.allocUnsafe(size);
+        let got = 0;
+        while (got < size) {
+          const bytesRead = await fdRead(fd, buf, got, size - got, got);
+          if (bytesRead === 0) throw new Error(`blob ${key} is shorter than its recorded ${size} bytes`);
+          got += bytesRead;
+        }
+        return buf;
+      } finally {
+        await fdClose(fd);
+      }
     },
 
     async delete(key) {
@@ -60,14 +98,55 @@ export function createFsBlobStore(root: string): BlobStore {
     },
 
     async *list(prefix): AsyncIterable<BlobInfo> {
-      const base = resolve(prefix.endsWith('/') ? prefix : `${prefix}/`);
-      yield* walk(base, path.resolve(root));
+      yield* walk(resolve(prefix.endsWith('/') ? prefix : `${prefix}/`), base);
     },
 
     async ping() {
-      await fsp.mkdir(root, { recursive: true });
-      await fsp.access(root, fs.constants.W_OK);
+      await fsp.mkdir(base, { recursive: true });
+      await fsp.access(base, fs.constants.W_OK);
     },
+  };
+}
+
+async function writeAll(fh: fsp.FileHandle, chunks: Buffer[]): Promise<number> {
+  if (!chunks.length) return 0;
+  let total = chunks.reduce((n, c) => n + c.length, 0);
+  const expected = total;
+  while (total > 0) {
+    const { bytesWritten } = await fh.writev(chunks);
+    total -= bytesWritten;
+    if (total > 0) {
+      // A short write: continue after what was written.
+      let skip = bytesWritten;
+      while (skip >= chunks[0].length) skip -= chunks.shift()!.length;
+      chunks[0] = chunks[0].subarray(skip);
+    }
+  }
+  return expected;
+}
+
+/**
+ * Group commit for directory fsyncs: a caller waits for a sync that starts
+ * after its rename, and every rename done before that sync started shares it.
+ */
+function directorySyncer(): (dir: string) => Promise<void> {
+  const queued = new Map<string, { started: boolean; done: Promise<void> }>();
+  return (dir) => {
+    const current = queued.get(dir);
+    if (current && !current.started) return current.done;
+    const entry = { started: false, done: Promise.resolve() };
+    entry.done = (current ? current.done.catch(() => undefined) : Promise.resolve()).then(async () => {
+      entry.started = true;
+      if (queued.get(dir) === entry) queued.delete(dir);
+      const d = await fsp.open(dir, 'r');
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+    });
+    queued.set(dir, entry);
+    return entry.done;
   };
 }
 

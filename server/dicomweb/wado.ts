@@ -4,7 +4,7 @@ import type { AppDeps } from '../deps.js';
 import { findInstances } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 import { acceptsDicom, parseAccept } from '../http/accept.js';
-import { multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
+import { multipartChunks, multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
 import { notFound, principalOf, targetOf } from './target.js';
 
 /**
@@ -26,18 +26,26 @@ export function retrieve(deps: AppDeps) {
     const parts: OutPart[] = rows.map((r) => ({
       contentType: `application/dicom; transfer-syntax=${r.transfer_syntax_uid}`,
       length: r.size,
-      body: () => deps.blobs.get(r.blob_key),
+      // Small instances are read whole (one read, one socket write); large ones stream.
+      body: async () => (r.size <= SMALL_BLOB ? [await deps.blobs.read(r.blob_key, r.size)] : deps.blobs.get(r.blob_key)),
     }));
     // A bare application/dicom is answered with one single-part instance.
     if (t.sopInstanceUid && chosen[0] && !chosen[0].multipart) {
       ctx.type = parts[0].contentType;
       ctx.length = rows[0].size;
-      ctx.body = await deps.blobs.get(rows[0].blob_key);
+      ctx.body = rows[0].size <= SMALL_BLOB ? await deps.blobs.read(rows[0].blob_key, rows[0].size) : await deps.blobs.get(rows[0].blob_key);
       return;
     }
     ctx.status = 200;
     ctx.type = `multipart/related; type="application/dicom"; boundary=${boundary}`;
     ctx.length = multipartLength(boundary, parts)!;
+    if (rows.length === 1 && rows[0].size <= SMALL_BLOB) {
+      ctx.body = Buffer.concat(multipartChunks(boundary, [{ part: parts[0], data: await deps.blobs.read(rows[0].blob_key, rows[0].size) }]));
+      return;
+    }
     ctx.body = multipartStream(boundary, parts);
   };
 }
+
+/** Instances up to this size are sent from one buffer instead of a stream. */
+const SMALL_BLOB = 4 * 1024 * 1024;

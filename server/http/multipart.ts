@@ -62,13 +62,8 @@ export class MultipartReader {
   }
 
   private async pull(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.done = true;
-      return false;
-    }
-    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    const chunk = await this.nextChunk();
+    if (!chunk) return false;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     return true;
   }
@@ -126,31 +121,59 @@ export class MultipartReader {
   }
 
   private async *body(): AsyncGenerator<Buffer> {
-    const keep = this.delim.length - 1;
+    const dl = this.delim.length;
     for (;;) {
       const idx = this.buf.indexOf(this.delim);
       if (idx >= 0) {
         const last = this.buf.subarray(0, idx);
-        this.buf = this.buf.subarray(idx + this.delim.length);
+        this.buf = this.buf.subarray(idx + dl);
         if (last.length) yield last;
         return;
       }
-      if (this.buf.length > keep) {
-        const out = this.buf.subarray(0, this.buf.length - keep);
-        this.buf = this.buf.subarray(this.buf.length - keep);
-        yield out;
+      // Everything but a possible start of the delimiter can go out now.
+      if (this.buf.length >= dl) {
+        yield this.buf.subarray(0, this.buf.length - (dl - 1));
+        this.buf = this.buf.subarray(this.buf.length - (dl - 1));
       }
-      if (!(await this.pull())) throw this.malformed('multipart body ends before the closing boundary');
+      const chunk = await this.nextChunk();
+      if (!chunk) throw this.malformed('multipart body ends before the closing boundary');
+      if (chunk.length < dl - 1) {
+        // Too short to close a straddling delimiter: keep gathering.
+        this.buf = Buffer.concat([this.buf, chunk]);
+        continue;
+      }
+      // A delimiter may straddle the kept tail and the new chunk; only that
+      // small window is copied, never the chunk itself.
+      const j = Buffer.concat([this.buf, chunk.subarray(0, dl - 1)]).indexOf(this.delim);
+      if (j >= 0 && j < this.buf.length) {
+        if (j) yield this.buf.subarray(0, j);
+        this.buf = chunk.subarray(j + dl - this.buf.length);
+        return;
+      }
+      if (this.buf.length) yield this.buf;
+      this.buf = chunk;
     }
   }
+
+  private async nextChunk(): Promise<Buffer | null> {
+    if (this.done) return null;
+    const r = await this.it.next();
+    if (r.done) {
+      this.done = true;
+      return null;
+    }
+    return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+  }
 }
+
+type Chunks = AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>;
 
 export interface OutPart {
   contentType: string;
   headers?: Record<string, string>;
   /** The body's byte count, when known, for Content-Length. */
   length?: number;
-  body: () => Promise<AsyncIterable<Buffer | Uint8Array>> | AsyncIterable<Buffer | Uint8Array>;
+  body: () => Promise<Chunks> | Chunks;
 }
 
 function partHead(boundary: string, part: OutPart): Buffer {
@@ -169,15 +192,34 @@ export function multipartLength(boundary: string, parts: OutPart[]): number | un
   return n;
 }
 
-/** A multipart/related response body, written part by part from streams. */
-export function multipartStream(boundary: string, parts: AsyncIterable<OutPart> | Iterable<OutPart>): Readable {
+/**
+ * A multipart/related response body, written part by part from streams. The
+ * next part's body is opened while the current one is sent, so the wait for
+ * a blob overlaps with writing the previous one.
+ */
+export function multipartStream(boundary: string, parts: OutPart[]): Readable {
   async function* gen(): AsyncGenerator<Buffer | Uint8Array> {
-    for await (const part of parts as AsyncIterable<OutPart>) {
-      yield partHead(boundary, part);
-      for await (const chunk of await part.body()) yield chunk;
-      yield Buffer.from('\r\n');
+    let next = parts.length ? Promise.resolve(parts[0].body()) : null;
+    for (let i = 0; i < parts.length; i++) {
+      const body = await next!;
+      next = i + 1 < parts.length ? Promise.resolve(parts[i + 1].body()) : null;
+      // A prefetched body that is never reached must not become an unhandled rejection.
+      next?.catch(() => undefined);
+      yield partHead(boundary, parts[i]);
+      for await (const chunk of body) yield chunk;
+      yield CRLF;
     }
     yield Buffer.from(`--${boundary}--\r\n`);
   }
   return Readable.from(gen(), { objectMode: false, highWaterMark: 1024 * 1024 });
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** The same body as chunks, for small responses whose parts are in memory already (nothing is copied). */
+export function multipartChunks(boundary: string, parts: { part: OutPart; data: Buffer }[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const { part, data } of parts) out.push(partHead(boundary, part), data, CRLF);
+  out.push(Buffer.from(`--${boundary}--\r\n`));
+  return out;
 }

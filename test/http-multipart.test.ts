@@ -1,0 +1,41 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { MultipartReader, parseMediaType } from '../server/http/multipart.js';
+
+async function readAll(body: Buffer, boundary: string, chunk: number): Promise<{ headers: Record<string, string>; body: string }[]> {
+  const chunks = Array.from({ length: Math.ceil(body.length / chunk) }, (_, i) => body.subarray(i * chunk, (i + 1) * chunk));
+  const reader = new MultipartReader(Readable.from(chunks), boundary);
+  const out: { headers: Record<string, string>; body: string }[] = [];
+  for (let p = await reader.next(); p; p = await reader.next()) {
+    const parts: Buffer[] = [];
+    for await (const c of p.body) parts.push(c);
+    out.push({ headers: p.headers, body: Buffer.concat(parts).toString('latin1') });
+  }
+  return out;
+}
+
+const boundary = 'xYz-123';
+const body = Buffer.from(
+  `preamble\r\n--${boundary}\r\nContent-Type: application/dicom\r\n\r\nfirst\r\n--xYz-12 almost\r\n` +
+    `--${boundary} \r\nContent-Type: application/dicom\r\n\r\n\r\n--${boundary}\r\n\r\nthird\r\n--${boundary}--\r\nepilogue`,
+);
+
+describe('MultipartReader', () => {
+  for (const size of [1, 2, 3, 5, 8, 13, 64, 4096]) {
+    it(`splits the same parts whatever the chunk size (${size})`, async () => {
+      const parts = await readAll(body, boundary, size);
+      expect(parts.map((p) => p.body)).toEqual(["first\r\n--xYz-12 almost", '', 'third']);
+      expect(parts[0].headers['content-type']).toBe('application/dicom');
+    });
+  }
+
+  it('rejects a body without a closing boundary', async () => {
+    await expect(readAll(Buffer.from(`--${boundary}\r\n\r\nabc`), boundary, 2)).rejects.toThrow(/closing boundary/);
+  });
+});
+
+describe('parseMediaType', () => {
+  it('reads quoted and unquoted parameters case-insensitively', () => {
+    expect(parseMediaType('Multipart/Related; Type="application/dicom"; boundary="a;b"')).toEqual({ type: 'multipart/related', params: { type: 'application/dicom', boundary: 'a;b' } });
+  });
+});
