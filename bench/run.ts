@@ -1,18 +1,21 @@
 // Cairn black-box DICOMweb benchmark. Usage: npm run bench -- [--base URL] [--sizes 10000,100000]
 //   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
+//   [--no-memory] [--memory-request-mb 1024] [--memory-instance-mb 500]
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
 import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, stow,
   type Reply } from './client.js';
-import { fmt, fmtLat, lat, mbps, round, RssSampler, table, type Lat, type Row } from './stats.js';
+import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
+import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
 import { startCairn, startYardstick, type Cairn } from './target.js';
 
 const { values: a } = parseArgs({ options: {
   base: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
   'stow-instances': { type: 'string', default: '400' }, pid: { type: 'string' }, out: { type: 'string' },
   concurrency: { type: 'string', default: '4' }, 'fill-batch': { type: 'string', default: '50' },
-  'fill-minutes': { type: 'string', default: '60' },
+  'fill-minutes': { type: 'string', default: '60' }, 'no-memory': { type: 'boolean', default: false },
+  'memory-request-mb': { type: 'string', default: '1024' }, 'memory-instance-mb': { type: 'string', default: '500' },
 } });
 const SERIES = 50; const BIG_SERIES = 500; const ROWS = 512; const FILL_ROWS = 64;
 const conc = Math.max(1, Number(a.concurrency));
@@ -73,13 +76,14 @@ log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 in
 const stowGen = batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN);
 const st = await stowAll(stowGen, 600_000, true);
 stored += st.instances;
-if (!st.refs.length || !st.first) throw new Error(`STOW phase stored nothing: ${st.firstError ?? 'unknown error'}`);
-const instanceBytes = st.first.byteLength;
+// A failed phase is reported as failed; the phases after it still run (and report their own errors).
+if (!st.refs.length || !st.first) log(`STOW phase stored nothing: ${st.firstError ?? 'unknown error'}`);
+const instanceBytes = st.first?.byteLength ?? 0;
 const full = new Map<string, InstanceRef[]>();
 for (const r of st.refs) full.set(r.series, [...(full.get(r.series) ?? []), r]);
 const series50 = [...full.values()].filter((v) => v.length === SERIES);
-if (!series50.length) throw new Error('no complete 50-instance series was stored');
-const s50 = series50[0][0];
+if (!series50.length) log('no complete 50-instance series was stored: series phases will fail');
+const s50 = series50[0]?.[0];
 
 // 2. WADO-RS retrieve, and the yardstick with the same client loop.
 log('WADO-RS instance retrieve');
@@ -88,7 +92,7 @@ log('WADO-RS series retrieve');
 const seriesN = Math.max(8, series50.length * 2);
 const wadoS = await loop(conc, seriesN, 60_000, (i) => get(seriesUrl(series50[i % series50.length][0]), DICOM_MULTIPART), ok);
 log('yardstick (in-process node:http serving the same instance bytes)');
-const yard = await startYardstick(st.first, SERIES);
+const yard = await startYardstick(st.first ?? new Uint8Array(0), SERIES);
 const yardR = await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
 const yardS = await loop(conc, seriesN, 60_000, () => get(yard.seriesUrl, DICOM_MULTIPART), ok);
 await yard.close();
@@ -112,7 +116,7 @@ const fillStudies = function* () {
   for (;;) { const p = newPatient(); patients.push(p.id); surnames.add(p.name.split('^')[0]); yield newStudy(p, [10, 10]) }
 }();
 interface SizeResult { targetInstances: number; storedByThisRun: number;
-  fill: { instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null };
+  fill: { status: 'ok' | 'failed'; instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null };
   patientId: Lat & { emptyResults: number }; patientName: Lat & { emptyResults: number } }
 const qido: SizeResult[] = [];
 /** QIDO latency loop that also counts 200 replies without any matching study. */
@@ -138,10 +142,17 @@ for (const size of sizes) {
   const prefixes = [...surnames];
   const patientName = await qidoLoop((i) => `${base}/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length] + '*')}`);
   qido.push({ targetInstances: size, storedByThisRun: stored, patientId, patientName, fill: {
-    instances: f.instances, failed: f.failed, instancesPerSec: round(f.instances / (f.ms / 1000), 1), mbPerSec: mbps(f.bytes, f.ms) } });
+    status: f.failed || stored < size ? 'failed' : 'ok', instances: f.instances, failed: f.failed, instancesPerSec: round(f.instances / (f.ms / 1000), 1), mbPerSec: mbps(f.bytes, f.ms) } });
 }
 
-// 4. Report.
+// 4. Memory phases: one ~1 GB STOW-RS request, one ~500 MB instance, then its frame 1000.
+let memory: MemoryResult | undefined; let memoryError: string | undefined;
+if (!a['no-memory']) {
+  try { memory = await memoryPhases(base, pid, Number(a['memory-request-mb']), Number(a['memory-instance-mb']), log) }
+  catch (e) { memoryError = String((e as Error).message ?? e); log(`memory phases failed: ${memoryError}`) }
+}
+
+// 5. Report.
 const peakRssMB = sampler?.stop() ?? null;
 const yardMBps = mbps(yardR.bytes, yardR.elapsedMs); const yardSMBps = mbps(yardS.bytes, yardS.elapsedMs);
 const pctOf = (v: number | null, y: number | null): number | null => (v !== null && y ? round((100 * v) / y, 1) : null);
@@ -150,19 +161,25 @@ const result = {
   target: base, server: cairn ? 'cairn (spawned by bench)' : 'external', date: new Date().toISOString(), node: process.version,
   config: { concurrency: conc, stowInstances: stowN, instanceBytes, rows: ROWS, fillRows: FILL_ROWS, fillBatch, sizes,
     note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances` },
-  stow: { instances: st.instances, failed: st.failed, seconds: round(st.ms / 1000), instancesPerSec: round(st.instances / (st.ms / 1000), 1),
+  stow: { status: st.failed || !st.instances ? 'failed' : 'ok', instances: st.instances, failed: st.failed, seconds: round(st.ms / 1000), instancesPerSec: round(st.instances / (st.ms / 1000), 1),
     mbPerSec: mbps(st.bytes, st.ms), clientGenerationSeconds: round(st.genMs / 1000), firstError: st.firstError },
-  wado: { instanceMBps: wadoIMBps, instancePctOfYardstick: pctOf(wadoIMBps, yardMBps), instanceRequests: wadoI.count, instanceErrors: wadoI.errors,
+  wado: { instanceStatus: status(wadoI), seriesStatus: status(wadoS), instanceMBps: wadoIMBps, instancePctOfYardstick: pctOf(wadoIMBps, yardMBps), instanceRequests: wadoI.count, instanceErrors: wadoI.errors,
     seriesMBps: wadoSMBps, seriesPctOfYardstick: pctOf(wadoSMBps, yardSMBps), seriesRequests: wadoS.count, seriesErrors: wadoS.errors,
     yardstickMBps: yardMBps, yardstickSeriesMBps: yardSMBps, firstError: wadoI.firstError ?? wadoS.firstError },
   frame: lat(frames), qidoSeriesInstances50: lat(qidoSeries), seriesMetadata50: lat(meta50), seriesMetadata500: lat(meta500),
-  qido, peakRssMB, rssPid: pid ?? null,
+  qido, memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
+  peakRssMB, rssPid: pid ?? null,
 };
+function memOk(m: MemoryResult): boolean { return m.request1GB.ok && m.instance500MB.ok && m.instance500MB.frame1000.ok }
+const failed = (ok: boolean): string => (ok ? '' : 'FAILED  ');
+const streamRow = (r: StreamResult): string => `${failed(r.ok)}HTTP ${fmt(r.status)}  ${fmt(r.referenced)}/${r.sentInstances} referenced  ` +
+  `${(r.bytes / 1e6).toFixed(0)} MB in ${fmt(r.seconds, ' s')} = ${fmt(r.mbPerSec, ' MB/s')}  peak RSS ${fmt(r.peakRssMB, ' MB')} ` +
+  `(before ${fmt(r.baselineRssMB, ' MB')})${r.error ? '  ' + r.error.slice(0, 100) : ''}`;
 const rows: Row[] = [
   ['Target', base], ['Data', result.config.note],
-  [`STOW (${conc} clients x 10/request)`, `${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, client generation ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
-  ['WADO instance retrieve', `${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req, ${wadoI.errors} errors)`],
-  ['WADO series retrieve (50 inst)', `${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req, ${wadoS.errors} errors)`],
+  [`STOW (${conc} clients x 10/request)`, `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, client generation ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
+  ['WADO instance retrieve', `${failed(status(wadoI) === 'ok')}${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req, ${wadoI.errors} errors)`],
+  ['WADO series retrieve (50 inst)', `${failed(status(wadoS) === 'ok')}${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req, ${wadoS.errors} errors)`],
   ['Yardstick (node:http, same bytes)', `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}`],
   ['Frame retrieve frames/1', fmtLat(result.frame)],
   ['QIDO series instances (50)', fmtLat(result.qidoSeriesInstances50)],
@@ -170,12 +187,22 @@ const rows: Row[] = [
   ['Series metadata (500)', fmtLat(result.seriesMetadata500)],
 ];
 for (const q of qido) {
-  rows.push([`Index ${q.storedByThisRun} instances`, `(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`]);
+  rows.push([`Index ${q.storedByThisRun} instances`, `${failed(q.fill.status === 'ok')}(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`]);
   rows.push(['  QIDO /studies?PatientID=', fmtLat(q.patientId) + (q.patientId.emptyResults ? `  EMPTY ${q.patientId.emptyResults}` : '')]);
   rows.push(['  QIDO /studies?PatientName=X*', fmtLat(q.patientName) + (q.patientName.emptyResults ? `  EMPTY ${q.patientName.emptyResults}` : '')]);
 }
+if (memory) {
+  const m = memory; const f = m.instance500MB.frame1000;
+  rows.push([`Memory: 1 STOW request ~${m.request1GB.requestMB} MiB`, streamRow(m.request1GB)]);
+  rows.push([`Memory: 1 instance ${m.instance500MB.frames} frames`, streamRow(m.instance500MB)]);
+  rows.push([`  frames/1000 of it`, `${failed(f.ok)}first ${fmt(f.firstMs, ' ms')}  p50 ${fmt(f.p50Ms, ' ms')} (n=${Math.max(0, f.n - 1)})  ` +
+    `${(f.bytes / 1e3).toFixed(1)} kB, content ${f.ok ? 'matches' : 'WRONG'}${f.error ? '  ' + f.error.slice(0, 100) : ''}`]);
+} else if (memoryError) rows.push(['Memory phases', `FAILED  ${memoryError.slice(0, 120)}`]);
 rows.push(['Peak RSS', pid ? `${fmt(peakRssMB, ' MB')} (pid ${pid}, this process only)` : 'n/a (pass --pid)']);
 console.log(table(rows));
+if (cairn && cairn.exitCode() !== undefined) {
+  log(`Cairn EXITED during the run (code ${cairn.exitCode()}); the last of its output:\n${cairn.log().slice(-4000)}`);
+}
 const line = JSON.stringify(result);
 console.log('BENCH_JSON ' + line);
 if (a.out) writeFileSync(String(a.out), JSON.stringify(result, null, 2) + '\n');

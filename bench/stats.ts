@@ -9,9 +9,12 @@ export function pct(samples: number[], p: number): number | null {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
-export interface Lat { p50: number | null; p95: number | null; n: number; errors: number; avgBytes: number | null; firstError?: string }
+/** A phase is 'failed' when any of its requests failed, or when it made no request at all. */
+export type Status = 'ok' | 'failed';
+export const status = (r: { count: number; errors: number }): Status => (r.errors || !r.count ? 'failed' : 'ok');
+export interface Lat { status: Status; p50: number | null; p95: number | null; n: number; errors: number; avgBytes: number | null; firstError?: string }
 export function lat(r: LoopResult): Lat {
-  const out: Lat = { p50: round(pct(r.latencies, 50)), p95: round(pct(r.latencies, 95)), n: r.count, errors: r.errors,
+  const out: Lat = { status: status(r), p50: round(pct(r.latencies, 50)), p95: round(pct(r.latencies, 95)), n: r.count, errors: r.errors,
     avgBytes: r.count ? Math.round(r.bytes / r.count) : null };
   if (r.firstError) out.firstError = r.firstError;
   return out;
@@ -50,7 +53,7 @@ export function fmt(v: number | null | undefined, unit = ''): string {
 export function fmtLat(l: Lat): string {
   const e = l.errors ? `  (${l.errors} errors${l.firstError ? ': ' + l.firstError.slice(0, 80) : ''})` : '';
   const kb = l.avgBytes === null ? '' : `  ${l.avgBytes < 1e6 ? (l.avgBytes / 1e3).toFixed(1) + ' kB' : (l.avgBytes / 1e6).toFixed(2) + ' MB'}/reply`;
-  return `p50 ${fmt(l.p50, ' ms')}  p95 ${fmt(l.p95, ' ms')}  n=${l.n}${kb}${e}`;
+  return `${l.status === 'failed' ? 'FAILED  ' : ''}p50 ${fmt(l.p50, ' ms')}  p95 ${fmt(l.p95, ' ms')}  n=${l.n}${kb}${e}`;
 }
 
 export function table(rows: Row[]): string {

@@ -6,7 +6,9 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from './client.js';
+import { DICOM_MULTIPART, request } from './client.js';
+
+const READY_PROBE_UID = '1.2.3';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -24,9 +26,11 @@ export function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export interface Cairn { base: string; pid: number; dataDir: string; stop(): Promise<void>; log(): string }
+export interface Cairn { base: string; pid: number; dataDir: string; stop(): Promise<void>; log(): string;
+  /** undefined while running, else the exit code (null when killed by a signal). */
+  exitCode(): number | null | undefined }
 
-/** Spawns `node --import tsx server/main.ts` on a free port with a fresh DATA_DIR and waits for QIDO. */
+/** Spawns `node --import tsx server/main.ts` on a free port with a fresh DATA_DIR and waits until it answers. */
 export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   const port = await freePort();
   const pgPort = await freePort();
@@ -44,7 +48,7 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   const keep = (c: Buffer): void => { out = (out + c.toString('utf8')).slice(-20_000) };
   child.stdout?.on('data', keep); child.stderr?.on('data', keep);
   let exited: number | null | undefined;
-  child.on('exit', (code) => { exited = code });
+  child.on('exit', (code, signal) => { exited = code; if (signal) out += `\n[exited on ${signal}]` });
   // If the bench dies mid-run, still ask Cairn (and so its embedded postgres) to shut down.
   process.on('exit', () => { if (exited === undefined) child.kill('SIGTERM') });
   const base = `http://127.0.0.1:${port}/dicom-web`;
@@ -60,14 +64,16 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   while (Date.now() - t0 < timeoutMs) {
     if (exited !== undefined) { await stop(); throw new Error(`Cairn exited early (code ${exited}):\n${out}`) }
     try {
-      const r = await request('GET', `${base}/studies?limit=1`, { Accept: 'application/dicom+json' }, undefined, false, 2000);
-      if (r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out };
+      // Ready once a WADO-RS lookup of a study that cannot exist is answered (404 from the index).
+      // This does not depend on QIDO-RS, so a server whose search is still a 501 stub can be measured.
+      const r = await request('GET', `${base}/studies/${READY_PROBE_UID}`, { Accept: DICOM_MULTIPART }, undefined, false, 2000);
+      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited };
       last = `HTTP ${r.status}`;
     } catch { /* not listening yet */ }
     await sleep(250);
   }
   await stop();
-  throw new Error(`Cairn did not answer 200 on ${base}/studies?limit=1 within ${timeoutMs} ms (last: ${last}):\n${out}`);
+  throw new Error(`Cairn did not answer 404 on ${base}/studies/${READY_PROBE_UID} within ${timeoutMs} ms (last: ${last}):\n${out}`);
 }
 
 export interface Yardstick { url: string; seriesUrl: string; close(): Promise<void> }
