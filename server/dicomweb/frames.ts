@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
@@ -7,7 +6,7 @@ import { findFramedInstance } from '../db/lookup.js';
 import type { Span } from '../db/rows.js';
 import { ApiError } from '../errors.js';
 import { choosePixelMedia, parseAccept } from '../http/accept.js';
-import { multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
+import { respondMultipart, type OutPart } from '../http/multipart.js';
 import { notFound, principalOf, targetOf } from './target.js';
 
 /** PS3.18 §8.3.3 frame-list: comma-separated frame numbers, starting at 1. */
@@ -47,10 +46,7 @@ export function retrieveFrames(deps: AppDeps) {
       ctx.body = multipartFree(parts[0]);
       return;
     }
-    const boundary = randomUUID();
-    ctx.type = `multipart/related; type="${media.contentType.split(';')[0]}"; boundary=${boundary}`;
-    ctx.length = multipartLength(boundary, parts)!;
-    ctx.body = multipartStream(boundary, parts);
+    respondMultipart(ctx, media.contentType.split(';')[0], parts);
   };
 }
 
@@ -100,11 +96,8 @@ export function retrieveBulkData(deps: AppDeps) {
     if (encapsulated) {
       const media = choosePixelMedia(accepts, row.transfer_syntax_uid);
       if (!media) throw new ApiError(406, 'NotAcceptable', `pixel data is stored as ${row.transfer_syntax_uid}; Cairn does not transcode`);
-      const boundary = randomUUID();
       const parts: OutPart[] = row.frames!.map((spans) => ({ contentType: media.contentType, length: spans.reduce((a, s) => a + s.length, 0), body: spansBody(deps.blobs, row.blob_key, spans) }));
-      ctx.type = `multipart/related; type="${media.contentType.split(';')[0]}"; boundary=${boundary}`;
-      ctx.length = multipartLength(boundary, parts)!;
-      ctx.body = multipartStream(boundary, parts);
+      respondMultipart(ctx, media.contentType.split(';')[0], parts);
       return;
     }
     const wantsMultipart = !accepts.some((a) => !a.multipart && (a.type === 'application/octet-stream' || a.type === '*/*')) && accepts.some((a) => a.multipart);
@@ -121,10 +114,6 @@ export function retrieveBulkData(deps: AppDeps) {
       ctx.body = el.length ? await deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : '';
       return;
     }
-    const boundary = randomUUID();
-    const parts: OutPart[] = [{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }];
-    ctx.type = `multipart/related; type="application/octet-stream"; boundary=${boundary}`;
-    ctx.length = multipartLength(boundary, parts)!;
-    ctx.body = multipartStream(boundary, parts);
+    respondMultipart(ctx, 'application/octet-stream', [{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }]);
   };
 }

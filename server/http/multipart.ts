@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ApiError } from '../errors.js';
 
@@ -222,4 +223,13 @@ export function multipartChunks(boundary: string, parts: { part: OutPart; data: 
   for (const { part, data } of parts) out.push(partHead(boundary, part), data, CRLF);
   out.push(Buffer.from(`--${boundary}--\r\n`));
   return out;
+}
+
+/** Sets a multipart/related response of these parts (PS3.18 §8.6.1.2): Content-Type with a fresh boundary, exact Content-Length, streamed body. */
+export function respondMultipart(ctx: { type: string; length: number; body: unknown }, partType: string, parts: OutPart[]): void {
+  const boundary = randomUUID();
+  ctx.type = `multipart/related; type="${partType}"; boundary=${boundary}`;
+  const length = multipartLength(boundary, parts);
+  if (length !== undefined) ctx.length = length;
+  ctx.body = multipartStream(boundary, parts);
 }
