@@ -69,7 +69,11 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: { bulkT
     const known = (uid: string) => (uid && isValidUid(uid) ? uid : undefined);
     throw new ParseError({ kind: 'invalid', message: `missing or invalid ${missing.map(([n]) => n).join(', ')}`, sopInstanceUid: known(sopInstanceUid), sopClassUid: known(sopClassUid) });
   }
-  if (scan.transcoded) dataset[Tag.SpecificCharacterSet] = { vr: 'CS', Value: ['ISO_IR 192'] };
+  // dcmjs reports every decoded data set as ISO_IR 192, and Cairn transcodes
+  // ISO 2022 text to UTF-8 before dcmjs sees it; the JSON is UTF-8 either way.
+  // PS3.18 Annex F.2 (Note): Specific Character Set in DICOM JSON reflects the
+  // encoding of the source data set, so the stored values are put back.
+  if (scan.specificCharacterSet) dataset[Tag.SpecificCharacterSet] = { vr: 'CS', Value: scan.specificCharacterSet.map((v) => v || null) };
   dataset[Tag.TransferSyntaxUID] = { vr: 'UI', Value: [scan.transferSyntaxUid] };
   const frames = scan.pixelData
     ? mapFrames(scan.pixelData, {

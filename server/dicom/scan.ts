@@ -38,7 +38,8 @@ export interface ScanResult {
   header: Buffer;
   bulk: Record<string, BulkElement>;
   pixelData: PixelData | null;
-  transcoded: boolean;
+  /** Specific Character Set (0008,0005) as stored, before any transcoding; null when absent. */
+  specificCharacterSet: string[] | null;
 }
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -124,7 +125,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThre
         await copyElement(ctx, h);
       }
     }
-    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, transcoded: ctx.charsets !== null && needsCharsetDecoding(ctx.charsets) };
+    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets };
   } catch (err) {
     await r.drain();
     throw err;

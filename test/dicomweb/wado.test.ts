@@ -94,6 +94,7 @@ describe('WADO-RS metadata', () => {
     expect(res.body).toHaveLength(1);
     const m = res.body[0];
     expect(m['00100010'].Value[0].Alphabetic).toBe('CompressedSamples^CT1');
+    expect(m['00080005'].Value).toEqual(['ISO_IR 100']);
     expect(m['7FE00010'].BulkDataURI).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`));
     expect(m['7FE00010'].InlineBinary).toBeUndefined();
   });
@@ -111,7 +112,8 @@ describe('WADO-RS metadata', () => {
     const url = stored.body['00081199'].Value[0]['00081190'].Value[0].replace(/^http:\/\/[^/]+/, '');
     const res = await a.request.get(`${url}/metadata`);
     expect(res.body[0]['00100010'].Value[0]).toEqual({ Alphabetic: 'やまだ^たろう' });
-    expect(res.body[0]['00080005'].Value).toEqual(['ISO_IR 192']);
+    // PS3.18 Annex F.2: Specific Character Set keeps the source's values (the JSON itself is UTF-8).
+    expect(res.body[0]['00080005'].Value).toEqual([null, 'ISO 2022 IR 87']);
   });
 
   it('answers 404 for metadata of an unknown series', async () => {
