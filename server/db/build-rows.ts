@@ -1,4 +1,4 @@
-import { firstNumber, firstString, type DicomJson } from '../dicom/json.js';
+import { dicomJsonText, firstNumber, firstString, type DicomJson } from '../dicom/json.js';
 import { pick, SERIES_LEVEL, STUDY_LEVEL } from '../dicom/levels.js';
 import type { ParsedInstance } from '../dicom/parse.js';
 import { Tag } from '../dicom/tags.js';
@@ -21,6 +21,8 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     const n = firstNumber(d, tag);
     return n === undefined ? null : Math.trunc(n);
   };
+  const studyAttributes = pick(d, STUDY_LEVEL);
+  const seriesAttributes = pick(d, SERIES_LEVEL);
   const study: StudyRow = {
     study_uid: p.studyUid,
     patient_id: str(Tag.PatientID),
@@ -33,7 +35,8 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     study_id: str(Tag.StudyID),
     referring_physician_name: pnText(d, Tag.ReferringPhysicianName),
     study_description: str(Tag.StudyDescription),
-    attributes: pick(d, STUDY_LEVEL),
+    attributes: studyAttributes,
+    attributes_text: attributesText(studyAttributes),
   };
   const series: SeriesRow = {
     series_uid: p.seriesUid,
@@ -44,13 +47,12 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     body_part_examined: str(Tag.BodyPartExamined),
     pps_start_date: str(Tag.PerformedProcedureStepStartDate),
     pps_start_time: str(Tag.PerformedProcedureStepStartTime),
-    attributes: pick(d, SERIES_LEVEL),
+    attributes: seriesAttributes,
+    attributes_text: attributesText(seriesAttributes),
   };
   const base = instancePath(p.studyUid, p.seriesUid, p.sopInstanceUid);
   const meta: DicomJson = { ...d };
   for (const [tag, b] of Object.entries(p.bulk)) meta[tag] = { vr: b.vr, BulkDataURI: `${base}/bulkdata/${tag}` };
-  const sorted: DicomJson = {};
-  for (const tag of Object.keys(meta).sort()) sorted[tag] = meta[tag];
   const instance: InstanceRow = {
     sop_instance_uid: p.sopInstanceUid,
     series_uid: p.seriesUid,
@@ -69,9 +71,93 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     samples_per_pixel: num(Tag.SamplesPerPixel),
     bulk: p.bulk,
     frames: p.frames,
-    metadata: JSON.stringify(sorted),
+    metadata: dicomJsonText(meta),
   };
   return { study, series, instance };
+}
+
+/**
+ * The attributes as the text QIDO splices into its results: JSON.stringify of
+ * the value with object keys in the order jsonb keeps them (shorter keys
+ * first, then bytewise). That is the text QIDO produced when it parsed the
+ * jsonb column and re-serialised it, and what the 20261201020000 migration
+ * backfilled, so results do not depend on when a study was stored (a PN
+ * value's groups, for one, come out Phonetic, Alphabetic, Ideographic).
+ */
+export function attributesText(attributes: DicomJson): string {
+  return JSON.stringify(jsonbOrder(attributes));
+}
+
+function jsonbOrder(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(jsonbOrder);
+  if (v === null || typeof v !== 'object') return v;
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o).sort(jsonbKeyOrder)) if (o[k] !== undefined) out[k] = jsonbOrder(o[k]);
+  return out;
+}
+
+function jsonbKeyOrder(a: string, b: string): number {
+  const la = Buffer.byteLength(a);
+  const lb = Buffer.byteLength(b);
+  return la !== lb ? la - lb : Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * The top-level attributes of stored DICOM JSON text (attributes_text, or an
+ * instance's metadata) as a flat list `[tag, text, tag, text, …]`, found
+ * without parsing. Both are JSON.stringify output, `{"GGGGEEEE":{"vr":…},…}`. Only an SQ value
+ * nests objects with tag keys, so any other value ends at the first `},"`
+ * followed by a hex digit: that quote cannot close a string (a closing quote
+ * is followed by `,` `]` `}` or `:`), so it opens the next key. SQ values are
+ * scanned bracket by bracket. Text of any other shape is parsed instead.
+ */
+export function storedAttributes(json: string): string[] {
+  const out: string[] = [];
+  const end = json.length - 1;
+  let i = 1;
+  while (i < end) {
+    const start = i + 11;
+    if (json.charCodeAt(i) !== 34 || json.charCodeAt(i + 9) !== 34 || json.charCodeAt(i + 10) !== 58 || !json.startsWith('{"vr":"', start)) return parsedAttributes(json);
+    const stop = json.startsWith('SQ"', start + 7) ? closeOf(json, start) : valueEnd(json, start, end);
+    if (stop < 0 || (stop !== end && json.charCodeAt(stop) !== 44)) return parsedAttributes(json);
+    out.push(json.slice(i + 1, i + 9), json.slice(start, stop));
+    i = stop + 1;
+  }
+  return out;
+}
+
+/** The end (exclusive) of a non-SQ attribute value starting at `from`. */
+function valueEnd(json: string, from: number, end: number): number {
+  for (let p = json.indexOf('},"', from); p >= 0; p = json.indexOf('},"', p + 1)) {
+    const c = json.charCodeAt(p + 3);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 70)) return p + 1;
+  }
+  return end;
+}
+
+/** The end (exclusive) of the object or array opening at `from`, skipping strings; -1 if it never closes. */
+function closeOf(json: string, from: number): number {
+  let depth = 0;
+  for (let p = from; p < json.length; p++) {
+    const c = json.charCodeAt(p);
+    if (c === 34) {
+      // Skip the string: its end is the next quote not escaped by an odd run of backslashes.
+      for (;;) {
+        p = json.indexOf('"', p + 1);
+        if (p < 0) return -1;
+        let b = p - 1;
+        while (json.charCodeAt(b) === 92) b--;
+        if ((p - 1 - b) % 2 === 0) break;
+      }
+    } else if (c === 123 || c === 91) depth++;
+    else if ((c === 125 || c === 93) && --depth === 0) return p + 1;
+  }
+  return -1;
+}
+
+function parsedAttributes(json: string): string[] {
+  return Object.entries(JSON.parse(json) as DicomJson).flatMap(([tag, attr]) => [tag, JSON.stringify(attr)]);
 }
 
 /** All component groups of a PN value, `Alphabetic=Ideographic=Phonetic`, for matching. */

@@ -5,6 +5,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
 import * as m20261201010000 from '../../migrations/20261201010000_name_group_indexes.js';
+import * as m20261201020000 from '../../migrations/20261201020000_attribute_text.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -30,6 +31,7 @@ export function connect(databaseUrl: string, poolMax = 10): Db {
 const migrations: Record<string, Knex.Migration> = {
   '20261201000000_index': m20261201000000,
   '20261201010000_name_group_indexes': m20261201010000,
+  '20261201020000_attribute_text': m20261201020000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

@@ -13,6 +13,8 @@ export interface StudyRow {
   referring_physician_name: string | null;
   study_description: string | null;
   attributes: DicomJson;
+  /** `attributes` as QIDO serves it (see attributesText in build-rows.ts). */
+  attributes_text: string;
 }
 
 export interface SeriesRow {
@@ -25,6 +27,8 @@ export interface SeriesRow {
   pps_start_date: string | null;
   pps_start_time: string | null;
   attributes: DicomJson;
+  /** `attributes` as QIDO serves it (see attributesText in build-rows.ts). */
+  attributes_text: string;
 }
 
 export interface Span {

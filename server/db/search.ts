@@ -1,12 +1,12 @@
 import type { Knex } from 'knex';
 import { visibleStudies, type Principal } from '../access.js';
-import type { DicomJson } from '../dicom/json.js';
 import type { Db } from './knex.js';
 
 // QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
 // One SQL statement per request: a CTE filters and pages on the key columns
-// only, then the page's rows are joined back for their attributes, and the
-// counts and ModalitiesInStudy are correlated subqueries on those rows only.
+// only, then the page's rows are joined back for their attributes (as stored
+// JSON text, spliced into results unparsed), and the counts and
+// ModalitiesInStudy are computed for those rows only.
 
 export type Level = 'study' | 'series' | 'instance';
 
@@ -49,11 +49,13 @@ export interface SearchRow {
   study_uid: string;
   series_uid?: string;
   sop_instance_uid?: string;
-  study_attributes?: DicomJson;
+  /** The study's stored attributes as DICOM JSON text (studies.attributes_text). */
+  study_attributes?: string;
   study_series?: number;
   study_instances?: number;
   modalities?: string[];
-  series_attributes?: DicomJson;
+  /** The series' stored attributes as DICOM JSON text (series.attributes_text). */
+  series_attributes?: string;
   series_instances?: number;
   sop_class_uid?: string;
   instance_number?: number | null;
@@ -110,16 +112,17 @@ export async function searchIndex(db: Db, principal: Principal, spec: SearchSpec
   joinUp(q, spec.level);
   q.select('m.total', 's.study_uid');
   const l = spec.load;
-  if (l.study) q.select('s.attributes as study_attributes');
+  if (l.study) q.select('s.attributes_text as study_attributes');
   if (l.studyCounts) {
-    q.select(
-      db.raw('(select count(*) from series x where x.study_uid = s.study_uid)::int as study_series'),
-      db.raw('(select count(*) from instances x where x.study_uid = s.study_uid)::int as study_instances'),
-      db.raw('array(select distinct x.modality from series x where x.study_uid = s.study_uid and x.modality is not null order by 1) as modalities'),
+    // One pass over the study's series gives both their count and the
+    // modalities, from the (study_uid, modality) index alone.
+    q.joinRaw(
+      'cross join lateral (select count(*)::int as n, array_remove(array_agg(distinct x.modality order by x.modality), null) as modalities from series x where x.study_uid = s.study_uid) as sc',
     );
+    q.select('sc.n as study_series', 'sc.modalities', db.raw('(select count(*) from instances x where x.study_uid = s.study_uid)::int as study_instances'));
   }
   if (spec.level !== 'study') q.select('se.series_uid');
-  if (l.series) q.select('se.attributes as series_attributes');
+  if (l.series) q.select('se.attributes_text as series_attributes');
   if (l.seriesCount) q.select(db.raw('(select count(*) from instances x where x.series_uid = se.series_uid)::int as series_instances'));
   if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
   if (l.metadata) q.select('i.metadata');

@@ -81,3 +81,20 @@ export function firstNumber(json: DicomJson, tag: string): number | undefined {
   const n = typeof v === 'number' ? v : v === undefined || v === null ? NaN : Number(v);
   return Number.isFinite(n) ? n : undefined;
 }
+
+/**
+ * DICOM JSON text with attributes in ascending tag order at every level
+ * (PS3.18 §F.2.2). JSON.stringify cannot promise that: JavaScript objects put
+ * integer-like keys such as "52009229" before all others.
+ */
+export function dicomJsonText(d: DicomJson): string {
+  const parts: string[] = [];
+  for (const tag of Object.keys(d).sort()) {
+    const a = d[tag];
+    if (a.vr === 'SQ' && a.Value) {
+      const items = (a.Value as DicomJson[]).map((item) => (item ? dicomJsonText(item) : 'null'));
+      parts.push(`"${tag}":{"vr":"SQ","Value":[${items.join(',')}]}`);
+    } else parts.push(`"${tag}":${JSON.stringify(a)}`);
+  }
+  return `{${parts.join(',')}}`;
+}

@@ -1,5 +1,6 @@
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
+import { storedAttributes } from '../db/build-rows.js';
 import { searchIndex, type Level, type SearchRow, type SearchSpec } from '../db/search.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { SERIES_LEVEL, STUDY_LEVEL } from '../dicom/levels.js';
@@ -91,7 +92,8 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
   if (remaining > 0) warnings.push(`299 ${base}: There are ${remaining} additional results that can be requested`);
   if (warnings.length) ctx.set('Warning', warnings);
   ctx.type = 'application/dicom+json';
-  ctx.body = JSON.stringify(page.map((r) => resultOf(r, level, parts, q, spec, base)));
+  const plan = planOf(level, parts, q, spec, base);
+  ctx.body = `[${page.map((r) => resultOf(r, plan)).join(',')}]`;
 }
 
 const UNSUPPORTED = {
@@ -100,68 +102,163 @@ const UNSUPPORTED = {
   multiplevaluematching: 'The multiplevaluematching parameter is not supported. Multiple Value Matching has not been performed.',
 } as const;
 
-/** One result object, attributes in ascending tag order (PS3.18 §F.2.2). */
-function resultOf(r: SearchRow, level: Level, parts: Partial<Record<Level, Part>>, q: QidoQuery, spec: SearchSpec, base: string): DicomJson {
-  const out: DicomJson = {};
+/**
+ * What every result of one request carries, decided once per request: which
+ * stored attributes to copy, which computed ones to add, which must be
+ * present even when empty.
+ */
+interface Plan {
+  level: Level;
+  base: string;
+  study?: (tag: string) => boolean;
+  modalities: boolean;
+  studySeries: boolean;
+  studyInstances: boolean;
+  series?: (tag: string) => boolean;
+  seriesCount: boolean;
+  instance?: (tag: string) => boolean;
+  /** [tag, `{"vr":…}`] for attributes sent empty when no value is known. */
+  empties: [string, string][];
+}
+
+function planOf(level: Level, parts: Partial<Record<Level, Part>>, q: QidoQuery, spec: SearchSpec, base: string): Plan {
   const wants = (l: Level, tag: string, always: boolean) => always || q.include.has(tag) || (q.includeAll && l === level);
+  const required = new Set<string>();
+  const plan: Plan = { level, base, modalities: false, studySeries: false, studyInstances: false, seriesCount: spec.load.seriesCount, empties: [] };
   if (spec.load.study) {
     const full = parts.study === 'full';
-    copy(out, r.study_attributes ?? {}, (t) => wants('study', t, full && STUDY_RETURNED.has(t)));
-    for (const t of STUDY_REQUIRED) if (wants('study', t, full)) out[t] ??= { vr: vrOf(t) };
+    plan.study = memo((t) => wants('study', t, full && STUDY_RETURNED.has(t)));
+    for (const t of STUDY_REQUIRED) if (wants('study', t, full)) required.add(t);
     if (spec.load.studyCounts) {
-      if (wants('study', Tag.ModalitiesInStudy, full)) out[Tag.ModalitiesInStudy] = values('CS', r.modalities ?? []);
-      if (wants('study', Tag.NumberOfStudyRelatedSeries, full)) out[Tag.NumberOfStudyRelatedSeries] = values('IS', [r.study_series]);
-      if (wants('study', Tag.NumberOfStudyRelatedInstances, full)) out[Tag.NumberOfStudyRelatedInstances] = values('IS', [r.study_instances]);
+      plan.modalities = wants('study', Tag.ModalitiesInStudy, full);
+      plan.studySeries = wants('study', Tag.NumberOfStudyRelatedSeries, full);
+      plan.studyInstances = wants('study', Tag.NumberOfStudyRelatedInstances, full);
     }
   }
   if (spec.load.series) {
     const full = parts.series === 'full';
-    copy(out, r.series_attributes ?? {}, (t) => wants('series', t, full && SERIES_RETURNED.has(t)));
-    for (const t of SERIES_REQUIRED) if (wants('series', t, full)) out[t] ??= { vr: vrOf(t) };
+    plan.series = memo((t) => wants('series', t, full && SERIES_RETURNED.has(t)));
+    for (const t of SERIES_REQUIRED) if (wants('series', t, full)) required.add(t);
   }
-  if (spec.load.seriesCount) out[Tag.NumberOfSeriesRelatedInstances] = values('IS', [r.series_instances]);
-  if (level === 'instance') instancePart(out, r, q);
+  // Group 0002 is file meta information, not part of the data set.
+  if (level === 'instance') plan.instance = memo((t) => !t.startsWith('0002') && levelOf(t) === 'instance' && (q.includeAll || q.include.has(t)));
   // Asked-for attributes of the levels returned are present even when empty.
   const returned = { study: !!spec.load.study, series: !!spec.load.series, instance: level === 'instance' };
-  for (const t of q.include) if (returned[levelOf(t)] && t !== Tag.RetrieveURL) out[t] ??= { vr: vrOf(t) };
+  for (const t of q.include) if (returned[levelOf(t)] && t !== Tag.RetrieveURL) required.add(t);
+  plan.empties = [...required].map((t) => [t, JSON.stringify({ vr: vrOf(t) })]);
+  return plan;
+}
+
+function memo(f: (tag: string) => boolean): (tag: string) => boolean {
+  const seen = new Map<string, boolean>();
+  return (tag) => {
+    let v = seen.get(tag);
+    if (v === undefined) seen.set(tag, (v = f(tag)));
+    return v;
+  };
+}
+
+/**
+ * One result object as JSON text, attributes in ascending tag order (PS3.18
+ * §F.2.2). Stored attributes are spliced in as the text the index holds
+ * (written by JSON.stringify, so compact and exactly what parsing and
+ * re-serialising would give), never parsed unless they carry bulk data.
+ */
+function resultOf(r: SearchRow, plan: Plan): string {
+  const out = new Attributes();
+  if (plan.study) copy(out, r.study_attributes ?? '{}', plan.study);
+  if (plan.modalities) out.set(Tag.ModalitiesInStudy, values('CS', r.modalities ?? []));
+  if (plan.studySeries) out.set(Tag.NumberOfStudyRelatedSeries, count(r.study_series));
+  if (plan.studyInstances) out.set(Tag.NumberOfStudyRelatedInstances, count(r.study_instances));
+  if (plan.series) copy(out, r.series_attributes ?? '{}', plan.series);
+  if (plan.seriesCount) out.set(Tag.NumberOfSeriesRelatedInstances, count(r.series_instances));
+  if (plan.instance) instancePart(out, r, plan.instance);
+  // An empty attribute only fills a gap, so empties go last.
+  for (const [t, empty] of plan.empties) out.set(t, empty, false);
   // PS3.18 Table 10.6.3-3/5: every stored instance is online and retrievable.
-  out[Tag.InstanceAvailability] = values('CS', ['ONLINE']);
-  out[Tag.RetrieveURL] = values('UR', [retrieveUrl(base, r, level)]);
-  const sorted: DicomJson = {};
-  for (const t of Object.keys(out).sort()) sorted[t] = out[t];
-  return sorted;
+  out.set(Tag.InstanceAvailability, ONLINE);
+  out.set(Tag.RetrieveURL, `{"vr":"UR","Value":[${JSON.stringify(retrieveUrl(plan.base, r, plan.level))}]}`);
+  return out.text();
 }
 
-function instancePart(out: DicomJson, r: SearchRow, q: QidoQuery): void {
-  if (r.metadata) {
-    const meta = JSON.parse(r.metadata) as DicomJson;
-    // Group 0002 is file meta information, not part of the data set.
-    copy(out, meta, (t) => !t.startsWith('0002') && levelOf(t) === 'instance' && (q.includeAll || q.include.has(t)));
+/** Tag → attribute text, kept in ascending tag order; stored attributes arrive nearly in order, so insertion is cheap. */
+class Attributes {
+  private readonly tags: string[] = [];
+  private readonly texts: string[] = [];
+
+  set(tag: string, text: string, replace = true): void {
+    let i = this.tags.length;
+    while (i > 0 && this.tags[i - 1] > tag) i--;
+    if (i > 0 && this.tags[i - 1] === tag) {
+      if (replace) this.texts[i - 1] = text;
+    } else if (i === this.tags.length) {
+      this.tags.push(tag);
+      this.texts.push(text);
+    } else {
+      this.tags.splice(i, 0, tag);
+      this.texts.splice(i, 0, text);
+    }
   }
-  out[Tag.SOPClassUID] = values('UI', [r.sop_class_uid]);
-  out[Tag.SOPInstanceUID] = values('UI', [r.sop_instance_uid]);
-  out[Tag.InstanceNumber] = values('IS', [r.instance_number]);
+
+  /** Tags are 8 hex digits: as JSON keys they need no escaping. */
+  text(): string {
+    let s = '{';
+    for (let i = 0; i < this.tags.length; i++) s += `${i ? ',' : ''}"${this.tags[i]}":${this.texts[i]}`;
+    return `${s}}`;
+  }
+}
+
+const ONLINE = JSON.stringify({ vr: 'CS', Value: ['ONLINE'] });
+
+function count(n: number | undefined): string {
+  return n === undefined || n === null ? '{"vr":"IS"}' : `{"vr":"IS","Value":[${n}]}`;
+}
+
+function instancePart(out: Attributes, r: SearchRow, take: (tag: string) => boolean): void {
+  if (r.metadata) copy(out, r.metadata, take);
+  out.set(Tag.SOPClassUID, values('UI', [r.sop_class_uid]));
+  out.set(Tag.SOPInstanceUID, values('UI', [r.sop_instance_uid]));
+  out.set(Tag.InstanceNumber, values('IS', [r.instance_number]));
   for (const [tag, vr, v] of [[Tag.Rows, 'US', r.rows], [Tag.Columns, 'US', r.columns], [Tag.BitsAllocated, 'US', r.bits_allocated], [Tag.NumberOfFrames, 'IS', r.number_of_frames]] as const) {
-    if (v !== null && v !== undefined) out[tag] = values(vr, [v]);
+    if (v !== null && v !== undefined) out.set(tag, values(vr, [v]));
   }
 }
 
-function values(vr: string, v: unknown[]): JsonAttribute {
+function values(vr: string, v: unknown[]): string {
   const present = v.filter((x) => x !== null && x !== undefined);
-  return present.length ? { vr, Value: present } : { vr };
+  return JSON.stringify(present.length ? { vr, Value: present } : { vr });
 }
 
-/** Copies the chosen attributes, never bulk data (no BulkDataURI / InlineBinary in QIDO results, at any depth). */
-function copy(out: DicomJson, from: DicomJson, take: (tag: string) => boolean): void {
-  for (const [tag, attr] of Object.entries(from)) {
-    if (!take(tag) || attr.BulkDataURI !== undefined || attr.InlineBinary !== undefined) continue;
-    out[tag] = attr.vr === 'SQ' && attr.Value ? { vr: 'SQ', Value: attr.Value.map((item) => withoutBulk(item as DicomJson)) } : attr;
+/**
+ * Copies the chosen attributes of stored DICOM JSON text, never bulk data (no
+ * BulkDataURI / InlineBinary in QIDO results, at any depth). PS3.18 §F.2.2: an
+ * attribute has at most one of Value, BulkDataURI and InlineBinary, after its
+ * vr; so only a sequence, or an attribute whose second key is not Value, is
+ * parsed, to drop it or strip its items.
+ */
+function copy(out: Attributes, json: string, take: (tag: string) => boolean): void {
+  const attrs = storedAttributes(json);
+  for (let i = 0; i < attrs.length; i += 2) {
+    const tag = attrs[i];
+    if (!take(tag)) continue;
+    const text = attrs[i + 1];
+    const sq = text.startsWith('SQ"', 7);
+    if (sq ? !text.includes('"BulkDataURI"') && !text.includes('"InlineBinary"') : text.length === 11 || text.startsWith('"Value"', 11)) {
+      out.set(tag, text);
+      continue;
+    }
+    const attr = JSON.parse(text) as JsonAttribute;
+    if (attr.BulkDataURI !== undefined || attr.InlineBinary !== undefined) continue;
+    out.set(tag, JSON.stringify(attr.vr === 'SQ' && attr.Value ? { vr: 'SQ', Value: attr.Value.map((item) => withoutBulk(item as DicomJson)) } : attr));
   }
 }
 
 function withoutBulk(item: DicomJson): DicomJson {
   const out: DicomJson = {};
-  copy(out, item ?? {}, () => true);
+  for (const [tag, attr] of Object.entries(item ?? {})) {
+    if (attr.BulkDataURI !== undefined || attr.InlineBinary !== undefined) continue;
+    out[tag] = attr.vr === 'SQ' && attr.Value ? { vr: 'SQ', Value: attr.Value.map((i) => withoutBulk(i as DicomJson)) } : attr;
+  }
   return out;
 }
 

@@ -212,3 +212,15 @@ describe('DELETE', () => {
     expect((await a.request.delete(`/dicom-web/studies/${uid()}`)).status).toBe(404);
   });
 });
+
+describe('WADO-RS metadata order', () => {
+  it('lists attributes in ascending tag order, integer-like tags included (PS3.18 §F.2.2)', async () => {
+    const inst = syntheticInstance({ PresentationLUTShape: 'IDENTITY', ImageComments: 'x' });
+    const m = multipartBody([inst.bytes]);
+    await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
+    const res = await a.request.get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`).buffer(true).parse(binaryParser);
+    const keys = [...res.body.toString().matchAll(/"([0-9A-F]{8})":\{"vr"/g)].map((x) => x[1]);
+    expect(keys).toContain('20500020');
+    expect(keys).toEqual([...keys].sort());
+  });
+});
