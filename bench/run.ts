@@ -71,6 +71,12 @@ const instUrl = (r: InstanceRef): string => `${base}/studies/${r.study}/series/$
 const seriesUrl = (r: InstanceRef): string => `${base}/studies/${r.study}/series/${r.series}`;
 let stored = 0;
 
+// 0. Warm-up, untimed and the same for every server: a freshly started
+// process (JIT, connection pools, page cache) is slower than one in service.
+log('warm-up: 80 instances stored, untimed');
+const warm = await stowAll(batches((function* () { for (;;) yield newStudy(newPatient(), [40]) })(), 10, ROWS, 80), 120_000, true);
+stored += warm.instances;
+
 // 1. STOW throughput with full-size CT instances (4 series of 50 per study).
 log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 instances/request`);
 const stowGen = batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN);
@@ -87,12 +93,16 @@ const s50 = series50[0]?.[0];
 
 // 2. WADO-RS retrieve, and the yardstick with the same client loop.
 log('WADO-RS instance retrieve');
+const warmRefs = warm.refs.length ? warm.refs : st.refs;
+await loop(conc, 200, 30_000, (i) => get(instUrl(warmRefs[i % warmRefs.length]), DICOM_MULTIPART), ok);
 const wadoI = await loop(conc, 400, 30_000, (i) => get(instUrl(st.refs[i % st.refs.length]), DICOM_MULTIPART), ok);
 log('WADO-RS series retrieve');
 const seriesN = Math.max(8, series50.length * 2);
+if (warm.refs.length) await loop(conc, 4, 30_000, () => get(seriesUrl(warm.refs[0]), DICOM_MULTIPART), ok);
 const wadoS = await loop(conc, seriesN, 60_000, (i) => get(seriesUrl(series50[i % series50.length][0]), DICOM_MULTIPART), ok);
 log('yardstick (in-process node:http serving the same instance bytes)');
 const yard = await startYardstick(st.first ?? new Uint8Array(0), SERIES);
+await loop(conc, 200, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
 const yardR = await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
 const yardS = await loop(conc, seriesN, 60_000, () => get(yard.seriesUrl, DICOM_MULTIPART), ok);
 await yard.close();
