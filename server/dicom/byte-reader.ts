@@ -47,7 +47,7 @@ export class ByteReader {
     return this.gather(n, true);
   }
 
-  async skip(n: number, what = 'a data element'): Promise<void> {
+  async discard(n: number, what = 'a data element'): Promise<void> {
     while (n > 0) {
       if (this.avail === 0 && !(await this.fill(1))) throw new TruncatedError(what);
       const c = this.chunks[0];

@@ -120,7 +120,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThre
         pixelData = await readPixelData(ctx, h);
       } else if (BINARY_VRS.has(h.vr) && h.length !== UNDEFINED && h.length > opts.bulkThreshold) {
         bulk[h.tag] = { offset: r.pos, length: h.length, vr: h.vr };
-        await r.skip(h.length);
+        await r.discard(h.length);
       } else {
         await copyElement(ctx, h);
       }
@@ -261,7 +261,7 @@ async function readPixelData(ctx: Ctx, h: Header): Promise<PixelData> {
   const { r } = ctx;
   if (h.length !== UNDEFINED) {
     const pd: PixelData = { vr: h.vr, encapsulated: false, fragments: [{ offset: r.pos, length: h.length }], offsetTable: [], heads: [], firstItem: r.pos };
-    await r.skip(h.length, 'the pixel data');
+    await r.discard(h.length, 'the pixel data');
     return pd;
   }
   // Encapsulated (PS3.5 §A.4): an offset-table item, then one item per fragment.
@@ -280,7 +280,7 @@ async function readPixelData(ctx: Ctx, h: Header): Promise<PixelData> {
     }
     pd.fragments.push({ offset: r.pos, length: item.length });
     pd.heads.push(Buffer.from(await r.peek(Math.min(12, item.length))));
-    await r.skip(item.length, 'a pixel data fragment');
+    await r.discard(item.length, 'a pixel data fragment');
   }
   return pd;
 }
