@@ -36,7 +36,6 @@ export function retrieve(deps: AppDeps) {
       ctx.body = rows[0].size <= SMALL_BLOB ? await deps.blobs.read(rows[0].blob_key, rows[0].size) : await deps.blobs.get(rows[0].blob_key);
       return;
     }
-    ctx.status = 200;
     ctx.type = `multipart/related; type="application/dicom"; boundary=${boundary}`;
     ctx.length = multipartLength(boundary, parts)!;
     if (rows.length === 1 && rows[0].size <= SMALL_BLOB) {
