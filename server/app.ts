@@ -10,7 +10,8 @@ export function createApp(deps: AppDeps): Koa {
   // Errors after a response has started reach here instead of the error
   // handler: a client that hangs up mid-stream is routine, anything else is ours.
   app.on('error', (err: Error & { code?: string }) => {
-    const clientGone = ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(err.code ?? '');
+    // HPE_* are HTTP parse errors of what the client sent (such as a body cut off mid-chunk).
+    const clientGone = ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(err.code ?? '') || (err.code ?? '').startsWith('HPE_');
     if (clientGone) deps.log.debug({ code: err.code }, 'client closed the connection mid-response');
     else deps.log.error({ err }, 'error while streaming a response');
   });

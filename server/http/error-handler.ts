@@ -22,6 +22,11 @@ export function errorHandler(log: Logger) {
       } else if (isHttpError(err)) {
         ctx.status = err.status;
         ctx.body = { error: (STATUS_CODES[err.status] ?? 'Bad Request').replace(/[^A-Za-z]/g, ''), message: err.message };
+      } else if (ctx.req.destroyed && ctx.req.errored) {
+        // The client hung up mid-request (say, mid-STOW): nobody is left to
+        // answer, and instances it had completed stay stored.
+        log.warn({ method: ctx.method, path: ctx.path, code: (err as NodeJS.ErrnoException).code }, 'client closed the request before it ended');
+        ctx.status = 499;
       } else {
         log.error({ err, method: ctx.method, path: ctx.path }, 'unhandled error');
         ctx.status = 500;

@@ -162,3 +162,26 @@ describe('STOW-RS, instances that fail alone', () => {
     expect(res.body['00081198'].Value[0]['00081155'].Value).toEqual([inst.sopInstanceUid]);
   });
 });
+
+describe('STOW-RS, a client that hangs up', () => {
+  it('leaves neither a blob nor an index row for the instance it broke off', async () => {
+    const http = await import('node:http');
+    const server = a.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const before = blobCount();
+    const inst = syntheticInstance({ rows: 256, columns: 256 });
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/dicom-web/studies', method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=hangup', 'transfer-encoding': 'chunked' } });
+      req.on('error', () => resolve());
+      req.write('--hangup\r\nContent-Type: application/dicom\r\n\r\n');
+      req.write(inst.bytes.subarray(0, 40_000));
+      setTimeout(() => req.destroy(), 200);
+      req.on('close', () => resolve());
+    });
+    // Give the server a moment to notice and clean up.
+    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => server.close(r));
+    expect(blobCount()).toBe(before);
+    expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(0);
+  });
+});
