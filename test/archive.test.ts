@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeInstance, sweepOrphans } from '../server/archive.js';
-import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
+import { createTestArchive, multipartBody, sample, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';
 
 let a: TestArchive;
@@ -89,5 +89,15 @@ describe('sweepOrphans', () => {
     expect(fs.existsSync(orphanOld)).toBe(false);
     expect(fs.existsSync(orphanNew)).toBe(true);
     for (const r of indexed) expect(fs.existsSync(path.join(a.blobDir, r.blob_key))).toBe(true);
+  });
+});
+
+describe('storeInstance keeps the bytes', () => {
+  it('stores a mislabelled implicit-VR file (SC_rgb_jpeg.dcm) byte for byte while reading it as implicit', async () => {
+    const bytes = sample('SC_rgb_jpeg.dcm');
+    const res = await storeInstance(ctx(), chunks(bytes, 4096));
+    expect(res.ok).toBe(true);
+    const row = await a.deps.db('instances').where({ sop_instance_uid: res.ok ? res.sopInstanceUid : '' }).first('blob_key', 'size');
+    expect(Buffer.compare(await a.deps.blobs.read(row.blob_key, row.size), bytes)).toBe(0);
   });
 });

@@ -104,11 +104,17 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThre
     const first = await r.peek(8);
     if (ctx.explicit && ctx.le && first.length === 8 && !ALL_VRS.has(first.toString('latin1', 4, 6))) {
       ctx.explicit = false;
+      // Only the header copy changes, never the bytes being stored: the
+      // buffers read are views of the very chunks on their way to the blob.
       const ts = meta.find((m) => m.h.tag === '00020010')!;
       ts.value = Buffer.from(`${IMPLICIT_LE}\0`, 'latin1');
+      ts.h = { ...ts.h, raw: Buffer.from(ts.h.raw) };
       ts.h.raw.writeUInt16LE(ts.value.length, 6);
       const groupLength = meta.find((m) => m.h.tag === '00020000');
-      if (groupLength) groupLength.value.writeUInt32LE(meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0), 0);
+      if (groupLength) {
+        groupLength.value = Buffer.from(groupLength.value);
+        groupLength.value.writeUInt32LE(meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0), 0);
+      }
     }
     emit(ctx, preambleBytes);
     for (const m of meta) emit(ctx, m.h.raw, m.value);
