@@ -39,8 +39,13 @@ async function stop(signal: string) {
   stopping = true;
   log.info({ signal }, 'shutting down');
   clearInterval(timer);
-  server.close();
+  // Requests in flight (a STOW halfway through its parts) finish before the
+  // database goes away; after a grace period the rest are cut off.
+  const drained = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
+  const grace = setTimeout(() => server.closeAllConnections(), 10_000);
+  await drained;
+  clearTimeout(grace);
   await deps.shutdown();
   log.flush();
   process.exit(0);
