@@ -17,15 +17,10 @@ export class ApiError extends Error {
 export const DicomStatus = Object.freeze({
   ProcessingFailure: 0x0110,
   DuplicateSopInstance: 0x0111,
-  NoSuchObjectInstance: 0x0112,
-  SopClassNotSupported: 0x0122,
   OutOfResources: 0xa700,
   DataSetDoesNotMatchSopClass: 0xa900,
   CannotUnderstand: 0xc000,
   TransferSyntaxNotSupported: 0xc122,
-  CoercionOfDataElements: 0xb000,
-  ElementsDiscarded: 0xb006,
-  DataSetDoesNotMatchSopClassWarning: 0xb007,
   // The instance names a study other than the target of POST /studies/{study}.
   // The standard's list (PS3.18 Annex I Table I.2-2) has no code for this and
   // allows additional ones; Cairn uses 0xC409 from the Cxxx "cannot

@@ -20,8 +20,8 @@ export interface BlobInfo {
 export interface BlobStore {
   put(key: string, body: Readable): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<Readable>;
-  /** The whole blob (of `size` bytes, when the caller knows it) in memory: only for blobs known to be small. */
-  read(key: string, size?: number): Promise<Buffer>;
+  /** The whole blob, of `size` bytes as the index records, in memory: only for blobs known to be small. */
+  read(key: string, size: number): Promise<Buffer>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
   ping(): Promise<void>;

@@ -75,7 +75,6 @@ export function createFsBlobStore(root: string): BlobStore {
     },
 
     async read(key, size) {
-      if (size === undefined) return fsp.readFile(resolve(key));
       // With the size known from the index: one open, one read, one close, on
       // plain descriptors (cheaper than FileHandle objects on this hot path).
       const fd = await fdOpen(resolve(key), 'r');

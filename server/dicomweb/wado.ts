@@ -22,27 +22,30 @@ export function retrieve(deps: AppDeps) {
     if (refused >= 0) {
       throw new ApiError(406, 'NotAcceptable', `no acceptable media type for instance ${rows[refused].sop_instance_uid} stored as ${rows[refused].transfer_syntax_uid}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`);
     }
-    const boundary = randomUUID();
+    // Small instances are read whole (one read, one socket write); large ones stream.
+    const load = (r: (typeof rows)[number]) => (r.size <= SMALL_BLOB ? deps.blobs.read(r.blob_key, r.size) : deps.blobs.get(r.blob_key));
     const parts: OutPart[] = rows.map((r) => ({
       contentType: `application/dicom; transfer-syntax=${r.transfer_syntax_uid}`,
       length: r.size,
-      // Small instances are read whole (one read, one socket write); large ones stream.
-      body: async () => (r.size <= SMALL_BLOB ? [await deps.blobs.read(r.blob_key, r.size)] : deps.blobs.get(r.blob_key)),
+      body: async () => {
+        const body = await load(r);
+        return Buffer.isBuffer(body) ? [body] : body;
+      },
     }));
     // A bare application/dicom is answered with one single-part instance.
     if (t.sopInstanceUid && chosen[0] && !chosen[0].multipart) {
       ctx.type = parts[0].contentType;
       ctx.length = rows[0].size;
-      ctx.body = rows[0].size <= SMALL_BLOB ? await deps.blobs.read(rows[0].blob_key, rows[0].size) : await deps.blobs.get(rows[0].blob_key);
+      ctx.body = await load(rows[0]);
       return;
     }
+    const boundary = randomUUID();
     ctx.type = `multipart/related; type="application/dicom"; boundary=${boundary}`;
     ctx.length = multipartLength(boundary, parts)!;
+    // One small instance goes out as one buffer rather than through a stream.
     if (rows.length === 1 && rows[0].size <= SMALL_BLOB) {
       ctx.body = Buffer.concat(multipartChunks(boundary, [{ part: parts[0], data: await deps.blobs.read(rows[0].blob_key, rows[0].size) }]));
-      return;
-    }
-    ctx.body = multipartStream(boundary, parts);
+    } else ctx.body = multipartStream(boundary, parts);
   };
 }
 
