@@ -1,11 +1,12 @@
 import path from 'node:path';
-import { createFsBlobStore } from './blob/fs.js';
+import type { BlobStore } from './blob/blob-store.js';
+import { openBlobStore } from './blob/open.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
 
-/** Config → database (embedded when no DATABASE_URL) → migrations → blob store. */
+/** Config → database (embedded when no DATABASE_URL) → migrations → blob store (fs, or S3 with its bucket created). */
 export async function boot(config: Config, log: Logger): Promise<AppDeps & { shutdown(): Promise<void> }> {
   let embedded: EmbeddedPg | undefined;
   let url = config.databaseUrl;
@@ -15,15 +16,15 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     log.info({ port: config.embeddedPgPort, dir: path.join(config.dataDir, 'pg') }, 'embedded PostgreSQL started');
   }
   const db = connect(url);
+  let blobs: BlobStore;
   try {
     await migrate(db);
+    blobs = await openBlobStore(config);
   } catch (err) {
     await db.destroy();
     await embedded?.stop();
     throw err;
   }
-  const blobs = createFsBlobStore(path.join(config.dataDir, 'blobs'));
-  await blobs.ping();
   return {
     config,
     db,

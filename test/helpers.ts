@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
 import { inject } from 'vitest';
 import { createApp } from '../server/app.js';
+import type { BlobStore } from '../server/blob/blob-store.js';
 import { createFsBlobStore } from '../server/blob/fs.js';
+import { createS3BlobStore } from '../server/blob/s3.js';
 import { testConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
 import { connect } from '../server/db/knex.js';
@@ -23,7 +25,19 @@ export interface TestArchive {
   app: ReturnType<typeof createApp>;
   request: ReturnType<typeof supertest>;
   blobDir: string;
+  /** Which blob store this run of the suite uses (the vitest project). */
+  storage: 'fs' | 's3';
   close(): Promise<void>;
+}
+
+/** The blob store of this test project: a folder, or a fresh bucket on the run's S3 server. */
+export async function testBlobStore(blobDir: string): Promise<{ storage: 'fs' | 's3'; blobs: BlobStore; config: Partial<Config> }> {
+  const s3 = inject('s3');
+  if (!s3) return { storage: 'fs', blobs: createFsBlobStore(blobDir), config: {} };
+  const settings = { ...s3, useSSL: false, bucket: `t-${randomUUID()}`, region: 'us-east-1', pathStyle: true };
+  const blobs = createS3BlobStore(settings);
+  await blobs.ensureBucket();
+  return { storage: 's3', blobs, config: { storage: 's3', s3: settings } };
 }
 
 /** A Cairn on a fresh database cloned from the migrated template, with its own blob folder. */
@@ -36,14 +50,16 @@ export async function createTestArchive(overrides: Partial<Config> = {}): Promis
   const db = connect(`${base}/${name}`, 5);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-test-data-'));
   const blobDir = path.join(dataDir, 'blobs');
-  const config = testConfig({ dataDir, logLevel: 'silent', ...overrides });
-  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: createLogger(config) };
+  const store = await testBlobStore(blobDir);
+  const config = testConfig({ dataDir, logLevel: 'silent', ...store.config, ...overrides });
+  const deps: AppDeps = { config, db, blobs: store.blobs, log: createLogger(config) };
   const app = createApp(deps);
   return {
     deps,
     app,
     request: supertest(app.callback()),
     blobDir,
+    storage: store.storage,
     async close() {
       await db.destroy();
       const a = connect(`${base}/cairn`, 1);
