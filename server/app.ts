@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type { AppDeps } from './deps.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
+import { healthRouter } from './http/health.js';
 
 /** Middleware order and routers; no logic here. */
 export function createApp(deps: AppDeps): Koa {
@@ -16,6 +17,7 @@ export function createApp(deps: AppDeps): Koa {
     else deps.log.error({ err }, 'error while streaming a response');
   });
   app.use(errorHandler(deps.log));
+  app.use(healthRouter(deps).routes());
   const router = dicomwebRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));

@@ -8,7 +8,7 @@ import { indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
-import { ApiError, DicomStatus } from './errors.js';
+import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 
 export interface StoreContext {
   db: Db;
@@ -19,7 +19,7 @@ export interface StoreContext {
 
 export type StoreOutcome =
   | { ok: true; studyUid: string; seriesUid: string; sopInstanceUid: string; sopClassUid: string; warning?: number; duplicate: boolean }
-  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string };
+  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
 
 /**
  * The one store path under every ingest adapter (STOW-RS now, uploads and
@@ -111,7 +111,9 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
   } catch (err) {
     await ctx.blobs.delete(key).catch(() => undefined);
     ctx.log({ msg: 'blob write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
-    return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs };
+    // The adapter answers 503 when the store was down for every instance (stow.ts).
+    const down = err instanceof StorageUnavailableError ? { storageUnavailable: true as const } : {};
+    return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs, ...down };
   }
   const fail = async (reason: number, message: string): Promise<StoreOutcome> => {
     await ctx.blobs.delete(key);

@@ -6,7 +6,7 @@ import { findFramedInstance } from '../db/lookup.js';
 import type { Span } from '../db/rows.js';
 import { ApiError } from '../errors.js';
 import { choosePixelMedia, parseAccept } from '../http/accept.js';
-import { respondMultipart, type OutPart } from '../http/multipart.js';
+import { openFirst, respondMultipart, type OutPart } from '../http/multipart.js';
 import { notFound, principalOf, targetOf } from './target.js';
 
 /** PS3.18 §8.3.3 frame-list: comma-separated frame numbers, starting at 1. */
@@ -18,9 +18,16 @@ function parseFrameList(value: string): number[] {
   return items.map((s) => Number(s.trim()));
 }
 
+// The first range is opened when the body is asked for (not when it is first
+// read), so openFirst() can fail the request before its response starts.
 function spansBody(blobs: BlobStore, key: string, spans: Span[]) {
-  return async function* () {
-    for (const s of spans) if (s.length) yield* await blobs.get(key, { start: s.offset, end: s.offset + s.length - 1 });
+  const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
+  return async () => {
+    const first = ranges.length ? await blobs.get(key, ranges[0]) : undefined;
+    return (async function* () {
+      if (first) yield* first;
+      for (const r of ranges.slice(1)) yield* await blobs.get(key, r);
+    })();
   };
 }
 
@@ -43,10 +50,10 @@ export function retrieveFrames(deps: AppDeps) {
     if (!media.multipart && parts.length === 1) {
       ctx.type = media.contentType;
       ctx.length = parts[0].length!;
-      ctx.body = multipartFree(parts[0]);
+      ctx.body = multipartFree((await openFirst(parts))[0]);
       return;
     }
-    respondMultipart(ctx, media.contentType.split(';')[0], parts);
+    respondMultipart(ctx, media.contentType.split(';')[0], await openFirst(parts));
   };
 }
 
@@ -97,7 +104,7 @@ export function retrieveBulkData(deps: AppDeps) {
       const media = choosePixelMedia(accepts, row.transfer_syntax_uid);
       if (!media) throw new ApiError(406, 'NotAcceptable', `pixel data is stored as ${row.transfer_syntax_uid}; Cairn does not transcode`);
       const parts: OutPart[] = row.frames!.map((spans) => ({ contentType: media.contentType, length: spans.reduce((a, s) => a + s.length, 0), body: spansBody(deps.blobs, row.blob_key, spans) }));
-      respondMultipart(ctx, media.contentType.split(';')[0], parts);
+      respondMultipart(ctx, media.contentType.split(';')[0], await openFirst(parts));
       return;
     }
     const wantsMultipart = !accepts.some((a) => !a.multipart && (a.type === 'application/octet-stream' || a.type === '*/*')) && accepts.some((a) => a.multipart);
@@ -114,6 +121,6 @@ export function retrieveBulkData(deps: AppDeps) {
       ctx.body = el.length ? await deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : '';
       return;
     }
-    respondMultipart(ctx, 'application/octet-stream', [{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }]);
+    respondMultipart(ctx, 'application/octet-stream', await openFirst([{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }]));
   };
 }

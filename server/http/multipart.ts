@@ -225,6 +225,17 @@ export function multipartChunks(boundary: string, parts: { part: OutPart; data: 
   return out;
 }
 
+/**
+ * The same parts with the first one's body already opened: a blob that
+ * cannot be read (a blob store that is down) then fails the request with its
+ * own status (503) before any byte of a 200 is sent.
+ */
+export async function openFirst(parts: OutPart[]): Promise<OutPart[]> {
+  if (!parts.length) return parts;
+  const first = await parts[0].body();
+  return [{ ...parts[0], body: () => first }, ...parts.slice(1)];
+}
+
 /** Sets a multipart/related response of these parts (PS3.18 §8.6.1.2): Content-Type with a fresh boundary, exact Content-Length, streamed body. */
 export function respondMultipart(ctx: { type: string; length: number; body: unknown }, partType: string, parts: OutPart[]): void {
   const boundary = randomUUID();
