@@ -25,6 +25,8 @@ export interface TestArchive {
   app: ReturnType<typeof createApp>;
   request: ReturnType<typeof supertest>;
   blobDir: string;
+  /** The test database, for processes started by a test. */
+  databaseUrl: string;
   /** Which blob store this run of the suite uses (the vitest project). */
   storage: 'fs' | 's3';
   close(): Promise<void>;
@@ -59,6 +61,7 @@ export async function createTestArchive(overrides: Partial<Config> = {}): Promis
     app,
     request: supertest(app.callback()),
     blobDir,
+    databaseUrl: `${base}/${name}`,
     storage: store.storage,
     async close() {
       await db.destroy();
