@@ -28,6 +28,8 @@ export interface S3Tuning {
   timeoutMs: number;
 }
 
+const READ_IDLE_MS = 120_000;
+
 const defaultTuning: S3Tuning = { partSize: 8 * 1024 * 1024, retries: 4, baseDelayMs: 100, timeoutMs: 30_000 };
 
 export type S3BlobStore = BlobStore & {
@@ -78,13 +80,22 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
   const mod = s.useSSL ? https : http;
   const agent = new mod.Agent({ keepAlive: true, maxSockets: 64 });
   // minio sets no request timeout; an unresponsive service would hang every
-  // request. The timer covers the wait for a response, not a body being read
-  // slowly by our own client (that is back-pressure, not a fault).
+  // request. Until the response comes the limit is timeoutMs. After it, a
+  // body may wait for a slow reader of ours (back-pressure, not a fault), so
+  // only a body left unread for READ_IDLE_MS is dropped: that is a response
+  // whose reader went away, and it would otherwise hold a pooled connection.
   const transport = {
     request(opts: http.RequestOptions, cb: (res: http.IncomingMessage) => void) {
       const req = mod.request(opts, cb);
-      req.setTimeout(t.timeoutMs, () => req.destroy(Object.assign(new Error(`S3 request timed out after ${t.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      req.once('response', () => req.setTimeout(0));
+      let answered = false;
+      req.setTimeout(t.timeoutMs, () => {
+        const what = answered ? `a response body was left unread for ${READ_IDLE_MS} ms` : `no response within ${t.timeoutMs} ms`;
+        req.destroy(Object.assign(new Error(`S3 request timed out: ${what}`), { code: 'ETIMEDOUT' }));
+      });
+      req.once('response', () => {
+        answered = true;
+        req.setTimeout(READ_IDLE_MS);
+      });
       return req;
     },
   } as unknown as ClientOptions['transport'];

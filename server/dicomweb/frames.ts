@@ -24,10 +24,16 @@ function spansBody(blobs: BlobStore, key: string, spans: Span[]) {
   const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
   return async () => {
     const first = ranges.length ? await blobs.get(key, ranges[0]) : undefined;
-    return (async function* () {
-      if (first) yield* first;
-      for (const r of ranges.slice(1)) yield* await blobs.get(key, r);
-    })();
+    const body = Readable.from(
+      (async function* () {
+        if (first) yield* first;
+        for (const r of ranges.slice(1)) yield* await blobs.get(key, r);
+      })(),
+      { objectMode: false },
+    );
+    // Closed before it was read (a response cut short): the opened range goes too.
+    body.once('close', () => first?.destroy());
+    return body;
   };
 }
 
@@ -50,19 +56,12 @@ export function retrieveFrames(deps: AppDeps) {
     if (!media.multipart && parts.length === 1) {
       ctx.type = media.contentType;
       ctx.length = parts[0].length!;
-      ctx.body = multipartFree((await openFirst(parts))[0]);
+      // The range is opened here, so a blob store that is down answers 503 before any byte.
+      ctx.body = await parts[0].body();
       return;
     }
     respondMultipart(ctx, media.contentType.split(';')[0], await openFirst(parts));
   };
-}
-
-function multipartFree(part: OutPart): Readable {
-  return Readable.from(
-    (async function* () {
-      yield* await part.body();
-    })(),
-  );
 }
 
 /** RFC 9110 §14.1.2: a single `bytes=a-b`, `a-` or `-n` range. */

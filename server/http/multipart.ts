@@ -201,21 +201,35 @@ export function multipartLength(boundary: string, parts: OutPart[]): number | un
 export function multipartStream(boundary: string, parts: OutPart[]): Readable {
   async function* gen(): AsyncGenerator<Buffer | Uint8Array> {
     let next = parts.length ? Promise.resolve(parts[0].body()) : null;
-    for (let i = 0; i < parts.length; i++) {
-      const body = await next!;
-      next = i + 1 < parts.length ? Promise.resolve(parts[i + 1].body()) : null;
-      // A prefetched body that is never reached must not become an unhandled rejection.
-      next?.catch(() => undefined);
-      yield partHead(boundary, parts[i]);
-      for await (const chunk of body) yield chunk;
-      yield CRLF;
+    let body: Chunks | undefined;
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        body = await next!;
+        next = i + 1 < parts.length ? Promise.resolve(parts[i + 1].body()) : null;
+        // A prefetched body that is never reached must not become an unhandled rejection.
+        next?.catch(() => undefined);
+        yield partHead(boundary, parts[i]);
+        for await (const chunk of body) yield chunk;
+        body = undefined;
+        yield CRLF;
+      }
+      yield Buffer.from(`--${boundary}--\r\n`);
+    } finally {
+      // A response cut short (the client went away) closes the blobs it had
+      // opened: an S3 read left open would hold a pooled connection.
+      if (body) discard(body);
+      void next?.then(discard, () => undefined);
     }
-    yield Buffer.from(`--${boundary}--\r\n`);
   }
   return Readable.from(gen(), { objectMode: false, highWaterMark: 1024 * 1024 });
 }
 
 const CRLF = Buffer.from('\r\n');
+
+function discard(body: Chunks): void {
+  const destroy = (body as { destroy?: () => void }).destroy;
+  if (typeof destroy === 'function') destroy.call(body);
+}
 
 /** The same body as chunks, for small responses whose parts are in memory already (nothing is copied). */
 export function multipartChunks(boundary: string, parts: { part: OutPart; data: Buffer }[]): Buffer[] {

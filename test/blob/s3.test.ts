@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -169,6 +170,23 @@ describe.runIf(s3)('S3 outage', () => {
       await expect(blobs.ping()).rejects.toBeInstanceOf(StorageUnavailableError);
     } finally {
       await restart();
+    }
+  });
+
+  it('counts an S3 service that accepts connections but never answers as unavailable, after its timeout', async () => {
+    const held: net.Socket[] = [];
+    const silent = net.createServer((sock) => held.push(sock));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const blobs = createS3BlobStore(settings({ ...server.s3, port: (silent.address() as net.AddressInfo).port }, 'outage'), { retries: 1, baseDelayMs: 10, timeoutMs: 200 });
+    try {
+      const started = Date.now();
+      const err = await blobs.read('instances/x.dcm', 1).catch((e) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect(err.message).toMatch(/no response within 200 ms/);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      held.forEach((s) => s.destroy());
+      await new Promise((r) => silent.close(r));
     }
   });
 });
