@@ -74,7 +74,7 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     await put.catch(() => undefined);
-    await ctx.blobs.delete(key);
+    await discardBlob(ctx, key);
     if (err instanceof ParseError) {
       const { message, sopInstanceUid, sopClassUid } = err.failure;
       return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }) };
@@ -88,6 +88,15 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
   const outcome = finish(ctx, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
   outcome.catch(() => undefined);
   return { outcome };
+}
+
+/**
+ * Removes a blob the index does not (or no longer) name. Best effort: when
+ * the store is down the outcome stands and the blob is an orphan the sweep
+ * removes later, never a reason to fail an instance that is stored.
+ */
+async function discardBlob(ctx: StoreContext, key: string): Promise<void> {
+  await ctx.blobs.delete(key).catch((err) => ctx.log({ msg: 'blob delete failed; the orphan sweep will remove it', key, error: String(err) }));
 }
 
 function failureReason(err: ParseError): number {
@@ -116,7 +125,7 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs, ...down };
   }
   const fail = async (reason: number, message: string): Promise<StoreOutcome> => {
-    await ctx.blobs.delete(key);
+    await discardBlob(ctx, key);
     return { ok: false, reason, message, ...refs };
   };
   if (expectStudyUid !== undefined && parsed.studyUid !== expectStudyUid) {
@@ -139,10 +148,10 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     case 'stored':
       return { ...stored, duplicate: false };
     case 'identical':
-      await ctx.blobs.delete(key);
+      await discardBlob(ctx, key);
       return { ...stored, duplicate: true };
     case 'replaced':
-      await ctx.blobs.delete(outcome.oldBlobKey);
+      await discardBlob(ctx, outcome.oldBlobKey);
       return { ...stored, duplicate: true };
     case 'conflict':
       return fail(DicomStatus.DuplicateSopInstance, `SOP Instance ${parsed.sopInstanceUid} is already stored with different content`);
