@@ -19,7 +19,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   STORAGE: z.enum(['fs', 's3']).default('fs'),
-  S3_ENDPOINT: z.string().min(1).default('127.0.0.1'),
+  S3_ENDPOINT: z.string().regex(/^[^/:]+$/, 'a host name only (no scheme, port or path: those are S3_USE_SSL and S3_PORT)').default('127.0.0.1'),
   S3_PORT: z.coerce.number().int().min(1).max(65535).default(9000),
   S3_USE_SSL: flag.default(false),
   S3_BUCKET: z.string().min(3).default('cairn'),

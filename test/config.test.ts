@@ -16,5 +16,6 @@ describe('storage settings', () => {
     expect(() => loadConfig({ STORAGE: 's3' })).toThrow(/S3_ACCESS_KEY/);
     expect(() => loadConfig({ STORAGE: 's3', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's', S3_USE_SSL: 'yes' })).toThrow(/S3_USE_SSL/);
     expect(() => loadConfig({ STORAGE: 'disk' })).toThrow(/STORAGE/);
+    expect(() => loadConfig({ S3_ENDPOINT: 'http://minio:9000' })).toThrow(/S3_ENDPOINT: a host name only/);
   });
 });

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,6 +188,41 @@ describe.runIf(s3)('S3 outage', () => {
     } finally {
       held.forEach((s) => s.destroy());
       await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('answers 202 when S3 went down after some instances of a request were stored, listing the rest as failed', async () => {
+    const app = createApp({ ...a.deps, blobs: createS3BlobStore(settings(server.s3, 'outage'), { retries: 1, baseDelayMs: 10 }) });
+    const listener = app.listen(0, '127.0.0.1');
+    await new Promise((r) => listener.once('listening', r));
+    try {
+      const [first, second] = [syntheticInstance(), syntheticInstance()];
+      const m = multipartBody([first.bytes, second.bytes]);
+      // Up to the second part's headers: the first part is then known to be complete.
+      const cut = m.body.indexOf('\r\n\r\n', m.body.indexOf(Buffer.from(`--${m.boundary}`), first.bytes.length)) + 4;
+      const res = new Promise<{ status: number; body: Record<string, { Value: Record<string, { Value: unknown[] }>[] }> }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: (listener.address() as net.AddressInfo).port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': m.contentType } }, (r) => {
+          let text = '';
+          r.on('data', (d) => (text += d));
+          r.on('end', () => resolve({ status: r.statusCode!, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.write(m.body.subarray(0, cut));
+        // The first instance is stored and indexed before S3 goes away and the rest is sent.
+        void (async () => {
+          while (!(await a.deps.db('instances').where({ sop_instance_uid: first.sopInstanceUid }).first())) await new Promise((r) => setTimeout(r, 20));
+          await server.stop();
+          req.end(m.body.subarray(cut));
+        })().catch(reject);
+      });
+      const { status, body } = await res;
+      expect(status).toBe(202);
+      expect(body['00081199'].Value.map((x) => x['00081155'].Value[0])).toEqual([first.sopInstanceUid]);
+      expect(body['00081198'].Value.map((x) => [x['00081155'].Value[0], x['00081197'].Value[0]])).toEqual([[second.sopInstanceUid, 0xa700]]);
+      expect(await a.deps.db('instances').where({ sop_instance_uid: second.sopInstanceUid }).first()).toBeUndefined();
+    } finally {
+      await new Promise((r) => listener.close(r));
+      await restart();
     }
   });
 });
