@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
 import { inject } from 'vitest';
 import { createApp } from '../server/app.js';
+import type { Principal, Role } from '../server/access.js';
+import { createTokenService, type TokenService } from '../server/auth/tokens.js';
 import { createFsBlobStore } from '../server/blob/fs.js';
 import { testConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
@@ -21,10 +23,25 @@ export function sample(name: string): Buffer {
 export interface TestArchive {
   deps: AppDeps;
   app: ReturnType<typeof createApp>;
-  request: ReturnType<typeof supertest>;
+  /** Requests as an administrator without clearances (who sees every unlabelled study). */
+  request: ReturnType<typeof supertest.agent>;
+  /** Requests without credentials. */
+  anonymous: ReturnType<typeof supertest>;
+  /** Requests as the given identity (a bearer token signed by this archive). */
+  as(who: Who): ReturnType<typeof supertest.agent>;
+  token(who: Who): string;
   blobDir: string;
   close(): Promise<void>;
 }
+
+/** An identity for a test token. */
+export interface Who {
+  sub?: string;
+  roles: readonly Role[];
+  clearances?: readonly string[];
+}
+
+export const ADMIN: Principal = { sub: 'test-admin', roles: ['admin'], clearances: [] };
 
 /** A Cairn on a fresh database cloned from the migrated template, with its own blob folder. */
 export async function createTestArchive(overrides: Partial<Config> = {}): Promise<TestArchive> {
@@ -36,13 +53,22 @@ export async function createTestArchive(overrides: Partial<Config> = {}): Promis
   const db = connect(`${base}/${name}`, 5);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-test-data-'));
   const blobDir = path.join(dataDir, 'blobs');
-  const config = testConfig({ dataDir, logLevel: 'silent', ...overrides });
-  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: createLogger(config) };
+  const defaults = testConfig();
+  const config = testConfig({ dataDir, logLevel: 'silent', ...overrides, auth: { ...defaults.auth, passwordHashRounds: 4, ...overrides.auth } });
+  const secret = config.auth.jwtSecret ?? `test-secret-${randomUUID()}`;
+  const tokens: TokenService = createTokenService(config.auth, secret);
+  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: createLogger(config), tokens };
   const app = createApp(deps);
+  const callback = app.callback();
+  const token = (who: Who) => tokens.sign({ sub: who.sub ?? `test-${who.roles.join('-') || 'none'}`, roles: who.roles, clearances: who.clearances ?? [] }, 3600);
+  const as = (who: Who) => supertest.agent(callback).set('Authorization', `Bearer ${token(who)}`);
   return {
     deps,
     app,
-    request: supertest(app.callback()),
+    request: as(ADMIN),
+    anonymous: supertest(callback),
+    as,
+    token,
     blobDir,
     async close() {
       await db.destroy();
