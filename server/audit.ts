@@ -1,7 +1,8 @@
 import type { Context, Next } from 'koa';
 import type { Caller } from './access.js';
 import type { Identity } from './auth/authenticate.js';
-import { appendAuditEvent } from './db/audit.js';
+import { createSyslogSink } from './audit-syslog.js';
+import { appendAuditEvent, type AuditEvent } from './db/audit.js';
 import type { AppDeps } from './deps.js';
 import { ApiError } from './errors.js';
 
@@ -44,6 +45,7 @@ function outcomeOf(status: number): string {
 }
 
 export function auditTrail(deps: AppDeps) {
+  const syslog = deps.config.auditSyslog ? createSyslogSink(deps.config.auditSyslog, deps.log) : undefined;
   return async (ctx: Context, next: Next): Promise<void> => {
     const record: AuditRecord = {};
     ctx.state.audit = record;
@@ -66,7 +68,7 @@ export function auditTrail(deps: AppDeps) {
       if (ctx.querystring) detail.query = ctx.querystring;
       if (failure instanceof ApiError) detail.error = failure.code;
       if (identity?.via) detail.via = identity.via;
-      await appendAuditEvent(deps.db, {
+      const event: AuditEvent = {
         sub: record.sub ?? principal?.sub ?? null,
         roles: principal ? [...principal.roles] : [],
         client: ctx.ip || null,
@@ -82,7 +84,9 @@ export function auditTrail(deps: AppDeps) {
         break_glass: glassReason !== null,
         reason: glassReason,
         detail: Object.keys(detail).length ? detail : null,
-      });
+      };
+      const { at } = await appendAuditEvent(deps.db, event);
+      syslog?.send({ ...event, at });
     }
     if (failure !== undefined) throw failure;
   };

@@ -30,6 +30,7 @@ const schema = z.object({
   PASSWORD_HASH_ROUNDS: z.coerce.number().int().min(4).max(15).default(12),
   LABEL_RULES: z.string().optional(),
   LABEL_RULES_FILE: z.string().optional(),
+  AUDIT_SYSLOG: z.string().regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port').optional(),
 });
 
 export interface Config {
@@ -46,6 +47,8 @@ export interface Config {
   readonly orphanGraceSeconds: number;
   readonly auth: AuthConfig;
   readonly labelRules: readonly LabelRule[];
+  /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
+  readonly auditSyslog?: string;
 }
 
 export interface AuthConfig {
@@ -93,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       passwordHashRounds: e.PASSWORD_HASH_ROUNDS,
     }),
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
+    auditSyslog: e.AUDIT_SYSLOG,
   });
 }
 

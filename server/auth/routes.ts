@@ -45,6 +45,12 @@ function login(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const audit = ctx.state.audit as AuditRecord;
     audit.action = 'login-failed';
+    // Login CSRF: a form on another site must not log the browser in as
+    // someone else. Browsers send Origin with every cross-site POST.
+    const origin = ctx.get('origin');
+    if (origin && origin !== new URL(deps.config.publicUrl ?? `${ctx.protocol}://${ctx.host}`).origin) {
+      throw new ApiError(403, 'CrossOriginLogin', `a login from ${origin} is refused; log in on this server's own page`);
+    }
     const fields = await readFields(ctx);
     const username = typeof fields.username === 'string' ? fields.username.trim() : '';
     const password = typeof fields.password === 'string' ? fields.password : '';

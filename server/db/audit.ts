@@ -20,8 +20,9 @@ export interface AuditEvent {
 export type StoredAuditEvent = AuditEvent & { id: number; at: Date };
 
 /** Appends one event. The table refuses updates and deletes (see the access migration). */
-export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<void> {
-  await db('audit_events').insert({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail) });
+export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<{ id: number; at: Date }> {
+  const [row] = await db('audit_events').insert({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail) }).returning(['id', 'at']);
+  return row;
 }
 
 export interface AuditQuery {

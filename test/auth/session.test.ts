@@ -53,6 +53,13 @@ describe('login page', () => {
     expect(csrf).toMatch(/samesite=strict/i);
   });
 
+  it('a login posted from another origin is refused', async () => {
+    const res = await a.anonymous.post('/auth/login').set('Origin', 'https://evil.example').type('form').send({ username: 'alice', password: PASSWORD });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toBe('CrossOriginLogin');
+    expect(cookies(res).some((c) => c.startsWith('cairn_session='))).toBe(false);
+  });
+
   it('next may only be a path on this server', async () => {
     for (const next of ['//evil.example/x', 'https://evil.example/', '/\\evil.example']) {
       const res = await a.anonymous.post('/auth/login').type('form').send({ username: 'alice', password: PASSWORD, next });
@@ -67,7 +74,7 @@ describe('login page', () => {
       expect(res.headers.location).toMatch(/^\/login\?error=1/);
       expect(cookies(res).some((c) => c.startsWith('cairn_session='))).toBe(false);
     }
-    const rows = await a.deps.db('audit_events').where({ action: 'login-failed' }).orderBy('id');
+    const rows = await a.deps.db('audit_events').where({ action: 'login-failed' }).whereNotNull('sub').orderBy('id');
     expect(rows.map((r) => r.sub)).toEqual(['alice', 'nobody']);
     expect(rows.map((r) => r.outcome)).toEqual(['failure', 'failure']);
   });
