@@ -3,7 +3,9 @@ import type { Db } from './db/knex.js';
 
 // The one access rule (DESIGN.md): which roles may do what, and which studies
 // and series a caller may see. Only this module knows roles and labels; every
-// index read in db/ starts from visibleStudies() or visibleSeries().
+// index read in db/ is constrained by clearedFor() (on the studies and series
+// rows it joins) or visibleSeries() (for reads of instances), with the
+// request's Caller, which only the route guard makes.
 
 export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
@@ -88,26 +90,17 @@ export function clearedFor(db: Db | Knex.Transaction, column: string, caller: Ca
 }
 
 /**
- * The studies this caller may see, as a subquery of study UIDs. Reads in db/
- * constrain their rows with `whereIn('study_uid', visibleStudies(db, caller))`.
- */
-export function visibleStudies(db: Db | Knex.Transaction, caller: Caller): Knex.QueryBuilder {
-  return db('studies as vst').select('vst.study_uid').where(clearedFor(db, 'vst.labels', caller));
-}
-
-/**
  * The series this caller may see: those of visible studies whose own labels
- * the caller is cleared for. Instance-level reads constrain with this.
+ * the caller is cleared for. Instance-level reads constrain with this. Reads
+ * of one study name it, so the subquery stays that study's few series rather
+ * than every series in the archive.
  */
-export function visibleSeries(db: Db | Knex.Transaction, caller: Caller): Knex.QueryBuilder {
-  return db('series as vse')
+export function visibleSeries(db: Db | Knex.Transaction, caller: Caller, within?: { studyUid: string }): Knex.QueryBuilder {
+  const q = db('series as vse')
     .join('studies as vst', 'vst.study_uid', 'vse.study_uid')
     .select('vse.series_uid')
     .where(clearedFor(db, 'vst.labels', caller))
     .where(clearedFor(db, 'vse.labels', caller));
-}
-
-/** A caller for server-side work that acts for the archive itself (the orphan sweep, tools). */
-export function systemCaller(clearances: readonly string[] = []): Caller {
-  return { principal: { sub: 'cairn', roles: ['admin'], clearances }, touched: new Touched() };
+  if (within) q.where('vse.study_uid', within.studyUid);
+  return q;
 }

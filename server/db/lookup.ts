@@ -14,7 +14,7 @@ export type FramedInstance = Pick<InstanceRow, 'blob_key' | 'transfer_syntax_uid
 // Every read here is scoped by the caller's visibility (server/access.ts) and
 // notes the UIDs it hands back in the caller's audit record.
 function scoped(db: Db, caller: Caller, t: Target) {
-  const q = db('instances').where('study_uid', t.studyUid).whereIn('series_uid', visibleSeries(db, caller));
+  const q = db('instances').where('study_uid', t.studyUid).whereIn('series_uid', visibleSeries(db, caller, t));
   if (t.seriesUid) q.where('series_uid', t.seriesUid);
   if (t.sopInstanceUid) q.where('sop_instance_uid', t.sopInstanceUid);
   return q;

@@ -67,7 +67,7 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
   return db.transaction(async (trx) => {
     const rows: { blob_key: string; study_uid: string; series_uid: string; sop_instance_uid: string }[] = await trx('instances')
       .where(where)
-      .whereIn('series_uid', visibleSeries(trx, caller))
+      .whereIn('series_uid', visibleSeries(trx, caller, { studyUid: where.study_uid }))
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows);
