@@ -1,5 +1,9 @@
 import Koa from 'koa';
 import type { AppDeps } from './deps.js';
+import { apiRouter } from './api/routes.js';
+import { auditTrail } from './audit.js';
+import { authenticate } from './auth/authenticate.js';
+import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
@@ -18,8 +22,11 @@ export function createApp(deps: AppDeps): Koa {
   });
   app.use(errorHandler(deps.log));
   app.use(healthRouter(deps).routes());
-  const router = dicomwebRouter(deps);
-  app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
+  app.use(authenticate(deps));
+  app.use(auditTrail(deps));
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps)]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
   return app;
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { createTokenService, loadSecret } from './auth/tokens.js';
 import type { BlobStore } from './blob/blob-store.js';
 import { openBlobStore } from './blob/open.js';
 import type { Config } from './config.js';
@@ -26,11 +27,13 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     await embedded?.stop();
     throw err;
   }
+  const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   return {
     config,
     db,
     blobs,
     log,
+    tokens,
     async shutdown() {
       await db.destroy();
       await embedded?.stop();

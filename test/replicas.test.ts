@@ -20,7 +20,7 @@ async function startReplica(a: TestArchive): Promise<Replica> {
     HOST: '127.0.0.1',
     PORT: '0',
     AUTH: 'off',
-    DATABASE_URL: a.databaseUrl,
+    DATABASE_URL: a.dbUrl,
     DATA_DIR: c.dataDir,
     STORAGE: 's3',
     S3_ENDPOINT: c.s3.endPoint,

@@ -24,7 +24,7 @@ afterAll(async () => {
 function toolEnv(): NodeJS.ProcessEnv {
   const c = a.deps.config;
   const s3 = c.storage === 's3' ? { S3_ENDPOINT: c.s3.endPoint, S3_PORT: String(c.s3.port), S3_BUCKET: c.s3.bucket, S3_ACCESS_KEY: c.s3.accessKey, S3_SECRET_KEY: c.s3.secretKey } : {};
-  return { PATH: process.env.PATH, DATABASE_URL: a.databaseUrl, DATA_DIR: c.dataDir, STORAGE: c.storage, LOG_LEVEL: 'silent', ...s3 };
+  return { PATH: process.env.PATH, DATABASE_URL: a.dbUrl, DATA_DIR: c.dataDir, STORAGE: c.storage, LOG_LEVEL: 'silent', ...s3 };
 }
 
 async function tool(script: string, args: string[] = []): Promise<{ code: number; stdout: string }> {

@@ -11,7 +11,7 @@ import { createS3BlobStore, type S3Settings } from '../../server/blob/s3.js';
 import { StorageUnavailableError } from '../../server/errors.js';
 import supertest from 'supertest';
 import { startS3rver, type TestS3 } from '../s3-setup.js';
-import { createTestArchive, multipartBody, type TestArchive } from '../helpers.js';
+import { ADMIN, createTestArchive, multipartBody, type TestArchive } from '../helpers.js';
 import { syntheticInstance } from '../synthetic.js';
 
 // S3-specific behaviour; the rest of the suite already runs over S3 in the s3 project.
@@ -91,7 +91,7 @@ describe.runIf(s3)('S3 outage', () => {
   let dir: string;
   let server: Awaited<ReturnType<typeof startS3rver>>;
   let a: TestArchive;
-  let request: ReturnType<typeof supertest>;
+  let request: ReturnType<typeof supertest.agent>;
   let port: number;
 
   const restart = async () => {
@@ -109,7 +109,7 @@ describe.runIf(s3)('S3 outage', () => {
     const blobs = createS3BlobStore(settings(server.s3, 'outage'), { retries: 3, baseDelayMs: 20, timeoutMs: 2000 });
     await blobs.ensureBucket();
     const deps = { ...a.deps, blobs };
-    request = supertest(createApp(deps).callback());
+    request = supertest.agent(createApp(deps).callback()).set('Authorization', `Bearer ${a.token(ADMIN)}`);
   });
   afterAll(async () => {
     await server?.stop().catch(() => undefined);
@@ -201,7 +201,7 @@ describe.runIf(s3)('S3 outage', () => {
       // Up to the second part's headers: the first part is then known to be complete.
       const cut = m.body.indexOf('\r\n\r\n', m.body.indexOf(Buffer.from(`--${m.boundary}`), first.bytes.length)) + 4;
       const res = new Promise<{ status: number; body: Record<string, { Value: Record<string, { Value: unknown[] }>[] }> }>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: (listener.address() as net.AddressInfo).port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': m.contentType } }, (r) => {
+        const req = http.request({ host: '127.0.0.1', port: (listener.address() as net.AddressInfo).port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': m.contentType, Authorization: `Bearer ${a.token(ADMIN)}` } }, (r) => {
           let text = '';
           r.on('data', (d) => (text += d));
           r.on('end', () => resolve({ status: r.statusCode!, body: JSON.parse(text) }));
