@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import supertest from 'supertest';
+import { createApp } from '../server/app.js';
+import { connect } from '../server/db/knex.js';
 import { createTestArchive, type TestArchive } from './helpers.js';
 
 let a: TestArchive;
@@ -21,5 +24,19 @@ describe('health probes', () => {
     const res = await a.anonymous.get('/readyz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ready', database: 'ok', blobs: 'ok' });
+  });
+
+  it('GET /readyz answers 503 naming the database when it cannot be reached, while /healthz stays 200', async () => {
+    const closed = connect('postgres://cairn:x@127.0.0.1:1/cairn', 1);
+    try {
+      const request = supertest(createApp({ ...a.deps, db: closed }).callback());
+      const res = await request.get('/readyz');
+      expect(res.status).toBe(503);
+      expect(res.body.error).toBe('NotReady');
+      expect(res.body.message).toMatch(/^database: (?!ok).+; blob store: ok$/);
+      expect((await request.get('/healthz')).status).toBe(200);
+    } finally {
+      await closed.destroy();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { pingDatabase } from '../db/knex.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 
@@ -32,7 +33,7 @@ export function healthRouter(deps: AppDeps): Router {
     ctx.body = { status: 'ok' };
   });
   r.get('/readyz', async (ctx) => {
-    const [database, blobs] = await Promise.all([check(() => deps.db.raw('select 1')), check(() => deps.blobs.ping())]);
+    const [database, blobs] = await Promise.all([check(() => pingDatabase(deps.db)), check(() => deps.blobs.ping())]);
     if (database !== 'ok' || blobs !== 'ok') {
       deps.log.warn({ database, blobs }, 'not ready');
       throw new ApiError(503, 'NotReady', `database: ${database}; blob store: ${blobs}`);
