@@ -1,7 +1,7 @@
-import { Readable } from 'node:stream';
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import type { BlobStore } from '../blob/blob-store.js';
+import { readRanges } from '../blob/spans.js';
 import { findFramedInstance } from '../db/lookup.js';
 import type { Span } from '../db/rows.js';
 import { ApiError } from '../errors.js';
@@ -19,23 +19,9 @@ function parseFrameList(value: string): number[] {
   return items.map((s) => Number(s.trim()));
 }
 
-// The first range is opened when the body is asked for (not when it is first
-// read), so openFirst() can fail the request before its response starts.
 function spansBody(blobs: BlobStore, key: string, spans: Span[]) {
   const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
-  return async () => {
-    const first = ranges.length ? await blobs.get(key, ranges[0]) : undefined;
-    const body = Readable.from(
-      (async function* () {
-        if (first) yield* first;
-        for (const r of ranges.slice(1)) yield* await blobs.get(key, r);
-      })(),
-      { objectMode: false },
-    );
-    // Closed before it was read (a response cut short): the opened range goes too.
-    body.once('close', () => first?.destroy());
-    return body;
-  };
+  return () => readRanges(blobs, key, ranges);
 }
 
 /** WADO-RS frames (PS3.18 §10.4.1.1.3): each frame read by range from the blob, sent as stored. */
