@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
@@ -10,6 +11,8 @@ const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   PUBLIC_URL: z.string().url().optional(),
+  TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  VIEWER_DIR: z.string().optional(),
   DUPLICATE_POLICY: z.enum(['reject', 'overwrite']).default('reject'),
   MAX_HEADER_BYTES: z.coerce.number().int().min(65536).default(64 * 1024 * 1024),
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
@@ -24,6 +27,10 @@ export interface Config {
   readonly databaseUrl?: string;
   readonly embeddedPgPort: number;
   readonly publicUrl?: string;
+  /** Take the client-facing protocol and host from X-Forwarded-Proto / X-Forwarded-Host. */
+  readonly trustProxy: boolean;
+  /** The prebuilt OHIF files served at / (viewer/fetch-ohif.mjs puts them in viewer/ohif). */
+  readonly viewerDir: string;
   readonly duplicatePolicy: 'reject' | 'overwrite';
   readonly maxHeaderBytes: number;
   readonly bulkDataThreshold: number;
@@ -45,6 +52,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    trustProxy: e.TRUST_PROXY === 'true',
+    viewerDir: e.VIEWER_DIR ? path.resolve(e.VIEWER_DIR) : fileURLToPath(new URL('../viewer/ohif', import.meta.url)),
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxHeaderBytes: e.MAX_HEADER_BYTES,
     bulkDataThreshold: e.BULKDATA_THRESHOLD,
