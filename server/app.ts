@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type { AppDeps } from './deps.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
+import { uploadRouter } from './upload/routes.js';
 import { viewerRouter } from '../viewer/routes.js';
 
 /** Middleware order and routers; no logic here. */
@@ -22,6 +23,9 @@ export function createApp(deps: AppDeps): Koa {
   const router = dicomwebRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
+  const upload = uploadRouter(deps);
+  app.use(upload.routes());
+  app.use(upload.allowedMethods({ throw: true }));
   // Last: the viewer answers GET/HEAD of every path no other router owns.
   app.use(viewerRouter(deps));
   return app;
