@@ -23,7 +23,7 @@ export function ohifAppConfig(origin: string): object {
     showLoadingIndicator: true,
     maxNumberOfWebWorkers: 3,
     maxNumRequests: { interaction: 100, thumbnail: 5, prefetch: 25 },
-    showErrorDetails: 'production',
+    showErrorDetails: 'always',
     defaultDataSourceName: 'cairn',
     dataSources: [
       {
@@ -66,9 +66,13 @@ export function ohifAppConfig(origin: string): object {
 }
 
 /**
- * The script text: `window.config`, plus an HTTP error handler that sends a
- * browser whose session has ended to the login page (functions cannot travel
- * in JSON, so it is written out here).
+ * The script text: `window.config` plus what cannot travel as JSON:
+ * - an HTTP error handler that sends a browser whose session has ended (401)
+ *   to the login page;
+ * - the header's logo slot (OHIF's whiteLabeling), with links to the upload
+ *   page and, for a signed-in session (the `cairn_csrf` cookie is there), a
+ *   "Log out" that posts to /auth/logout with the CSRF token. OHIF's own
+ *   logout item exists only with OpenID Connect, which Cairn does not use.
  */
 export function ohifAppConfigScript(origin: string): string {
   const config = JSON.stringify(ohifAppConfig(origin), null, 2);
@@ -78,6 +82,30 @@ window.config.httpErrorHandler = function (error) {
   if (error && error.status === 401) {
     window.location.assign('/login?next=' + encodeURIComponent(window.location.pathname + window.location.search));
   }
+};
+window.config.whiteLabeling = {
+  createLogoComponentFn: function (React) {
+    function csrf() {
+      var m = document.cookie.match(/(?:^|;\\s*)cairn_csrf=([^;]*)/);
+      return m ? decodeURIComponent(m[1]) : null;
+    }
+    // The logo sits inside OHIF's "back to the study list" button.
+    function own(e) {
+      e.stopPropagation();
+    }
+    function logout(e) {
+      e.preventDefault();
+      e.stopPropagation();
+      fetch('/auth/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf() || '' } }).finally(function () {
+        window.location.assign('/login');
+      });
+    }
+    var link = 'text-primary hover:text-highlight ml-4 text-sm';
+    return React.createElement('div', { className: 'flex items-center whitespace-nowrap' },
+      React.createElement('span', { className: 'text-foreground text-lg font-semibold' }, 'Cairn'),
+      React.createElement('a', { href: '/upload', className: link, onClick: own, 'data-cy': 'cairn-upload' }, 'Upload'),
+      csrf() ? React.createElement('a', { href: '/login', className: link, onClick: logout, 'data-cy': 'cairn-logout' }, 'Log out') : null);
+  },
 };
 `;
 }

@@ -55,6 +55,9 @@ describe('viewer in a browser', () => {
     await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(Object.keys(STUDIES).length);
     expect(await page.evaluate(() => self.crossOriginIsolated)).toBe(true);
     await expect.poll(() => page.locator('.shepherd-element, [role="dialog"]').count()).toBe(0);
+    // Cairn's header links; "Log out" only with a session (none until issue 3).
+    await page.locator('[data-cy="cairn-upload"]').waitFor();
+    expect(await page.locator('[data-cy="cairn-logout"]').count()).toBe(0);
     keepScreenshot('study-list.png', await page.screenshot());
 
     await rows.filter({ hasText: 'CT' }).click();
