@@ -90,6 +90,13 @@ describe('viewer static files', () => {
     expect(none.body).toBe(BUNDLE);
   });
 
+  it('answers HEAD with the headers and no body', async () => {
+    const res = await a.request.head('/app.bundle.css');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-length']).toBe('6');
+    expect(res.headers['cross-origin-opener-policy']).toBe('same-origin');
+  });
+
   it('answers a matching validator with 304', async () => {
     const first = await a.request.get('/app.bundle.css');
     const again = await a.request.get('/app.bundle.css').set('If-None-Match', first.headers.etag);

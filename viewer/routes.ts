@@ -64,8 +64,9 @@ async function serveFile(ctx: Context, root: string): Promise<void> {
     ctx.status = 304;
     return;
   }
+  // For HEAD koa sends the headers only and destroys the unread stream.
+  ctx.body = fs.createReadStream(file.path);
   ctx.length = file.stat.size;
-  ctx.body = ctx.method === 'HEAD' ? null : fs.createReadStream(file.path);
 }
 
 /**

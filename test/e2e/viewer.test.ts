@@ -90,6 +90,15 @@ describe('viewer in a browser', () => {
     await page.context().close();
   }, 120_000);
 
+  it('sends a browser whose session has ended to the login page', async () => {
+    // Cairn answers 401 once sessions exist; here the browser is told so directly.
+    const { page } = await preparePage(browser, cairn.origin);
+    await page.route('**/dicom-web/studies?**', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"Unauthorized","message":"sign in"}' }));
+    await page.goto('/');
+    await page.waitForURL('**/login?next=%2F', { timeout: 60_000 });
+    await page.context().close();
+  }, 120_000);
+
   it.todo('a user without clearance does not see a labelled study in the list, and gets the not-found screen from its URL (needs issue 3: users, roles, labels, login)');
 });
 
