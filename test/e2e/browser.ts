@@ -70,8 +70,9 @@ export async function preparePage(browser: Browser, origin: string, visitor: Vis
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // Every request OHIF makes of Cairn is expected to succeed.
   page.on('response', (r) => {
-    if (r.status() >= 500) problems.push(`HTTP ${r.status()} ${r.url()}`);
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`);
   });
   return { page, problems };
 }

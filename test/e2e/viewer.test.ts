@@ -60,6 +60,12 @@ describe('viewer in a browser', () => {
     expect(await page.locator('[data-cy="cairn-logout"]').count()).toBe(0);
     keepScreenshot('study-list.png', await page.screenshot());
 
+    // The patient filter is a QIDO wildcard query.
+    await page.locator('tr[data-filter-row] input').first().fill('Lestrade');
+    await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(1);
+    await page.locator('tr[data-filter-row] input').first().fill('');
+    await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(Object.keys(STUDIES).length);
+
     await rows.filter({ hasText: 'CT' }).click();
     await page.getByRole('button', { name: 'Basic Viewer' }).click();
     await page.waitForURL(`**/viewer?StudyInstanceUIDs=${STUDIES.ct.uid}`);
