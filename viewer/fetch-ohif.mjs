@@ -19,6 +19,9 @@ const VERSION = '3.13.2';
 // The registry's dist.integrity for this version, pinned when the version was chosen.
 const INTEGRITY = 'sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA==';
 
+// Bumped when the way the files are unpacked changes, so older installs are redone.
+const LAYOUT = 2;
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const target = path.join(here, 'ohif');
 const markerFile = path.join(target, '.cairn-ohif.json');
@@ -40,7 +43,7 @@ function run(cmd, args, opts = {}) {
 function installed() {
   try {
     const m = JSON.parse(fs.readFileSync(markerFile, 'utf8'));
-    return m.version === VERSION && m.integrity === INTEGRITY && fs.existsSync(path.join(target, 'index.html'));
+    return m.version === VERSION && m.integrity === INTEGRITY && m.layout === LAYOUT && fs.existsSync(path.join(target, 'index.html'));
   } catch {
     return false;
   }
@@ -69,9 +72,12 @@ async function install() {
     // install never leaves a half-filled viewer/ohif/ that looks complete.
     const staging = fs.mkdtempSync(path.join(here, '.ohif-staging-'));
     try {
-      run('tar', ['-xzf', tarball, '-C', staging, '--strip-components=2', '--no-same-owner', 'package/dist/']);
+      // --touch: npm tarballs date every file 1985-10-26, and Cairn's validators
+    // (Last-Modified, ETag) must change when the viewer does, even for a file
+    // whose size stays the same, such as index.html naming new bundle hashes.
+    run('tar', ['-xzf', tarball, '-C', staging, '--strip-components=2', '--no-same-owner', '--touch', 'package/dist/']);
       if (!fs.existsSync(path.join(staging, 'index.html'))) fail('the tarball has no package/dist/index.html');
-      fs.writeFileSync(path.join(staging, '.cairn-ohif.json'), `${JSON.stringify({ package: PACKAGE, version: VERSION, integrity: INTEGRITY }, null, 2)}\n`);
+      fs.writeFileSync(path.join(staging, '.cairn-ohif.json'), `${JSON.stringify({ package: PACKAGE, version: VERSION, integrity: INTEGRITY, layout: LAYOUT }, null, 2)}\n`);
       fs.rmSync(target, { recursive: true, force: true });
       fs.renameSync(staging, target);
     } finally {
