@@ -18,6 +18,10 @@ export function assertLoopback(url: string): URL {
   return u;
 }
 
+/** Headers sent with every request (the Authorization of the identity the bench runs as). */
+const defaults: Record<string, string> = {};
+export function setDefaultHeaders(h: Record<string, string>): void { Object.assign(defaults, h) }
+
 /** One request; the body is always read to the end. `keep` retains it (for JSON replies). */
 export function request(method: string, url: string, headers: Record<string, string | number>,
   body?: Uint8Array[], keep = false, timeoutMs = 120_000): Promise<Reply> {
@@ -26,7 +30,7 @@ export function request(method: string, url: string, headers: Record<string, str
   return new Promise((resolve, reject) => {
     const req = http.request({
       agent, method, host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || 80,
-      path: u.pathname + u.search, headers,
+      path: u.pathname + u.search, headers: { ...defaults, ...headers },
     }, (res) => {
       let bytes = 0; const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => { bytes += c.length; if (keep) chunks.push(c) });

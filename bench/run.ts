@@ -1,17 +1,17 @@
-// Cairn black-box DICOMweb benchmark. Usage: npm run bench -- [--base URL] [--sizes 10000,100000]
+// Cairn black-box DICOMweb benchmark. Usage: npm run bench -- [--base URL [--token JWT]] [--sizes 10000,100000]
 //   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
 //   [--no-memory] [--memory-request-mb 1024] [--memory-instance-mb 500]
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
-import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, stow,
+import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, setDefaultHeaders, stow,
   type Reply } from './client.js';
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
 import { startCairn, startYardstick, type Cairn } from './target.js';
 
 const { values: a } = parseArgs({ options: {
-  base: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
+  base: { type: 'string' }, token: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
   'stow-instances': { type: 'string', default: '400' }, pid: { type: 'string' }, out: { type: 'string' },
   concurrency: { type: 'string', default: '4' }, 'fill-batch': { type: 'string', default: '50' },
   'fill-minutes': { type: 'string', default: '60' }, 'no-memory': { type: 'boolean', default: false },
@@ -27,8 +27,12 @@ const log = (m: string): void => { process.stderr.write(`[bench ${new Date().toI
 
 let cairn: Cairn | undefined;
 let base: string; let pid: number | undefined;
-if (a.base) { base = String(a.base).replace(/\/+$/, ''); assertLoopback(base); pid = a.pid ? Number(a.pid) : undefined }
-else { log('starting Cairn (node --import tsx server/main.ts)'); cairn = await startCairn(); base = cairn.base; pid = cairn.pid }
+if (a.base) { base = String(a.base).replace(/\/+$/, ''); assertLoopback(base); pid = a.pid ? Number(a.pid) : undefined;
+  if (a.token) setDefaultHeaders({ Authorization: `Bearer ${a.token}` }) }
+else {
+  log('starting Cairn (node --import tsx server/main.ts), access control on');
+  cairn = await startCairn(); base = cairn.base; pid = cairn.pid; setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
+}
 const sampler = pid ? new RssSampler(pid).start() : undefined;
 const onSignal = (): void => { void cairn?.stop().finally(() => process.exit(130)) };
 process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);

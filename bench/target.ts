@@ -2,11 +2,13 @@
 import http from 'node:http';
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DICOM_MULTIPART, request } from './client.js';
+import jwt from 'jsonwebtoken';
+import { DICOM_MULTIPART, request, setDefaultHeaders } from './client.js';
 
 const READY_PROBE_UID = '1.2.3';
 
@@ -27,6 +29,8 @@ export function freePort(): Promise<number> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface Cairn { base: string; pid: number; dataDir: string; stop(): Promise<void>; log(): string;
+  /** A bearer token for an administrator of this Cairn (access control stays on while measured). */
+  token: string;
   /** undefined while running, else the exit code (null when killed by a signal). */
   exitCode(): number | null | undefined }
 
@@ -38,8 +42,10 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   // mkdtemp makes a 0700 directory; when run as root the embedded postgres runs initdb as
   // a separate "postgres" user, which must be able to traverse DATA_DIR.
   chmodSync(dataDir, 0o755);
+  const secret = randomBytes(32).toString('hex');
+  const token = jwt.sign({ roles: ['admin'], clearances: [] }, secret, { algorithm: 'HS256', expiresIn: '12h', issuer: 'cairn', audience: 'cairn', subject: 'bench' });
   const env: NodeJS.ProcessEnv = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir,
+    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, AUTH_JWT_SECRET: secret, AUTH: 'on',
     EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'],
@@ -66,8 +72,8 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
     try {
       // Ready once a WADO-RS lookup of a study that cannot exist is answered (404 from the index).
       // This does not depend on QIDO-RS, so a server whose search is still a 501 stub can be measured.
-      const r = await request('GET', `${base}/studies/${READY_PROBE_UID}`, { Accept: DICOM_MULTIPART }, undefined, false, 2000);
-      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited };
+      const r = await request('GET', `${base}/studies/${READY_PROBE_UID}`, { Accept: DICOM_MULTIPART, Authorization: `Bearer ${token}` }, undefined, false, 2000);
+      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token };
       last = `HTTP ${r.status}`;
     } catch { /* not listening yet */ }
     await sleep(250);

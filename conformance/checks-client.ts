@@ -17,11 +17,11 @@ interface Client {
     studyInstanceUID: string; seriesInstanceUID: string; sopInstanceUID: string; frameNumbers: number[];
   }): Promise<unknown>;
 }
-const DICOMwebClient = dwc.api.DICOMwebClient as unknown as new (o: { url: string; verbose: boolean }) => Client;
+const DICOMwebClient = dwc.api.DICOMwebClient as unknown as new (o: { url: string; verbose: boolean; headers?: Record<string, string> }) => Client;
 
 function client(ctx: Ctx): Client {
   installXhr();
-  return new DICOMwebClient({ url: ctx.base, verbose: false });
+  return new DICOMwebClient({ url: ctx.base, verbose: false, headers: ctx.headers });
 }
 
 const ab = (i: Instance): ArrayBuffer => i.bytes.buffer.slice(i.bytes.byteOffset, i.bytes.byteOffset + i.bytes.byteLength) as ArrayBuffer;

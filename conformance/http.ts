@@ -8,6 +8,7 @@ export interface Ctx {
   syn: Synthetic;
   deleteSupported: boolean;
   notes: string[]; // informational observations (e.g. 204 vs 200 [] for empty QIDO results)
+  headers: Record<string, string>; // sent with every request (such as Authorization)
   bulkUri?: string; // BulkDataURI found by the metadata check, reused by the Range check
 }
 
@@ -35,7 +36,7 @@ export async function req(ctx: Ctx, method: string, path: string, init: { header
   const url = /^https?:/.test(path) ? path : ctx.base + path;
   // copy into a fresh ArrayBuffer-backed view (a BodyInit under strict lib typings)
   const body = init.body ? new Uint8Array(init.body) : undefined;
-  const r = await fetch(url, { method, headers: init.headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const r = await fetch(url, { method, headers: { ...ctx.headers, ...init.headers }, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   const bytes = new Uint8Array(await r.arrayBuffer());
   return {
     status: r.status,

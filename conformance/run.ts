@@ -1,4 +1,4 @@
-// CLI: npm run conformance -- --base <url> [--fixtures <dir>] [--delete]
+// CLI: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { runConformance } from './suite.js';
@@ -15,7 +15,7 @@ function arg(name: string): string | undefined {
 
 const base = arg('base');
 if (!base) {
-  console.error('usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete]');
+  console.error('usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]');
   process.exit(2);
 }
 const fixturesDir = resolve(arg('fixtures') ?? resolve(repoRoot, 'test/fixtures/samples'));
@@ -23,6 +23,7 @@ const results = await runConformance({
   base,
   fixturesDir,
   deleteSupported: process.argv.includes('--delete'),
+  headers: arg('token') ? { Authorization: `Bearer ${arg('token')}` } : {},
   log: (line) => console.log(line),
 });
 const failed = results.filter((r) => !r.ok).length;

@@ -18,6 +18,8 @@ export interface ConformanceOptions {
   fixturesDir: string;
   log?: (line: string) => void;
   deleteSupported?: boolean;
+  /** Sent with every request, such as `{ Authorization: 'Bearer …' }` for a server that wants a token. */
+  headers?: Record<string, string>;
 }
 
 /** Every check in run order: STOW first (it stores the data the others query and retrieve). */
@@ -54,6 +56,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       syn: makeSynthetic(),
       deleteSupported: opts.deleteSupported ?? false,
       notes: [],
+      headers: opts.headers ?? {},
     };
   } catch (e) {
     record({ name: 'setup: load fixtures and build synthetic instances', ok: false, detail: message(e) });

@@ -1,22 +1,106 @@
 import type { Knex } from 'knex';
 import type { Db } from './db/knex.js';
 
-/**
- * Who is asking. Identities, roles and sensitivity labels arrive with the
- * access-control work; until then every caller is the local operator.
- */
+// The one access rule (DESIGN.md): which roles may do what, and which studies
+// and series a caller may see. Only this module knows roles and labels; every
+// index read in db/ is constrained by clearedFor() (on the studies and series
+// rows it joins) or visibleSeries() (for reads of instances), with the
+// request's Caller, which only the route guard makes.
+
+export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type Action = 'store' | 'search' | 'retrieve' | 'delete' | 'label' | 'user' | 'audit';
+
+/** Roles → actions (the README's role table says the same). */
+const GRANTS: Record<Role, readonly Action[]> = {
+  uploader: ['store'],
+  clinician: ['search', 'retrieve'],
+  researcher: ['search', 'retrieve'],
+  admin: ['store', 'search', 'retrieve', 'delete', 'label', 'user', 'audit'],
+  auditor: ['audit'],
+};
+
+/** Roles that may break the glass: a researcher or an uploader never may. */
+const BREAK_GLASS: readonly Role[] = ['clinician', 'admin'];
+
+/** Who is asking: an authenticated identity with its roles and clearances. */
 export interface Principal {
-  sub: string;
+  readonly sub: string;
+  readonly roles: readonly Role[];
+  /** Sensitivity labels this identity is cleared for. */
+  readonly clearances: readonly string[];
 }
 
-export const LOCAL_OPERATOR: Principal = Object.freeze({ sub: 'local' });
+/** What one request is allowed and what it touched: created by the route guard, read by the audit trail. */
+export interface Caller {
+  readonly principal: Principal;
+  /** The reason given with X-Break-Glass, when the glass is broken for this request. */
+  readonly breakGlass?: string;
+  readonly touched: Touched;
+}
+
+/** The UIDs a request returned or changed, for its audit row. */
+export class Touched {
+  readonly studies = new Set<string>();
+  readonly series = new Set<string>();
+  readonly instances = new Set<string>();
+
+  note(row: { study_uid?: string; series_uid?: string; sop_instance_uid?: string }): void {
+    if (row.study_uid) this.studies.add(row.study_uid);
+    if (row.series_uid) this.series.add(row.series_uid);
+    if (row.sop_instance_uid) this.instances.add(row.sop_instance_uid);
+  }
+
+  noteAll(rows: readonly { study_uid?: string; series_uid?: string; sop_instance_uid?: string }[]): void {
+    for (const r of rows) this.note(r);
+  }
+}
+
+export function toRoles(values: readonly string[]): Role[] {
+  return ROLES.filter((r) => values.includes(r));
+}
+
+export function permits(principal: Principal, action: Action): boolean {
+  return principal.roles.some((r) => GRANTS[r].includes(action));
+}
+
+export function mayBreakGlass(principal: Principal): boolean {
+  return principal.roles.some((r) => BREAK_GLASS.includes(r));
+}
+
+/** The least a break-glass reason must say: a few words, not a keystroke. */
+export function breakGlassReasonProblem(reason: string): string | undefined {
+  const words = reason.trim().split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w));
+  if (words.length < 3 || reason.trim().length < 12) return 'X-Break-Glass must give the reason in a few words (at least 3 words, 12 characters)';
+  if (reason.length > 500) return 'X-Break-Glass reason is longer than 500 characters';
+  return undefined;
+}
+
+export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 /**
- * The one rule every index read starts from (DESIGN.md): the studies this
- * principal may see, as a subquery of study UIDs. Reads in db/ constrain
- * their rows with `whereIn('study_uid', visibleStudies(db, principal))`.
+ * A SQL condition: the label set in `column` (a studies.labels or
+ * series.labels column) is visible to the caller, that is, every label in it
+ * is among the caller's clearances; with the glass broken, every set is.
  */
-export function visibleStudies(db: Db | Knex.Transaction, principal: Principal): Knex.QueryBuilder {
-  void principal;
-  return db('studies').select('study_uid');
+export function clearedFor(db: Db | Knex.Transaction, column: string, caller: Caller): Knex.Raw {
+  if (caller.breakGlass !== undefined) return db.raw('true');
+  return db.raw('?? <@ ?::text[]', [column, [...caller.principal.clearances]]);
+}
+
+/**
+ * The series this caller may see: those of visible studies whose own labels
+ * the caller is cleared for. Instance-level reads constrain with this. Reads
+ * of one study name it, so the subquery stays that study's few series rather
+ * than every series in the archive.
+ */
+export function visibleSeries(db: Db | Knex.Transaction, caller: Caller, within?: { studyUid: string }): Knex.QueryBuilder {
+  const q = db('series as vse')
+    .join('studies as vst', 'vst.study_uid', 'vse.study_uid')
+    .select('vse.series_uid')
+    .where(clearedFor(db, 'vst.labels', caller))
+    .where(clearedFor(db, 'vse.labels', caller));
+  if (within) q.where('vse.study_uid', within.studyUid);
+  return q;
 }

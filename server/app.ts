@@ -1,5 +1,9 @@
 import Koa from 'koa';
 import type { AppDeps } from './deps.js';
+import { apiRouter } from './api/routes.js';
+import { auditTrail } from './audit.js';
+import { authenticate } from './auth/authenticate.js';
+import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { uploadRouter } from './upload/routes.js';
@@ -20,12 +24,12 @@ export function createApp(deps: AppDeps): Koa {
     else deps.log.error({ err }, 'error while streaming a response');
   });
   app.use(errorHandler(deps.log));
-  const router = dicomwebRouter(deps);
-  app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
-  const upload = uploadRouter(deps);
-  app.use(upload.routes());
-  app.use(upload.allowedMethods({ throw: true }));
+  app.use(authenticate(deps));
+  app.use(auditTrail(deps));
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps), uploadRouter(deps)]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: true }));
+  }
   // Last: the viewer answers GET/HEAD of every path no other router owns.
   app.use(viewerRouter(deps));
   return app;

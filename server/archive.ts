@@ -9,6 +9,7 @@ import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
 import { ApiError, DicomStatus } from './errors.js';
+import { labelsFor } from './labels.js';
 
 export interface StoreContext {
   db: Db;
@@ -122,7 +123,7 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     // shall have that Study Instance UID.
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
-  const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 });
+  const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 }, labelsFor(ctx.config.labelRules, parsed.dataset));
   let outcome;
   try {
     outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { createTokenService, loadSecret } from './auth/tokens.js';
 import { createFsBlobStore } from './blob/fs.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
@@ -24,11 +25,13 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
   }
   const blobs = createFsBlobStore(path.join(config.dataDir, 'blobs'));
   await blobs.ping();
+  const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   return {
     config,
     db,
     blobs,
     log,
+    tokens,
     async shutdown() {
       await db.destroy();
       await embedded?.stop();

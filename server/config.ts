@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseLabelRules, type LabelRule } from './labels.js';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
 // boot, and the result is frozen so no module can change it later.
@@ -18,6 +20,20 @@ const schema = z.object({
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
+  AUTH: z.enum(['on', 'off']).default('on'),
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUTH_JWT_PUBLIC_KEY: z.string().optional(),
+  AUTH_JWKS_URL: z.string().url().optional(),
+  AUTH_ISSUER: z.string().min(1).default('cairn'),
+  AUTH_AUDIENCE: z.string().min(1).default('cairn'),
+  AUTH_CLAIM_SUB: z.string().min(1).default('sub'),
+  AUTH_CLAIM_ROLES: z.string().min(1).default('roles'),
+  AUTH_CLAIM_CLEARANCES: z.string().min(1).default('clearances'),
+  SESSION_TTL_SECONDS: z.coerce.number().int().min(60).default(8 * 3600),
+  PASSWORD_HASH_ROUNDS: z.coerce.number().int().min(4).max(15).default(12),
+  LABEL_RULES: z.string().optional(),
+  LABEL_RULES_FILE: z.string().optional(),
+  AUDIT_SYSLOG: z.string().regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port').optional(),
 });
 
 export interface Config {
@@ -36,6 +52,24 @@ export interface Config {
   readonly bulkDataThreshold: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly orphanGraceSeconds: number;
+  readonly auth: AuthConfig;
+  readonly labelRules: readonly LabelRule[];
+  /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
+  readonly auditSyslog?: string;
+}
+
+export interface AuthConfig {
+  readonly enabled: boolean;
+  /** HS256 secret; when unset, Cairn keeps a generated one in DATA_DIR/auth-secret. */
+  readonly jwtSecret?: string;
+  /** PEM public key (RS256 or ES256) of an external identity provider. */
+  readonly jwtPublicKey?: string;
+  readonly jwksUrl?: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly claims: { readonly sub: string; readonly roles: string; readonly clearances: string };
+  readonly sessionTtlSeconds: number;
+  readonly passwordHashRounds: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -59,7 +93,48 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bulkDataThreshold: e.BULKDATA_THRESHOLD,
     logLevel: e.LOG_LEVEL,
     orphanGraceSeconds: e.ORPHAN_GRACE_SECONDS,
+    auth: Object.freeze({
+      enabled: e.AUTH === 'on',
+      jwtSecret: e.AUTH_JWT_SECRET,
+      jwtPublicKey: e.AUTH_JWT_PUBLIC_KEY === undefined ? undefined : readPem(e.AUTH_JWT_PUBLIC_KEY),
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      claims: Object.freeze({ sub: e.AUTH_CLAIM_SUB, roles: e.AUTH_CLAIM_ROLES, clearances: e.AUTH_CLAIM_CLEARANCES }),
+      sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+      passwordHashRounds: e.PASSWORD_HASH_ROUNDS,
+    }),
+    labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
+    auditSyslog: e.AUDIT_SYSLOG,
   });
+}
+
+/** AUTH_JWT_PUBLIC_KEY holds the PEM itself or the path of a file holding it. */
+function readPem(value: string): string {
+  if (value.includes('-----BEGIN')) return value;
+  try {
+    return fs.readFileSync(value, 'utf8');
+  } catch (err) {
+    throw new Error(`invalid configuration: AUTH_JWT_PUBLIC_KEY is neither a PEM key nor a readable file (${(err as Error).message})`);
+  }
+}
+
+function readLabelRules(text: string | undefined, file: string | undefined): LabelRule[] {
+  if (text !== undefined && file !== undefined) throw new Error('invalid configuration: set LABEL_RULES or LABEL_RULES_FILE, not both');
+  let source = text;
+  if (file !== undefined) {
+    try {
+      source = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`invalid configuration: LABEL_RULES_FILE: ${(err as Error).message}`);
+    }
+  }
+  if (source === undefined || source.trim() === '') return [];
+  try {
+    return parseLabelRules(source);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
 }
 
 /** A config for tests and tools: defaults plus overrides, without reading process.env. */

@@ -1,4 +1,5 @@
 import type { BlobStore } from './blob/blob-store.js';
+import type { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
@@ -9,4 +10,5 @@ export interface AppDeps {
   db: Db;
   blobs: BlobStore;
   log: Logger;
+  tokens: TokenService;
 }

@@ -2,6 +2,7 @@ import { sweepOrphans } from './archive.js';
 import { createApp } from './app.js';
 import { boot } from './boot.js';
 import { loadConfig } from './config.js';
+import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
 
 const config = loadConfig();
@@ -15,6 +16,12 @@ process.on('uncaughtException', (err) => {
 });
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
 const deps = await boot(config, log);
+if (!config.auth.enabled) {
+  log.warn('authentication is OFF (AUTH=off): every caller acts as an administrator and every response says so; for local experiments only');
+} else if ((await countUsers(deps.db)) === 0) {
+  // Never a default password: the first administrator is made by the operator.
+  log.warn({ command: 'npm run user -- add <name> --roles admin' }, 'no user accounts yet; create the first administrator with: npm run user -- add <name> --roles admin');
+}
 const app = createApp(deps);
 const server = app.listen(config.port, config.host, () => {
   const addr = server.address();

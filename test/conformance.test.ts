@@ -15,7 +15,7 @@ beforeAll(async () => {
   server = a.app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicom-web`;
-  results = await runConformance({ base, fixturesDir, deleteSupported: true });
+  results = await runConformance({ base, fixturesDir, deleteSupported: true, headers: { Authorization: `Bearer ${a.token({ roles: ['admin'] })}` } });
 }, 300_000);
 
 afterAll(async () => {

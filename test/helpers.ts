@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import supertest from 'supertest';
 import { inject } from 'vitest';
 import { createApp } from '../server/app.js';
+import type { Principal, Role } from '../server/access.js';
+import { createTokenService, type TokenService } from '../server/auth/tokens.js';
 import { createFsBlobStore } from '../server/blob/fs.js';
-import { testConfig, type Config } from '../server/config.js';
+import { testConfig, type AuthConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
 import { connect } from '../server/db/knex.js';
 import { createLogger } from '../server/log.js';
@@ -21,13 +23,32 @@ export function sample(name: string): Buffer {
 export interface TestArchive {
   deps: AppDeps;
   app: ReturnType<typeof createApp>;
-  request: ReturnType<typeof supertest>;
+  /** Requests as an administrator without clearances (who sees every unlabelled study). */
+  request: ReturnType<typeof supertest.agent>;
+  /** Requests without credentials. */
+  anonymous: ReturnType<typeof supertest>;
+  /** Requests as the given identity (a bearer token signed by this archive). */
+  as(who: Who): ReturnType<typeof supertest.agent>;
+  token(who: Who): string;
   blobDir: string;
+  /** The URL of this archive's own database (for tools run as child processes). */
+  dbUrl: string;
   close(): Promise<void>;
 }
 
+/** An identity for a test token. */
+export interface Who {
+  sub?: string;
+  roles: readonly Role[];
+  clearances?: readonly string[];
+}
+
+export const ADMIN: Principal = { sub: 'test-admin', roles: ['admin'], clearances: [] };
+
 /** A Cairn on a fresh database cloned from the migrated template, with its own blob folder. */
-export async function createTestArchive(overrides: Partial<Config> = {}): Promise<TestArchive> {
+export type ArchiveOverrides = Omit<Partial<Config>, 'auth'> & { auth?: Partial<AuthConfig>; log?: AppDeps['log'] };
+
+export async function createTestArchive(overrides: ArchiveOverrides = {}): Promise<TestArchive> {
   const base = inject('pgBaseUrl');
   const name = `t_${randomUUID().replace(/-/g, '')}`;
   const admin = connect(`${base}/cairn`, 1);
@@ -36,14 +57,25 @@ export async function createTestArchive(overrides: Partial<Config> = {}): Promis
   const db = connect(`${base}/${name}`, 5);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-test-data-'));
   const blobDir = path.join(dataDir, 'blobs');
-  const config = testConfig({ dataDir, logLevel: 'silent', ...overrides });
-  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: createLogger(config) };
+  const defaults = testConfig();
+  const { log, auth, ...rest } = overrides;
+  const config = testConfig({ dataDir, logLevel: 'silent', ...rest, auth: { ...defaults.auth, passwordHashRounds: 4, ...auth } });
+  const secret = config.auth.jwtSecret ?? `test-secret-${randomUUID()}`;
+  const tokens: TokenService = createTokenService(config.auth, secret);
+  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: log ?? createLogger(config), tokens };
   const app = createApp(deps);
+  const callback = app.callback();
+  const token = (who: Who) => tokens.sign({ sub: who.sub ?? `test-${who.roles.join('-') || 'none'}`, roles: who.roles, clearances: who.clearances ?? [] }, 3600);
+  const as = (who: Who) => supertest.agent(callback).set('Authorization', `Bearer ${token(who)}`);
   return {
     deps,
     app,
-    request: supertest(app.callback()),
+    request: as(ADMIN),
+    anonymous: supertest(callback),
+    as,
+    token,
     blobDir,
+    dbUrl: `${base}/${name}`,
     async close() {
       await db.destroy();
       const a = connect(`${base}/cairn`, 1);

@@ -120,10 +120,16 @@ describe('viewer static files', () => {
     expect(res.text).toBe(INDEX);
   });
 
-  it.each(['/dicom-web/nothing-here', '/api/anything', '/auth/x', '/login', '/healthz', '/readyz'])('leaves %s to the other routers', async (p) => {
+  it.each(['/dicom-web/nothing-here', '/api/anything', '/auth/x', '/healthz', '/readyz'])('leaves %s to the other routers', async (p) => {
     const res = await a.request.get(p);
     expect(res.status).toBe(404);
     expect(res.text).not.toBe(INDEX);
+  });
+
+  it('leaves /login to the login page', async () => {
+    const res = await a.anonymous.get('/login');
+    expect(res.text).not.toBe(INDEX);
+    expect(res.text).toContain('/auth/login');
   });
 
   it('does not answer other methods with the index page', async () => {

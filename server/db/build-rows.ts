@@ -14,7 +14,11 @@ export function instancePath(studyUid: string, seriesUid: string, sopInstanceUid
  * DICOM JSON text with a BulkDataURI (relative to the DICOMweb root; the
  * server prefixes its base URL when serving) for each bulk data element.
  */
-export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: number; sha256: string }): { study: StudyRow; series: SeriesRow; instance: InstanceRow } {
+export function buildRows(
+  p: ParsedInstance,
+  blob: { blobKey: string; size: number; sha256: string },
+  labels: { study: string[]; series: string[] } = { study: [], series: [] },
+): { study: StudyRow; series: SeriesRow; instance: InstanceRow } {
   const d = p.dataset;
   const str = (tag: string) => firstString(d, tag) ?? null;
   const num = (tag: string) => {
@@ -37,6 +41,7 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     study_description: str(Tag.StudyDescription),
     attributes: studyAttributes,
     attributes_text: attributesText(studyAttributes),
+    labels: labels.study,
   };
   const series: SeriesRow = {
     series_uid: p.seriesUid,
@@ -49,6 +54,7 @@ export function buildRows(p: ParsedInstance, blob: { blobKey: string; size: numb
     pps_start_time: str(Tag.PerformedProcedureStepStartTime),
     attributes: seriesAttributes,
     attributes_text: attributesText(seriesAttributes),
+    labels: labels.series,
   };
   const base = instancePath(p.studyUid, p.seriesUid, p.sopInstanceUid);
   const meta: DicomJson = { ...d };

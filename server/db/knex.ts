@@ -6,6 +6,7 @@ import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
 import * as m20261201010000 from '../../migrations/20261201010000_name_group_indexes.js';
 import * as m20261201020000 from '../../migrations/20261201020000_attribute_text.js';
+import * as m20261201030000 from '../../migrations/20261201030000_access.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -32,6 +33,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201000000_index': m20261201000000,
   '20261201010000_name_group_indexes': m20261201010000,
   '20261201020000_attribute_text': m20261201020000,
+  '20261201030000_access': m20261201030000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {
@@ -77,6 +79,10 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     onError: (e: unknown) => log(`embedded postgres: ${String(e)}`),
   });
   if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) await server.initialise();
+  // A running Cairn already serves this data directory: tools such as
+  // `npm run user` share its server instead of starting a second one.
+  const running = runningPort(dir);
+  if (running !== undefined) return { url: `postgres://postgres:${password}@127.0.0.1:${running}/cairn`, stop: async () => {} };
   // A stale postmaster.pid from a killed process would block start-up.
   removeStalePid(dir);
   await server.start();
@@ -89,6 +95,20 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     url: `postgres://postgres:${password}@127.0.0.1:${port}/cairn`,
     stop: () => server.stop(),
   };
+}
+
+/** The port of a live PostgreSQL on `dir` (postmaster.pid: pid on line 1, port on line 4). */
+function runningPort(dir: string): number | undefined {
+  const pidFile = path.join(dir, 'postmaster.pid');
+  if (!fs.existsSync(pidFile)) return undefined;
+  const lines = fs.readFileSync(pidFile, 'utf8').split('\n');
+  try {
+    process.kill(Number(lines[0]), 0);
+  } catch {
+    return undefined;
+  }
+  const port = Number(lines[3]);
+  return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
 function removeStalePid(dir: string): void {

@@ -15,6 +15,8 @@ export interface StudyRow {
   attributes: DicomJson;
   /** `attributes` as QIDO serves it (see attributesText in build-rows.ts). */
   attributes_text: string;
+  /** Sensitivity labels (server/access.ts decides who sees them). */
+  labels: string[];
 }
 
 export interface SeriesRow {
@@ -29,6 +31,8 @@ export interface SeriesRow {
   attributes: DicomJson;
   /** `attributes` as QIDO serves it (see attributesText in build-rows.ts). */
   attributes_text: string;
+  /** Sensitivity labels (server/access.ts decides who sees them). */
+  labels: string[];
 }
 
 export interface Span {

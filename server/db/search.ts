@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { visibleStudies, type Principal } from '../access.js';
+import { clearedFor, type Caller } from '../access.js';
 import type { Db } from './knex.js';
 
 // QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
@@ -98,14 +98,16 @@ const LEVEL = {
 } as const;
 
 /** The page of matches, in a stable order, each with `total` = the number of matches overall. */
-export async function searchIndex(db: Db, principal: Principal, spec: SearchSpec): Promise<SearchRow[]> {
+export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Promise<SearchRow[]> {
   const lv = LEVEL[spec.level];
   const m = db.from(lv.from).select(db.raw(`${lv.key} as k, ${lv.order} as o, count(*) over () as total`));
   joinUp(m, spec.level);
-  m.whereIn('s.study_uid', visibleStudies(db, principal));
+  // Visibility (server/access.ts): the study's labels, and below study level the series' too.
+  m.where(clearedFor(db, 's.labels', caller));
+  if (spec.level !== 'study') m.where(clearedFor(db, 'se.labels', caller));
   if (spec.scope.studyUid) m.where(spec.level === 'study' ? 's.study_uid' : spec.level === 'series' ? 'se.study_uid' : 'i.study_uid', spec.scope.studyUid);
   if (spec.scope.seriesUid) m.where('i.series_uid', spec.scope.seriesUid);
-  for (const match of spec.matches) applyMatch(db, m, match);
+  for (const match of spec.matches) applyMatch(db, m, match, caller);
   m.orderByRaw(`o ${lv.dir}, k`).limit(spec.limit).offset(spec.offset);
 
   const q = db.with('m', m).from('m').join(lv.from, lv.key, 'm.k');
@@ -115,18 +117,26 @@ export async function searchIndex(db: Db, principal: Principal, spec: SearchSpec
   if (l.study) q.select('s.attributes_text as study_attributes');
   if (l.studyCounts) {
     // One pass over the study's series gives both their count and the
-    // modalities, from the (study_uid, modality) index alone.
+    // modalities. Both count only the series the caller may see, as do the
+    // instances (issue 3: a hidden series is absent from every count).
+    // The instances are counted series by series, each from the
+    // (series_uid, instance_number) index.
     q.joinRaw(
-      'cross join lateral (select count(*)::int as n, array_remove(array_agg(distinct x.modality order by x.modality), null) as modalities from series x where x.study_uid = s.study_uid) as sc',
+      `cross join lateral (select count(*)::int as n, array_remove(array_agg(distinct x.modality order by x.modality), null) as modalities,
+         coalesce(sum((select count(*) from instances y where y.series_uid = x.series_uid)), 0)::int as ni
+       from series x where x.study_uid = s.study_uid and ?) as sc`,
+      [clearedFor(db, 'x.labels', caller)],
     );
-    q.select('sc.n as study_series', 'sc.modalities', db.raw('(select count(*) from instances x where x.study_uid = s.study_uid)::int as study_instances'));
+    q.select('sc.n as study_series', 'sc.modalities', 'sc.ni as study_instances');
   }
   if (spec.level !== 'study') q.select('se.series_uid');
   if (l.series) q.select('se.attributes_text as series_attributes');
   if (l.seriesCount) q.select(db.raw('(select count(*) from instances x where x.series_uid = se.series_uid)::int as series_instances'));
   if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
   if (l.metadata) q.select('i.metadata');
-  return q.orderByRaw(`m.o ${lv.dir}, m.k`);
+  const rows: SearchRow[] = await q.orderByRaw(`m.o ${lv.dir}, m.k`);
+  caller.touched.noteAll(rows);
+  return rows;
 }
 
 function joinUp(q: Knex.QueryBuilder, level: Level): void {
@@ -134,11 +144,13 @@ function joinUp(q: Knex.QueryBuilder, level: Level): void {
   if (level !== 'study') q.join('studies as s', 's.study_uid', 'se.study_uid');
 }
 
-function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match): void {
+function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match, caller: Caller): void {
   const { tag, cond } = match;
   if (tag === '00080061') {
-    // ModalitiesInStudy: a study matches if any of its series has a matching Modality.
-    q.whereExists(db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where((w) => applyCondition(w, 'x.modality', cond)));
+    // ModalitiesInStudy: a study matches if any of its series that the caller may see has a matching Modality.
+    q.whereExists(
+      db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where(clearedFor(db, 'x.labels', caller)).where((w) => applyCondition(w, 'x.modality', cond)),
+    );
     return;
   }
   if (tag.includes('.')) {

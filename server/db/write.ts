@@ -1,3 +1,5 @@
+import type { Knex } from 'knex';
+import { visibleSeries, type Caller } from '../access.js';
 import type { Db } from './knex.js';
 import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
 
@@ -19,8 +21,8 @@ export type IndexOutcome =
  */
 export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, instance: InstanceRow, overwrite: boolean): Promise<IndexOutcome> {
   const row = { ...instance, bulk: JSON.stringify(instance.bulk), frames: instance.frames ? JSON.stringify(instance.frames) : null };
-  const insertStudy = db('studies').insert({ ...study, attributes: JSON.stringify(study.attributes) }).onConflict('study_uid').ignore();
-  const insertSeries = db('series').insert({ ...series, attributes: JSON.stringify(series.attributes) }).onConflict('series_uid').ignore();
+  const insertStudy = addLabels(db, db('studies').insert({ ...study, attributes: JSON.stringify(study.attributes) }), 'studies', 'study_uid', study.labels);
+  const insertSeries = addLabels(db, db('series').insert({ ...series, attributes: JSON.stringify(series.attributes) }), 'series', 'series_uid', series.labels);
   const cols = Object.keys(row) as (keyof typeof row)[];
   const insertInstance = db.raw(
     `insert into instances (${cols.map(() => '??').join(', ')}) select ${cols.map(() => '?').join(', ')}
@@ -42,10 +44,33 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
   });
 }
 
-/** Deletes instance rows (and series/studies left empty); returns the blob keys to remove. */
-export async function deleteInstances(db: Db, where: { study_uid: string; series_uid?: string; sop_instance_uid?: string }): Promise<string[]> {
+/**
+ * An existing study or series row is left as it is, except that labels the
+ * ingest rules gave this instance are added to it. Without new labels (the
+ * common case) the conflict is ignored, so concurrent stores into one study
+ * do not queue on its row.
+ */
+function addLabels(db: Db, insert: Knex.QueryBuilder, table: 'studies' | 'series', key: string, labels: string[]): Knex.QueryBuilder {
+  if (!labels.length) return insert.onConflict(key).ignore();
+  return insert
+    .onConflict(key)
+    .merge({ labels: db.raw(`(select array_agg(distinct l order by l) from unnest(${table}.labels || excluded.labels) as l)`) })
+    .where(db.raw(`not (excluded.labels <@ ${table}.labels)`));
+}
+
+/**
+ * Deletes the instance rows the caller may see (and series/studies left
+ * empty); returns the blob keys to remove. A series hidden from the caller
+ * stays, and so does its study.
+ */
+export async function deleteInstances(db: Db, caller: Caller, where: { study_uid: string; series_uid?: string; sop_instance_uid?: string }): Promise<string[]> {
   return db.transaction(async (trx) => {
-    const rows: { blob_key: string }[] = await trx('instances').where(where).del().returning('blob_key');
+    const rows: { blob_key: string; study_uid: string; series_uid: string; sop_instance_uid: string }[] = await trx('instances')
+      .where(where)
+      .whereIn('series_uid', visibleSeries(trx, caller, { studyUid: where.study_uid }))
+      .del()
+      .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
+    caller.touched.noteAll(rows);
     await trx('series')
       .where({ study_uid: where.study_uid })
       .whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid'))

@@ -7,7 +7,8 @@ import type { Span } from '../db/rows.js';
 import { ApiError } from '../errors.js';
 import { choosePixelMedia, parseAccept } from '../http/accept.js';
 import { respondMultipart, type OutPart } from '../http/multipart.js';
-import { notFound, principalOf, targetOf } from './target.js';
+import { callerOf } from '../http/guard.js';
+import { notFound, targetOf } from './target.js';
 
 /** PS3.18 §8.3.3 frame-list: comma-separated frame numbers, starting at 1. */
 function parseFrameList(value: string): number[] {
@@ -29,7 +30,7 @@ export function retrieveFrames(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     const numbers = parseFrameList(ctx.params.frames);
-    const row = await findFramedInstance(deps.db, principalOf(ctx), t as Required<typeof t>);
+    const row = await findFramedInstance(deps.db, callerOf(ctx), t as Required<typeof t>);
     if (!row) throw notFound(t);
     if (!row.frames) throw new ApiError(404, 'NoFrames', `instance ${t.sopInstanceUid} has no pixel data frames that can be located`);
     const missing = numbers.find((n) => n > row.frames!.length);
@@ -87,7 +88,7 @@ export function retrieveBulkData(deps: AppDeps) {
     const t = targetOf(ctx);
     const tag = String(ctx.params.tag).toUpperCase();
     if (!/^[0-9A-F]{8}$/.test(tag)) throw new ApiError(400, 'InvalidTag', `"${ctx.params.tag}" is not an 8-digit hexadecimal tag`);
-    const row = await findFramedInstance(deps.db, principalOf(ctx), t as Required<typeof t>);
+    const row = await findFramedInstance(deps.db, callerOf(ctx), t as Required<typeof t>);
     if (!row) throw notFound(t);
     const el = row.bulk[tag];
     if (!el) throw new ApiError(404, 'BulkDataNotFound', `instance ${t.sopInstanceUid} has no bulk data element ${tag}`);

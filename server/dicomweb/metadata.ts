@@ -4,7 +4,8 @@ import { findMetadata } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { parseAccept, typeMatches } from '../http/accept.js';
-import { notFound, principalOf, targetOf } from './target.js';
+import { callerOf } from '../http/guard.js';
+import { notFound, targetOf } from './target.js';
 
 /**
  * WADO-RS metadata (PS3.18 §10.4.1.1.2) at study, series or instance level:
@@ -20,7 +21,7 @@ export function retrieveMetadata(deps: AppDeps) {
       throw new ApiError(406, 'NotAcceptable', 'metadata is available as application/dicom+json only');
     }
     const t = targetOf(ctx);
-    const texts = await findMetadata(deps.db, principalOf(ctx), t);
+    const texts = await findMetadata(deps.db, callerOf(ctx), t);
     if (!texts.length) throw notFound(t);
     const base = dicomwebBase(ctx, deps.config);
     ctx.type = 'application/dicom+json';

@@ -9,7 +9,7 @@ import { ApiError } from '../errors.js';
 import { parseAccept, typeMatches } from '../http/accept.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { parseQidoQuery, type QidoQuery } from './qido-params.js';
-import { principalOf } from './target.js';
+import { callerOf } from '../http/guard.js';
 
 // QIDO-RS (PS3.18 §10.6) on the six search paths of the route table.
 
@@ -83,14 +83,14 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
       metadata: level === 'instance' && (q.includeAll || [...q.include].some((t) => levelOf(t) === 'instance' && !INSTANCE_COLUMNS.has(t))),
     },
   };
-  const rows = await searchIndex(deps.db, principalOf(ctx), spec);
+  const rows = await searchIndex(deps.db, callerOf(ctx), spec);
   const base = dicomwebBase(ctx, deps.config);
   const page = rows.slice(0, q.limit);
   const warnings = q.unsupported.map((p) => `299 ${base}: ${UNSUPPORTED[p]}`);
   // PS3.18 §8.3.4.4: tell the client when more matches remain than were returned.
   const remaining = rows.length ? rows[0].total - q.offset - page.length : 0;
   if (remaining > 0) warnings.push(`299 ${base}: There are ${remaining} additional results that can be requested`);
-  if (warnings.length) ctx.set('Warning', warnings);
+  if (warnings.length) ctx.append('Warning', warnings);
   ctx.type = 'application/dicom+json';
   const plan = planOf(level, parts, q, spec, base);
   ctx.body = `[${page.map((r) => resultOf(r, plan)).join(',')}]`;

@@ -1,17 +1,29 @@
-import Router from '@koa/router';
+import Router, { type RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
+import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
+import { callerOf, guard } from '../http/guard.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
+import { notFound, targetOf } from './target.js';
 import { retrieve } from './wado.js';
 
 const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
+
+/** A retrieval Cairn does not offer: 404 for what the caller cannot see (as everywhere), else 501. */
+function notBuilt(deps: AppDeps, what: string) {
+  return async (ctx: RouterContext): Promise<void> => {
+    const t = targetOf(ctx);
+    if (!(await findInstances(deps.db, callerOf(ctx), t)).length) throw notFound(t);
+    throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
+  };
+}
 
 /** The one route table (DESIGN.md house style 1), below /dicom-web. */
 export function dicomwebRouter(deps: AppDeps): Router {
@@ -22,37 +34,40 @@ export function dicomwebRouter(deps: AppDeps): Router {
       return next();
     });
   }
-  const notBuilt = (what: string) => () => {
-    throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
-  };
+  // Every route starts with its guard (http/guard.ts): the action it needs,
+  // and what its audit row is called.
+  const storing = guard('store', 'store');
+  const searching = guard('search', 'search');
+  const retrieving = guard('retrieve', 'retrieve');
 
   // STOW-RS, PS3.18 §10.5
-  r.post('/studies', store(deps));
-  r.post(STUDY, store(deps));
+  r.post('/studies', storing, store(deps));
+  r.post(STUDY, storing, store(deps));
 
   // QIDO-RS, PS3.18 §10.6
-  r.get('/studies', searchStudies(deps));
-  r.get('/series', searchSeries(deps));
-  r.get('/instances', searchInstances(deps));
-  r.get(`${STUDY}/series`, searchSeries(deps));
-  r.get(`${STUDY}/instances`, searchInstances(deps));
-  r.get(`${SERIES}/instances`, searchInstances(deps));
+  r.get('/studies', searching, searchStudies(deps));
+  r.get('/series', searching, searchSeries(deps));
+  r.get('/instances', searching, searchInstances(deps));
+  r.get(`${STUDY}/series`, searching, searchSeries(deps));
+  r.get(`${STUDY}/instances`, searching, searchInstances(deps));
+  r.get(`${SERIES}/instances`, searching, searchInstances(deps));
 
   // WADO-RS, PS3.18 §10.4
-  r.get(STUDY, retrieve(deps));
-  r.get(SERIES, retrieve(deps));
-  r.get(INSTANCE, retrieve(deps));
-  r.get(`${STUDY}/metadata`, retrieveMetadata(deps));
-  r.get(`${SERIES}/metadata`, retrieveMetadata(deps));
-  r.get(`${INSTANCE}/metadata`, retrieveMetadata(deps));
-  r.get(`${INSTANCE}/frames/:frames`, retrieveFrames(deps));
-  r.get(`${INSTANCE}/bulkdata/:tag`, retrieveBulkData(deps));
-  for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`]) r.get(path, notBuilt('rendered retrieval'));
-  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, notBuilt('thumbnail retrieval'));
+  r.get(STUDY, retrieving, retrieve(deps));
+  r.get(SERIES, retrieving, retrieve(deps));
+  r.get(INSTANCE, retrieving, retrieve(deps));
+  r.get(`${STUDY}/metadata`, retrieving, retrieveMetadata(deps));
+  r.get(`${SERIES}/metadata`, retrieving, retrieveMetadata(deps));
+  r.get(`${INSTANCE}/metadata`, retrieving, retrieveMetadata(deps));
+  r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
+  r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
+  for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`]) r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
+  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)
-  r.delete(STUDY, remove(deps));
-  r.delete(SERIES, remove(deps));
-  r.delete(INSTANCE, remove(deps));
+  const deleting = guard('delete', 'delete');
+  r.delete(STUDY, deleting, remove(deps));
+  r.delete(SERIES, deleting, remove(deps));
+  r.delete(INSTANCE, deleting, remove(deps));
   return r;
 }

@@ -2,6 +2,7 @@ import type { RouterContext } from '@koa/router';
 import { receiveInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus } from '../errors.js';
+import { callerOf } from '../http/guard.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { MultipartReader, parseMediaType } from '../http/multipart.js';
 import { storeResponse, storeStatus } from './store-response.js';
@@ -23,7 +24,9 @@ export function store(deps: AppDeps) {
     const studyUid = ctx.params.studyUid;
     const outcomes = await storeParts(deps, new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
+    const touched = callerOf(ctx).touched;
     for (const o of outcomes) {
+      if (o.ok) touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
       if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
       else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
     }

@@ -1,16 +1,10 @@
 import type { RouterContext } from '@koa/router';
-import type { Principal } from '../access.js';
-import { LOCAL_OPERATOR } from '../access.js';
 import type { Target } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 
 /** The study / series / instance a WADO or DELETE route names. */
 export function targetOf(ctx: RouterContext): Target {
   return { studyUid: ctx.params.studyUid, seriesUid: ctx.params.seriesUid, sopInstanceUid: ctx.params.sopInstanceUid };
-}
-
-export function principalOf(ctx: RouterContext): Principal {
-  return (ctx.state.principal as Principal | undefined) ?? LOCAL_OPERATOR;
 }
 
 /** The one not-found answer: the same for a UID that does not exist and one the caller may not see. */

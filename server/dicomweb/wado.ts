@@ -5,7 +5,8 @@ import { findInstances } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 import { acceptsDicom, parseAccept } from '../http/accept.js';
 import { multipartChunks, multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
-import { notFound, principalOf, targetOf } from './target.js';
+import { callerOf } from '../http/guard.js';
+import { notFound, targetOf } from './target.js';
 
 /**
  * WADO-RS retrieve of a study, series or instance (PS3.18 §10.4.1.1.1):
@@ -15,7 +16,7 @@ export function retrieve(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     const accepts = parseAccept(ctx.get('accept'));
-    const rows = await findInstances(deps.db, principalOf(ctx), t);
+    const rows = await findInstances(deps.db, callerOf(ctx), t);
     if (!rows.length) throw notFound(t);
     const chosen = rows.map((r) => acceptsDicom(accepts, r.transfer_syntax_uid));
     const refused = rows.findIndex((_, i) => !chosen[i]);

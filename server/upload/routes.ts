@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import Router from '@koa/router';
 import multer from '@koa/multer';
 import type { AppDeps } from '../deps.js';
-import { principalOf } from '../dicomweb/target.js';
+import type { StoreOutcome } from '../archive.js';
 import { ApiError } from '../errors.js';
-import { storeEngine, type UploadResult } from './store-engine.js';
+import { callerOf, guard } from '../http/guard.js';
+import { resultOf, storeEngine } from './store-engine.js';
 
 const PAGE = fs.readFileSync(new URL('./page.html', import.meta.url), 'utf8');
 
@@ -20,10 +21,11 @@ export function uploadRouter(deps: AppDeps): Router {
     ctx.type = 'html';
     ctx.body = PAGE;
   });
-  r.post('/upload', async (ctx) => {
+  // The same guard as STOW-RS: the store role, a session's CSRF token, the audit trail.
+  r.post('/upload', guard('store', 'store'), async (ctx) => {
     if (!ctx.is('multipart/form-data')) throw new ApiError(415, 'UnsupportedMediaType', 'upload files as multipart/form-data in the field "file"');
     const upload = multer({
-      storage: storeEngine(store, principalOf(ctx)),
+      storage: storeEngine(store),
       // Browsers send UTF-8 names; a folder upload names each file by its path in the folder.
       defParamCharset: 'utf8',
       preservePath: true,
@@ -38,13 +40,15 @@ export function uploadRouter(deps: AppDeps): Router {
       }
       throw err;
     }
-    const results = ((ctx as unknown as { files?: { result: UploadResult }[] }).files ?? []).map((f) => f.result);
-    if (!results.length) throw new ApiError(400, 'NoFiles', 'the form holds no files in the field "file"');
-    for (const f of results) {
-      if (f.status === 'rejected') deps.log.warn({ code: f.code, reason: f.reason }, 'upload rejected');
-      else deps.log.info({ studyUid: f.studyUid, duplicate: f.status === 'duplicate' }, 'uploaded');
+    const files = (ctx as unknown as { files?: { originalname: string; outcome: StoreOutcome }[] }).files ?? [];
+    if (!files.length) throw new ApiError(400, 'NoFiles', 'the form holds no files in the field "file"');
+    const touched = callerOf(ctx).touched;
+    for (const { outcome: o } of files) {
+      if (o.ok) touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
+      if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'uploaded');
+      else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'upload rejected');
     }
-    ctx.body = { files: results };
+    ctx.body = { files: files.map((f) => resultOf(f.originalname, f.outcome)) };
   });
   return r;
 }

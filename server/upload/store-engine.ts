@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import type multer from '@koa/multer';
-import type { Principal } from '../access.js';
 import { storeInstance, type StoreContext, type StoreOutcome } from '../archive.js';
 
 /** What the upload page shows for one file. */
@@ -17,12 +16,11 @@ export interface UploadResult {
  * A multer storage engine that streams each uploaded file straight into
  * storeInstance(), the store path STOW-RS uses: nothing is buffered whole,
  * nothing goes through temporary files, and what is not DICOM fails in the
- * parser and is never stored (storeInstance deletes its blob).
+ * parser and is never stored (storeInstance deletes its blob). Who may
+ * upload is the route guard's decision, as for STOW; labels come from the
+ * same ingest rules.
  */
-export function storeEngine(store: StoreContext, principal: Principal): multer.StorageEngine {
-  // storeInstance does not take the caller yet; the access-control work gives
-  // it the principal (roles, labels) for STOW and this engine alike.
-  void principal;
+export function storeEngine(store: StoreContext): multer.StorageEngine {
   return {
     _handleFile(_req: IncomingMessage, file, cb) {
       // Read without destroying on an early return: a file the parser gives up
@@ -31,7 +29,7 @@ export function storeEngine(store: StoreContext, principal: Principal): multer.S
       storeInstance(store, body).then(
         (outcome) => {
           file.stream.resume();
-          cb(null, { result: resultOf(file.originalname, outcome) });
+          cb(null, { outcome });
         },
         (err) => cb(err),
       );
@@ -43,7 +41,7 @@ export function storeEngine(store: StoreContext, principal: Principal): multer.S
   };
 }
 
-function resultOf(name: string, o: StoreOutcome): UploadResult {
+export function resultOf(name: string, o: StoreOutcome): UploadResult {
   if (o.ok) return { name, status: o.duplicate ? 'duplicate' : 'stored', studyUid: o.studyUid };
   return { name, status: 'rejected', reason: o.message, code: `0x${o.reason.toString(16).toUpperCase().padStart(4, '0')}` };
 }

@@ -5,8 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import type { Config } from '../../server/config.js';
-import { createTestArchive, type TestArchive } from '../helpers.js';
+import type { Role } from '../../server/access.js';
+import { hashPassword } from '../../server/auth/passwords.js';
+import { saveUser } from '../../server/db/users.js';
+import { createTestArchive, type ArchiveOverrides, type TestArchive } from '../helpers.js';
 
 // Debian's Chromium, never a browser download (.ci/run installs it with apt).
 export const CHROMIUM = '/usr/bin/chromium';
@@ -32,7 +34,7 @@ export interface RunningCairn {
 }
 
 /** Cairn on a free loopback port, over a fresh database, serving the OHIF build from viewer/ohif. */
-export async function startCairn(overrides: Partial<Config> = {}): Promise<RunningCairn> {
+export async function startCairn(overrides: ArchiveOverrides = {}): Promise<RunningCairn> {
   const archive = await createTestArchive(overrides);
   if (!fs.existsSync(path.join(archive.deps.config.viewerDir, 'index.html'))) {
     await archive.close();
@@ -53,21 +55,31 @@ export async function startCairn(overrides: Partial<Config> = {}): Promise<Runni
 }
 
 export interface Visitor {
-  /** A user name and password for the login page, once Cairn has one. */
-  username?: string;
-  password?: string;
+  username: string;
+  password: string;
+  roles: Role[];
+  clearances?: string[];
+}
+
+/** Adds the visitor as a local account of this Cairn (what `npm run user -- add` does). */
+export async function addAccount(cairn: RunningCairn, v: Visitor): Promise<void> {
+  await saveUser(cairn.archive.deps.db, { username: v.username, password_hash: await hashPassword(v.password, 4), roles: v.roles, clearances: v.clearances ?? [] });
 }
 
 /**
- * A fresh browser context and page for one visitor, with browser-side errors
- * collected for the failure messages. This is where the login step goes once
- * Cairn has a login page: open `${origin}/login`, fill in the visitor's
- * credentials and wait for the session cookie.
+ * A fresh browser context and page, logged in as the visitor through the
+ * login page (so OHIF's requests carry the session cookie), with
+ * browser-side errors and failed requests collected for the assertions.
  */
-export async function preparePage(browser: Browser, origin: string, visitor: Visitor = {}): Promise<{ page: Page; problems: string[] }> {
-  void visitor;
+export async function preparePage(browser: Browser, origin: string, visitor?: Visitor): Promise<{ page: Page; problems: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: origin });
   const page = await context.newPage();
+  if (visitor) {
+    await page.goto('/login?next=/upload');
+    await page.locator('#username').fill(visitor.username);
+    await page.locator('#password').fill(visitor.password);
+    await Promise.all([page.waitForURL('**/upload'), page.getByRole('button', { name: 'Log in' }).click()]);
+  }
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   // Every request OHIF makes of Cairn is expected to succeed.

@@ -6,11 +6,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeInstance } from '../../server/archive.js';
 import { fixturesDir, sample } from '../helpers.js';
-import { keepScreenshot, launchBrowser, preparePage, REAL_IMAGE, SCREENSHOTS, startCairn, waitForImage, type RunningCairn } from './browser.js';
+import { replaceLabels } from '../../server/db/labels.js';
+import { addAccount, keepScreenshot, launchBrowser, preparePage, REAL_IMAGE, SCREENSHOTS, startCairn, waitForImage, type RunningCairn, type Visitor } from './browser.js';
 
-// OHIF in a real (headless Debian) Chromium against a Cairn started here:
-// the study list, images drawn in the viewport, the not-found screen, and the
-// upload page. Screenshots of the last run stay in test/e2e/screenshots/.
+// OHIF in a real (headless Debian) Chromium against a Cairn started here,
+// logged in through the login page: the study list, images drawn in the
+// viewport, a labelled study hidden from a user without clearance, logout,
+// and the upload page. Screenshots of the last run stay in test/e2e/screenshots/.
 const STUDIES = {
   ct: { uid: '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322', files: ['CT_small.dcm'] },
   mr: { uid: '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457', files: ['MR_small.dcm'] },
@@ -18,6 +20,11 @@ const STUDIES = {
   jpeg: { uid: '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457', files: ['JPEG-lossy.dcm', 'JPEG2000.dcm'] },
   rle: { uid: '1.2.826.0.1.3680043.8.498.12406831542731051035295345080039845114', files: ['SC_rgb_rle_2frame.dcm'] },
 };
+
+// The RLE study carries the "vip" label: the clinician is cleared for it, the researcher is not.
+const CLINICIAN: Visitor = { username: 'dr-grey', password: 'e2e-password-clinician', roles: ['clinician'], clearances: ['vip'] };
+const RESEARCHER: Visitor = { username: 'researcher', password: 'e2e-password-researcher', roles: ['researcher'] };
+const UPLOADER: Visitor = { username: 'uploader', password: 'e2e-password-uploader', roles: ['uploader'] };
 
 let browser: Browser;
 let cairn: RunningCairn;
@@ -29,6 +36,8 @@ beforeAll(async () => {
   for (const s of Object.values(STUDIES)) {
     for (const f of s.files) expect(await storeInstance(store, Readable.from([sample(f)]))).toMatchObject({ ok: true, studyUid: s.uid });
   }
+  await replaceLabels(cairn.archive.deps.db, { studyUid: STUDIES.rle.uid }, ['vip']);
+  for (const v of [CLINICIAN, RESEARCHER]) await addAccount(cairn, v);
 }, 120_000);
 
 afterAll(async () => {
@@ -52,14 +61,12 @@ async function expectDrawn(page: Page, shot: string) {
 
 describe('viewer in a browser', () => {
   it('lists the stored studies and opens one from the list', async () => {
-    const { page, problems } = await preparePage(browser, cairn.origin);
+    const { page, problems } = await preparePage(browser, cairn.origin, CLINICIAN);
     await page.goto('/');
     const rows = page.locator('tr[aria-selected]');
     await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(Object.keys(STUDIES).length);
     expect(await page.evaluate(() => self.crossOriginIsolated)).toBe(true);
-    // Cairn's header links; "Log out" only with a session (none until issue 3).
     await page.locator('[data-cy="cairn-upload"]').waitFor();
-    expect(await page.locator('[data-cy="cairn-logout"]').count()).toBe(0);
     keepScreenshot('study-list.png', await page.screenshot());
 
     // The patient filter is a QIDO wildcard query.
@@ -81,39 +88,51 @@ describe('viewer in a browser', () => {
     ['JPEG and JPEG 2000', 'jpeg'],
     ['RLE colour', 'rle'],
   ] as const)('draws the %s study opened by its URL', async (_what, key) => {
-    const { page, problems } = await preparePage(browser, cairn.origin);
+    const { page, problems } = await preparePage(browser, cairn.origin, CLINICIAN);
     await page.goto(`/viewer?StudyInstanceUIDs=${STUDIES[key].uid}`);
     await expectDrawn(page, `viewer-${key}.png`);
     expect(problems).toEqual([]);
     await page.context().close();
   }, 120_000);
 
-  it("shows OHIF's not-found screen for a study the archive does not show", async () => {
-    // Hidden and absent are the same answer from Cairn (DESIGN.md), so an
-    // unknown UID stands in until users with clearances exist.
-    const { page } = await preparePage(browser, cairn.origin);
-    await page.goto('/viewer?StudyInstanceUIDs=1.2.826.0.1.3680043.8.498.1');
+  it('hides a labelled study from a user without clearance, in the list and at its URL', async () => {
+    const { page } = await preparePage(browser, cairn.origin, RESEARCHER);
+    await page.goto('/');
+    const rows = page.locator('tr[aria-selected]');
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(Object.keys(STUDIES).length - 1);
+    expect(await rows.filter({ hasText: 'Lestrade' }).count()).toBe(0);
+    keepScreenshot('study-list-researcher.png', await page.screenshot());
+    await page.goto(`/viewer?StudyInstanceUIDs=${STUDIES.rle.uid}`);
     await page.getByText('not available').waitFor({ timeout: 60_000 });
     keepScreenshot('viewer-not-found.png', await page.screenshot());
     await page.context().close();
   }, 120_000);
 
-  it('sends a browser whose session has ended to the login page', async () => {
-    // Cairn answers 401 once sessions exist; here the browser is told so directly.
-    const { page } = await preparePage(browser, cairn.origin);
-    await page.route('**/dicom-web/studies?**', (route) => route.fulfill({ status: 401, contentType: 'application/json', body: '{"error":"Unauthorized","message":"sign in"}' }));
+  it('logs out from the viewer header, after which the viewer sends the browser to the login page', async () => {
+    const { page } = await preparePage(browser, cairn.origin, CLINICIAN);
+    await page.goto('/');
+    await page.locator('[data-cy="cairn-logout"]').click();
+    await page.waitForURL('**/login');
+    expect((await page.context().cookies()).filter((c) => c.name === 'cairn_session' && c.value)).toEqual([]);
     await page.goto('/');
     await page.waitForURL('**/login?next=%2F', { timeout: 60_000 });
     await page.context().close();
   }, 120_000);
 
-  it.todo('a user without clearance does not see a labelled study in the list, and gets the not-found screen from its URL (needs issue 3: users, roles, labels, login)');
+  it('sends a browser without a session to the login page', async () => {
+    const { page } = await preparePage(browser, cairn.origin);
+    await page.goto(`/viewer?StudyInstanceUIDs=${STUDIES.ct.uid}`);
+    await page.waitForURL(`**/login?next=${encodeURIComponent(`/viewer?StudyInstanceUIDs=${STUDIES.ct.uid}`)}`, { timeout: 60_000 });
+    keepScreenshot('login.png', await page.screenshot());
+    await page.context().close();
+  }, 120_000);
 });
 
 describe('upload page in a browser', () => {
   let empty: RunningCairn;
   beforeAll(async () => {
     empty = await startCairn();
+    await addAccount(empty, UPLOADER);
   });
   afterAll(async () => {
     await empty?.close();
@@ -124,7 +143,7 @@ describe('upload page in a browser', () => {
     const folder = path.join(dir, 'samples');
     fs.cpSync(fixturesDir, folder, { recursive: true });
     try {
-      const { page, problems } = await preparePage(browser, empty.origin);
+      const { page, problems } = await preparePage(browser, empty.origin, UPLOADER);
       await page.goto('/upload');
       await page.locator('#pick-folder').setInputFiles(folder);
       await page.locator('body[data-done="true"]').waitFor({ timeout: 60_000 });

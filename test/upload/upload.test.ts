@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import supertest from 'supertest';
+import { hashPassword } from '../../server/auth/passwords.js';
+import { saveUser } from '../../server/db/users.js';
 import { createTestArchive, sample, type TestArchive } from '../helpers.js';
 
 let a: TestArchive;
@@ -80,6 +83,36 @@ describe('POST /upload', () => {
     const res = await a.request.post('/upload').attach('other', sample('CT_small.dcm'), 'CT_small.dcm');
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('MalformedUpload');
+  });
+});
+
+describe('who may upload', () => {
+  it('refuses a request without credentials', async () => {
+    const res = await a.anonymous.post('/upload').attach('file', sample('CT_small.dcm'), 'CT_small.dcm');
+    expect(res.status).toBe(401);
+  });
+
+  it('refuses a role that may not store', async () => {
+    const res = await a.as({ roles: ['researcher'] }).post('/upload').attach('file', sample('CT_small.dcm'), 'CT_small.dcm');
+    expect(res.status).toBe(403);
+  });
+
+  it('takes an uploader', async () => {
+    const res = await a.as({ roles: ['uploader'] }).post('/upload').attach('file', sample('SC_rgb_jpeg.dcm'), 'SC_rgb_jpeg.dcm');
+    expect(res.status).toBe(200);
+    expect(res.body.files[0].status).toBe('stored');
+  });
+
+  it('needs the CSRF token with a session cookie, as the page sends it', async () => {
+    await saveUser(a.deps.db, { username: 'up-page', password_hash: await hashPassword('a long password', 4), roles: ['uploader'], clearances: [] });
+    const browser = supertest.agent(a.app.callback());
+    const login = await browser.post('/auth/login').send({ username: 'up-page', password: 'a long password' });
+    expect(login.status).toBe(200);
+    const without = await browser.post('/upload').attach('file', sample('chrGerm.dcm'), 'chrGerm.dcm');
+    expect(without.status).toBe(403);
+    const withToken = await browser.post('/upload').set('X-CSRF-Token', login.body.csrfToken).attach('file', sample('chrGerm.dcm'), 'chrGerm.dcm');
+    expect(withToken.status).toBe(200);
+    expect(withToken.body.files[0].status).toBe('stored');
   });
 });
 

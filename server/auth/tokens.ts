@@ -1,0 +1,177 @@
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import { LABEL_PATTERN, toRoles, type Principal } from '../access.js';
+import type { AuthConfig } from '../config.js';
+import { ApiError } from '../errors.js';
+
+// Bearer JWTs (issue 3). Which key verifies a token follows from its `alg`,
+// and each key is used with its own algorithm only: HS256 with the shared
+// secret, RS256 / ES256 with the configured public key or a JWKS key. So an
+// HS256 token "signed" with the public key (algorithm confusion) meets the
+// secret and fails, and `alg: none` is never accepted.
+
+/** Why a credential was refused, as RFC 6750 §3.1 names it. */
+export class AuthFailure extends Error {
+  constructor(
+    readonly error: 'invalid_token' | 'invalid_request',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface VerifiedToken {
+  principal: Principal;
+  /** The CSRF token a session cookie's JWT carries (absent in bearer tokens Cairn issues to tools). */
+  csrf?: string;
+}
+
+export interface TokenService {
+  verify(token: string): Promise<VerifiedToken>;
+  /** An HS256 token for this archive: sessions of the login page and `npm run token`. */
+  sign(principal: Principal, ttlSeconds: number, extra?: { csrf?: string }): string;
+}
+
+const ASYMMETRIC: Record<string, 'rsa' | 'ec'> = { RS256: 'rsa', ES256: 'ec' };
+const JWKS_TTL_MS = 10 * 60_000;
+const JWKS_MIN_REFETCH_MS = 30_000;
+
+export function createTokenService(auth: AuthConfig, secret: string): TokenService {
+  const publicKey = auth.jwtPublicKey ? createPublicKey(auth.jwtPublicKey) : undefined;
+  const jwks = auth.jwksUrl ? jwksCache(auth.jwksUrl) : undefined;
+
+  async function keyFor(alg: string, kid: string | undefined): Promise<string | KeyObject> {
+    if (alg === 'HS256') return secret;
+    const kind = ASYMMETRIC[alg];
+    if (!kind || (!publicKey && !jwks)) throw new AuthFailure('invalid_token', `tokens signed with ${alg} are not accepted`);
+    const key = kid !== undefined && jwks ? await jwks.get(kid) : (publicKey ?? (jwks ? await jwks.only() : undefined));
+    if (!key) throw new AuthFailure('invalid_token', `no signing key ${kid === undefined ? '' : `"${kid}" `}is known`);
+    if (key.asymmetricKeyType !== kind) throw new AuthFailure('invalid_token', `the signing key does not fit ${alg}`);
+    return key;
+  }
+
+  return {
+    async verify(token) {
+      const decoded = jwt.decode(token, { complete: true });
+      if (!decoded || typeof decoded.payload === 'string') throw new AuthFailure('invalid_token', 'the token is not a well-formed JWT');
+      const { alg, kid } = decoded.header;
+      const key = await keyFor(alg, kid);
+      let payload: jwt.JwtPayload;
+      try {
+        payload = jwt.verify(token, key, { algorithms: [alg as jwt.Algorithm], issuer: auth.issuer, audience: auth.audience, clockTolerance: 30 }) as jwt.JwtPayload;
+      } catch (err) {
+        throw new AuthFailure('invalid_token', describe(err));
+      }
+      if (typeof payload.exp !== 'number') throw new AuthFailure('invalid_token', 'the token has no expiry (exp)');
+      const sub = claim(payload, auth.claims.sub);
+      if (typeof sub !== 'string' || sub === '') throw new AuthFailure('invalid_token', `the token has no "${auth.claims.sub}" claim`);
+      const principal: Principal = Object.freeze({
+        sub,
+        roles: Object.freeze(toRoles(list(claim(payload, auth.claims.roles)))),
+        clearances: Object.freeze(list(claim(payload, auth.claims.clearances)).filter((c) => LABEL_PATTERN.test(c))),
+      });
+      return { principal, csrf: typeof payload.csrf === 'string' ? payload.csrf : undefined };
+    },
+    sign(principal, ttlSeconds, extra = {}) {
+      const payload: Record<string, unknown> = { ...(extra.csrf ? { csrf: extra.csrf } : {}) };
+      setClaim(payload, auth.claims.roles, [...principal.roles]);
+      setClaim(payload, auth.claims.clearances, [...principal.clearances]);
+      if (auth.claims.sub !== 'sub') setClaim(payload, auth.claims.sub, principal.sub);
+      return jwt.sign(payload, secret, { algorithm: 'HS256', expiresIn: ttlSeconds, issuer: auth.issuer, audience: auth.audience, subject: principal.sub });
+    },
+  };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof jwt.TokenExpiredError) return 'the token has expired';
+  if (err instanceof jwt.NotBeforeError) return 'the token is not valid yet (nbf)';
+  const m = (err as Error).message ?? '';
+  if (/issuer/.test(m)) return 'the token has the wrong issuer';
+  if (/audience/.test(m)) return 'the token has the wrong audience';
+  if (/signature/.test(m)) return 'the token signature is invalid';
+  return 'the token is invalid';
+}
+
+/** A claim by name, or by a dotted path into nested claims (Keycloak's `realm_access.roles`). */
+function claim(payload: Record<string, unknown>, name: string): unknown {
+  if (name in payload) return payload[name];
+  return name.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), payload);
+}
+
+function setClaim(payload: Record<string, unknown>, name: string, value: unknown): void {
+  const keys = name.split('.');
+  let o = payload;
+  for (const k of keys.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+  o[keys[keys.length - 1]] = value;
+}
+
+/** Roles and clearances as an array of strings, or one string separated by spaces or commas. */
+function list(v: unknown): string[] {
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
+  return [];
+}
+
+/** Keys of a JWKS endpoint, cached, fetched again for an unknown kid (at most every 30 s). */
+function jwksCache(url: string) {
+  let keys = new Map<string, KeyObject>();
+  let fetchedAt = 0;
+  let pending: Promise<void> | undefined;
+  async function refresh(): Promise<void> {
+    pending ??= (async () => {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const body = (await res.json()) as { keys?: (Record<string, unknown> & { kid?: string; use?: string })[] };
+        const next = new Map<string, KeyObject>();
+        for (const jwk of body.keys ?? []) {
+          if (jwk.use !== undefined && jwk.use !== 'sig') continue;
+          try {
+            next.set(jwk.kid ?? '', createPublicKey({ key: jwk as never, format: 'jwk' }));
+          } catch {
+            // A key of a kind Node cannot read is skipped, not fatal.
+          }
+        }
+        keys = next;
+        fetchedAt = Date.now();
+      } catch (err) {
+        throw new ApiError(503, 'IdentityProviderUnavailable', `the signing keys at AUTH_JWKS_URL could not be fetched (${(err as Error).message})`);
+      } finally {
+        pending = undefined;
+      }
+    })();
+    return pending;
+  }
+  return {
+    async get(kid: string): Promise<KeyObject | undefined> {
+      const stale = Date.now() - fetchedAt > JWKS_TTL_MS;
+      if (stale || (!keys.has(kid) && Date.now() - fetchedAt > JWKS_MIN_REFETCH_MS)) await refresh();
+      return keys.get(kid);
+    },
+    async only(): Promise<KeyObject | undefined> {
+      if (Date.now() - fetchedAt > JWKS_TTL_MS) await refresh();
+      return keys.size === 1 ? [...keys.values()][0] : undefined;
+    },
+  };
+}
+
+/**
+ * The HS256 secret: AUTH_JWT_SECRET, or one generated on first start and kept
+ * in DATA_DIR/auth-secret (mode 0600), so sessions survive restarts. Replicas
+ * must share AUTH_JWT_SECRET instead.
+ */
+export function loadSecret(auth: AuthConfig, dataDir: string): string {
+  if (auth.jwtSecret) return auth.jwtSecret;
+  const file = path.join(dataDir, 'auth-secret');
+  fs.mkdirSync(dataDir, { recursive: true });
+  try {
+    fs.writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const secret = fs.readFileSync(file, 'utf8').trim();
+  if (secret.length < 32) throw new Error(`${file} holds no usable secret; remove it to have a new one made`);
+  return secret;
+}

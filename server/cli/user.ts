@@ -1,0 +1,111 @@
+import readline from 'node:readline';
+import { LABEL_PATTERN, ROLES, toRoles } from '../access.js';
+import { hashPassword, passwordProblem } from '../auth/passwords.js';
+import { boot } from '../boot.js';
+import { loadConfig } from '../config.js';
+import { findUser, listUsers, removeUser, saveUser, setPassword } from '../db/users.js';
+import { createLogger } from '../log.js';
+import { fail, listOption, parseArgs, runCommand } from './args.js';
+
+// `npm run user -- add alice --roles clinician --clearances vip`: local
+// accounts for the login page. The password is read from the terminal
+// (twice, not echoed) or, when stdin is not a terminal, from its first line.
+const USAGE = `usage:
+  npm run user -- add <name> --roles <role,…> [--clearances <label,…>]   (asks for the password)
+  npm run user -- set <name> [--roles <role,…>] [--clearances <label,…>]
+  npm run user -- passwd <name>
+  npm run user -- remove <name>
+  npm run user -- list
+roles: ${ROLES.join(', ')}`;
+
+async function readPassword(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const rl = readline.createInterface({ input: process.stdin });
+    for await (const line of rl) {
+      rl.close();
+      return line;
+    }
+    fail('no password on stdin');
+  }
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const out = rl as unknown as { _writeToOutput: (s: string) => void };
+  let muted = false;
+  out._writeToOutput = (s: string) => {
+    if (!muted || s.includes('\n')) process.stderr.write(muted ? '\n' : s);
+  };
+  const answer = await new Promise<string>((resolve) => {
+    rl.question(prompt, resolve);
+    muted = true;
+  });
+  rl.close();
+  return answer;
+}
+
+async function newPassword(): Promise<string> {
+  const p = await readPassword('password: ');
+  const problem = passwordProblem(p);
+  if (problem) fail(problem);
+  if (process.stdin.isTTY && (await readPassword('again: ')) !== p) fail('the passwords differ');
+  return p;
+}
+
+function rolesOf(asked: string[]) {
+  const roles = toRoles(asked);
+  const unknown = asked.filter((r) => !roles.includes(r as never));
+  if (unknown.length) fail(`unknown roles: ${unknown.join(', ')} (roles: ${ROLES.join(', ')})`);
+  return roles;
+}
+
+function clearancesOf(asked: string[]) {
+  const bad = asked.find((c) => !LABEL_PATTERN.test(c));
+  if (bad !== undefined) fail(`clearance "${bad}" is not a valid label`);
+  return asked;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const [command, name] = args.positional;
+await runCommand(async () => {
+  if (!command || (command !== 'list' && !name)) fail(USAGE);
+  const config = loadConfig();
+  const deps = await boot(config, createLogger({ logLevel: 'warn' }));
+  const rounds = config.auth.passwordHashRounds;
+  try {
+    switch (command) {
+      case 'add': {
+        const roles = rolesOf(listOption(args, 'roles'));
+        if (!roles.length) fail(`add needs --roles\n${USAGE}`);
+        if (await findUser(deps.db, name)) fail(`user ${name} exists; use set or passwd`);
+        const password = await newPassword();
+        await saveUser(deps.db, { username: name, password_hash: await hashPassword(password, rounds), roles, clearances: clearancesOf(listOption(args, 'clearances')) });
+        process.stdout.write(`user ${name} added with roles ${roles.join(', ')}\n`);
+        break;
+      }
+      case 'set': {
+        const user = await findUser(deps.db, name);
+        if (!user) fail(`no user ${name}`);
+        const roles = args.options.has('roles') ? rolesOf(listOption(args, 'roles')) : user.roles;
+        const clearances = args.options.has('clearances') ? clearancesOf(listOption(args, 'clearances')) : user.clearances;
+        await saveUser(deps.db, { ...user, roles, clearances });
+        process.stdout.write(`user ${name}: roles ${roles.join(', ') || '(none)'}; clearances ${clearances.join(', ') || '(none)'}\n`);
+        break;
+      }
+      case 'passwd': {
+        if (!(await findUser(deps.db, name))) fail(`no user ${name}`);
+        await setPassword(deps.db, name, await hashPassword(await newPassword(), rounds));
+        process.stdout.write(`password of ${name} changed\n`);
+        break;
+      }
+      case 'remove':
+        if (!(await removeUser(deps.db, name))) fail(`no user ${name}`);
+        process.stdout.write(`user ${name} removed\n`);
+        break;
+      case 'list':
+        for (const u of await listUsers(deps.db)) process.stdout.write(`${u.username}\troles=${u.roles.join(',')}\tclearances=${u.clearances.join(',')}\n`);
+        break;
+      default:
+        fail(USAGE);
+    }
+  } finally {
+    await deps.shutdown();
+  }
+});

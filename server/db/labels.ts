@@ -1,0 +1,30 @@
+import type { Db } from './knex.js';
+
+// The admin label API addresses studies and series whether or not the admin
+// is cleared for them (labelling must reach what it hides); the guard admits
+// only the `label` action (server/access.ts) to these functions.
+
+export interface LabelTarget {
+  studyUid: string;
+  seriesUid?: string;
+}
+
+function row(db: Db, t: LabelTarget) {
+  return t.seriesUid ? db('series').where({ series_uid: t.seriesUid, study_uid: t.studyUid }) : db('studies').where({ study_uid: t.studyUid });
+}
+
+/** The labels, or undefined when there is no such study or series. */
+export async function readLabels(db: Db, t: LabelTarget): Promise<string[] | undefined> {
+  const r: { labels: string[] } | undefined = await row(db, t).first('labels');
+  return r?.labels;
+}
+
+/** Replaces the label set; returns the previous one, or undefined when there is no such study or series. */
+export async function replaceLabels(db: Db, t: LabelTarget, labels: string[]): Promise<string[] | undefined> {
+  return db.transaction(async (trx) => {
+    const before: { labels: string[] } | undefined = await row(trx as unknown as Db, t).forUpdate().first('labels');
+    if (!before) return undefined;
+    await row(trx as unknown as Db, t).update({ labels: [...new Set(labels)].sort() });
+    return before.labels;
+  });
+}

@@ -1,0 +1,54 @@
+import type { RouterContext } from '@koa/router';
+import type { Context, Next } from 'koa';
+import { breakGlassReasonProblem, mayBreakGlass, permits, Touched, type Action, type Caller } from '../access.js';
+import type { Identity } from '../auth/authenticate.js';
+import type { AuthFailure } from '../auth/tokens.js';
+import { ApiError } from '../errors.js';
+import type { AuditAction, AuditRecord } from '../audit.js';
+
+/** Marks guard middleware, so a test can check that every route has one. */
+export const GUARD = Symbol('cairn.guard');
+
+const REALM = 'Bearer realm="cairn"';
+
+/**
+ * The first middleware of every route that touches patient data or archive
+ * state: names the audit action, refuses a missing or bad credential (401),
+ * a role without the action (403) and a break-glass attempt by a role that
+ * may not (403), then puts the request's Caller (server/access.ts) in
+ * ctx.state.caller. Reads in db/ take that Caller, so a route without a guard
+ * cannot read anything (callerOf throws).
+ */
+export function guard(action: Action, auditAs: AuditAction) {
+  const mw = async (ctx: RouterContext, next: Next): Promise<void> => {
+    const audit = ctx.state.audit as AuditRecord | undefined;
+    if (audit) audit.action = auditAs;
+    const failure = ctx.state.authFailure as AuthFailure | undefined;
+    if (failure) {
+      const status = failure.error === 'invalid_request' ? 400 : 401;
+      throw new ApiError(status, status === 400 ? 'InvalidRequest' : 'InvalidToken', failure.message, {
+        'WWW-Authenticate': `${REALM}, error="${failure.error}", error_description="${failure.message.replace(/"/g, "'")}"`,
+      });
+    }
+    const identity = ctx.state.identity as Identity | undefined;
+    if (!identity) throw new ApiError(401, 'AuthenticationRequired', 'this request needs a bearer token or a session (log in at /login)', { 'WWW-Authenticate': REALM });
+    if (ctx.state.csrfFailure) throw new ApiError(403, 'CsrfTokenInvalid', `a request with the session cookie that changes state needs the X-CSRF-Token header of the session`);
+    const { principal } = identity;
+    if (!permits(principal, action)) throw new ApiError(403, 'Forbidden', `the roles [${principal.roles.join(', ')}] may not ${action}`);
+    const reason = ctx.get('x-break-glass');
+    if (reason && !mayBreakGlass(principal)) throw new ApiError(403, 'BreakGlassForbidden', `the roles [${principal.roles.join(', ')}] may not break the glass`);
+    const problem = reason ? breakGlassReasonProblem(reason) : undefined;
+    if (problem) throw new ApiError(400, 'BreakGlassReasonMissing', problem);
+    const caller: Caller = { principal, breakGlass: reason ? reason.trim() : undefined, touched: new Touched() };
+    ctx.state.caller = caller;
+    return next();
+  };
+  return Object.assign(mw, { [GUARD]: action });
+}
+
+/** The Caller the route's guard made; a route without a guard fails closed. */
+export function callerOf(ctx: Context): Caller {
+  const caller = ctx.state.caller as Caller | undefined;
+  if (!caller) throw new Error(`no guard on ${ctx.method} ${ctx.path}`);
+  return caller;
+}
