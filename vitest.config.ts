@@ -3,8 +3,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // Two projects over the same test files: fs (the filesystem blob store) and
 // s3 (a real S3-protocol server started by test/s3-setup.ts). The s3 one
 // leaves out the files that never touch a blob (parsing, tokens, logins,
-// operator commands), which would only run the same code twice.
-const blobFree = ['test/dicom/**', 'test/auth/**', 'test/cli.test.ts', 'test/config.test.ts', 'test/http-multipart.test.ts', 'test/dicomweb/qido-params.test.ts', 'test/audit-syslog.test.ts'];
+// operator commands), which would only run the same code twice, and the
+// browser tests, which read through the same API the s3 project covers.
+const blobFree = ['test/e2e/**', 'test/dicom/**', 'test/auth/**', 'test/cli.test.ts', 'test/config.test.ts', 'test/http-multipart.test.ts', 'test/dicomweb/qido-params.test.ts', 'test/audit-syslog.test.ts'];
 
 export default defineConfig({
   test: {

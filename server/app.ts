@@ -7,11 +7,15 @@ import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
+import { uploadRouter } from './upload/routes.js';
+import { viewerRouter } from '../viewer/routes.js';
 
 /** Middleware order and routers; no logic here. */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
-  app.proxy = false;
+  // Behind a trusted proxy, ctx.protocol and ctx.host (and so every URL Cairn
+  // writes: RetrieveURL, BulkDataURI, the viewer's data source) follow X-Forwarded-*.
+  app.proxy = deps.config.trustProxy;
   // Errors after a response has started reach here instead of the error
   // handler: a client that hangs up mid-stream is routine, anything else is ours.
   app.on('error', (err: Error & { code?: string }) => {
@@ -24,9 +28,11 @@ export function createApp(deps: AppDeps): Koa {
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
-  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps)]) {
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps), uploadRouter(deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }
+  // Last: the viewer answers GET/HEAD of every path no other router owns.
+  app.use(viewerRouter(deps));
   return app;
 }

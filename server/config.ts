@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
@@ -15,6 +16,8 @@ const schema = z.object({
   DATABASE_URL: z.string().url().optional(),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   PUBLIC_URL: z.string().url().optional(),
+  TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  VIEWER_DIR: z.string().optional(),
   DUPLICATE_POLICY: z.enum(['reject', 'overwrite']).default('reject'),
   MAX_HEADER_BYTES: z.coerce.number().int().min(65536).default(64 * 1024 * 1024),
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
@@ -52,6 +55,10 @@ export interface Config {
   readonly databaseUrl?: string;
   readonly embeddedPgPort: number;
   readonly publicUrl?: string;
+  /** Take the client-facing protocol and host from X-Forwarded-Proto / X-Forwarded-Host. */
+  readonly trustProxy: boolean;
+  /** The prebuilt OHIF files served at / (viewer/fetch-ohif.mjs puts them in viewer/ohif). */
+  readonly viewerDir: string;
   readonly duplicatePolicy: 'reject' | 'overwrite';
   readonly maxHeaderBytes: number;
   readonly bulkDataThreshold: number;
@@ -95,6 +102,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    trustProxy: e.TRUST_PROXY === 'true',
+    viewerDir: e.VIEWER_DIR ? path.resolve(e.VIEWER_DIR) : fileURLToPath(new URL('../viewer/ohif', import.meta.url)),
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxHeaderBytes: e.MAX_HEADER_BYTES,
     bulkDataThreshold: e.BULKDATA_THRESHOLD,

@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
-import type { Principal } from '../access.js';
+import { toRoles, type Principal } from '../access.js';
+import { findUser } from '../db/users.js';
 import type { AppDeps } from '../deps.js';
 import { AuthFailure } from './tokens.js';
 
@@ -54,7 +55,13 @@ async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefin
   }
   const cookie = ctx.cookies.get(SESSION_COOKIE);
   if (!cookie) return undefined;
-  const { principal, csrf } = await deps.tokens.verify(cookie);
+  const { principal: signed, csrf } = await deps.tokens.verify(cookie);
+  // A session belongs to a local account: removing the account or changing
+  // its roles and clearances takes effect at the next request, not when the
+  // session expires.
+  const user = await findUser(deps.db, signed.sub);
+  if (!user) throw new AuthFailure('invalid_token', 'the account of this session no longer exists');
+  const principal: Principal = Object.freeze({ sub: user.username, roles: Object.freeze(toRoles(user.roles)), clearances: Object.freeze([...user.clearances]) });
   // A cookie is sent by the browser on its own, so a request that changes
   // state must also prove it came from Cairn's own pages: the CSRF token of
   // the session, which only those pages can read (from the cairn_csrf cookie).

@@ -5,12 +5,14 @@ function escape(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export function loginPage(opts: { next: string; failed: boolean; authOff: boolean }): string {
+export function loginPage(opts: { next: string; failed: boolean; locked: boolean; authOff: boolean }): string {
   const notice = opts.authOff
     ? '<p class="warn">Authentication is off (AUTH=off): every caller acts as an administrator. For local experiments only.</p>'
-    : opts.failed
-      ? '<p class="error" role="alert">Unknown user or wrong password.</p>'
-      : '';
+    : opts.locked
+      ? '<p class="error" role="alert">Too many failed logins for this user. Try again in a quarter of an hour.</p>'
+      : opts.failed
+        ? '<p class="error" role="alert">Unknown user or wrong password.</p>'
+        : '';
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Router, { type RouterContext } from '@koa/router';
 import type { Principal } from '../access.js';
 import type { AuditRecord } from '../audit.js';
+import { recentLoginFailures } from '../db/audit.js';
 import { findUser } from '../db/users.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
@@ -11,6 +12,9 @@ import { CSRF_COOKIE, SESSION_COOKIE, type Identity } from './authenticate.js';
 import { loginPage } from './login-page.js';
 import { checkPassword } from './passwords.js';
 
+const LOGIN_FAILURE_LIMIT = 10;
+const LOGIN_FAILURE_WINDOW_MINUTES = 15;
+
 /** The login page and the session endpoints for browsers (the viewer and the upload page). */
 export function authRouter(deps: AppDeps): Router {
   const r = new Router();
@@ -18,7 +22,7 @@ export function authRouter(deps: AppDeps): Router {
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'");
-    ctx.body = loginPage({ next: safeNext(ctx.query.next), failed: ctx.query.error !== undefined, authOff: !deps.config.auth.enabled });
+    ctx.body = loginPage({ next: safeNext(ctx.query.next), failed: ctx.query.error !== undefined, locked: ctx.query.error === 'locked', authOff: !deps.config.auth.enabled });
   });
   r.post('/auth/login', login(deps));
   r.post('/auth/logout', logout);
@@ -56,6 +60,19 @@ function login(deps: AppDeps) {
     const password = typeof fields.password === 'string' ? fields.password : '';
     const next = safeNext(fields.next);
     audit.sub = username || undefined;
+    // Guessing passwords: after LOGIN_FAILURE_LIMIT failures in a quarter of
+    // an hour a user name is refused until the quarter has passed. Counted in
+    // the audit trail, so every replica sees the same count.
+    if (username && (await recentLoginFailures(deps.db, username, LOGIN_FAILURE_WINDOW_MINUTES)) >= LOGIN_FAILURE_LIMIT) {
+      audit.outcome = 'failure';
+      audit.detail = { locked: true };
+      if (!wantsJson(ctx)) {
+        ctx.status = 303;
+        ctx.redirect(`/login?error=locked&next=${encodeURIComponent(next)}`);
+        return;
+      }
+      throw new ApiError(429, 'TooManyFailedLogins', `too many failed logins for this user; try again in ${LOGIN_FAILURE_WINDOW_MINUTES} minutes`, { 'Retry-After': String(LOGIN_FAILURE_WINDOW_MINUTES * 60) });
+    }
     const user = username ? await findUser(deps.db, username) : undefined;
     const ok = await checkPassword(password, user?.password_hash);
     if (!ok || !user) {

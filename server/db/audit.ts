@@ -49,3 +49,14 @@ export async function queryAuditEvents(db: Db, q: AuditQuery): Promise<StoredAud
   if (q.before !== undefined) s.where('id', '<', q.before);
   return s.orderBy('id', 'desc').limit(q.limit).offset(q.offset);
 }
+
+/** Failed logins of one user name within the last `minutes`, since its last successful login. */
+export async function recentLoginFailures(db: Db, username: string, minutes: number): Promise<number> {
+  const row = await db('audit_events')
+    .where({ sub: username, action: 'login-failed' })
+    .whereRaw(`at > now() - make_interval(mins => ?)`, [minutes])
+    .whereRaw(`id > coalesce((select max(id) from audit_events where sub = ? and action = 'login'), 0)`, [username])
+    .count<{ n: number }[]>('* as n')
+    .first();
+  return Number(row?.n ?? 0);
+}

@@ -96,7 +96,32 @@ describe('login page', () => {
   });
 });
 
+describe('guessing passwords', () => {
+  it('ten failures lock the user name for a quarter of an hour, even with the right password; others are not affected', async () => {
+    await saveUser(a.deps.db, { username: 'dave', password_hash: await hashPassword(PASSWORD, 4), roles: ['clinician'], clearances: [] });
+    for (let i = 0; i < 10; i++) expect((await a.anonymous.post('/auth/login').send({ username: 'dave', password: `guess number ${i}` })).status).toBe(401);
+    const locked = await a.anonymous.post('/auth/login').send({ username: 'dave', password: PASSWORD });
+    expect(locked.status).toBe(429);
+    expect(locked.headers['retry-after']).toBe('900');
+    const form = await a.anonymous.post('/auth/login').type('form').send({ username: 'dave', password: PASSWORD });
+    expect(form.headers.location).toMatch(/^\/login\?error=locked/);
+    expect((await a.anonymous.get('/login?error=locked')).text).toContain('Too many failed logins');
+    expect((await a.anonymous.post('/auth/login').send({ username: 'alice', password: PASSWORD })).status).toBe(200);
+  });
+});
+
 describe('the session cookie', () => {
+  it('follows the account: removed, the session ends; roles changed, they apply at once', async () => {
+    await saveUser(a.deps.db, { username: 'erin', password_hash: await hashPassword(PASSWORD, 4), roles: ['clinician'], clearances: [] });
+    const agent = supertest.agent(a.app.callback());
+    await agent.post('/auth/login').type('form').send({ username: 'erin', password: PASSWORD });
+    expect((await agent.get('/dicom-web/studies')).status).toBe(200);
+    await saveUser(a.deps.db, { username: 'erin', password_hash: await hashPassword(PASSWORD, 4), roles: ['auditor'], clearances: [] });
+    expect((await agent.get('/dicom-web/studies')).status).toBe(403);
+    await a.deps.db('users').where({ username: 'erin' }).del();
+    expect((await agent.get('/dicom-web/studies')).status).toBe(401);
+  });
+
   it('authorises reads', async () => {
     const { agent } = await login();
     const res = await agent.get('/dicom-web/studies');

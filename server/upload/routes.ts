@@ -1,0 +1,54 @@
+import fs from 'node:fs';
+import Router from '@koa/router';
+import multer from '@koa/multer';
+import type { AppDeps } from '../deps.js';
+import type { StoreOutcome } from '../archive.js';
+import { ApiError } from '../errors.js';
+import { callerOf, guard } from '../http/guard.js';
+import { resultOf, storeEngine } from './store-engine.js';
+
+const PAGE = fs.readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+
+/**
+ * The upload page: GET /upload is the page, POST /upload takes a
+ * multipart/form-data of files (field "file") and answers one result per file.
+ */
+export function uploadRouter(deps: AppDeps): Router {
+  const r = new Router();
+  const store = { ...deps, log: (entry: Record<string, unknown>) => deps.log.warn(entry) };
+  r.get('/upload', (ctx) => {
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.type = 'html';
+    ctx.body = PAGE;
+  });
+  // The same guard as STOW-RS: the store role, a session's CSRF token, the audit trail.
+  r.post('/upload', guard('store', 'store'), async (ctx) => {
+    if (!ctx.is('multipart/form-data')) throw new ApiError(415, 'UnsupportedMediaType', 'upload files as multipart/form-data in the field "file"');
+    const upload = multer({
+      storage: storeEngine(store),
+      // Browsers send UTF-8 names; a folder upload names each file by its path in the folder.
+      defParamCharset: 'utf8',
+      preservePath: true,
+      limits: { fields: 20, fieldSize: 4096 },
+    });
+    try {
+      await upload.array('file')(ctx, async () => undefined);
+    } catch (err) {
+      const e = err as { name?: string; code?: string; message?: string };
+      if (e.name === 'MulterError' || /^(Unexpected end of form|Malformed part header|Multipart: Boundary not found)/.test(e.message ?? '')) {
+        throw new ApiError(400, 'MalformedUpload', `the upload could not be read: ${e.code ?? e.message}`);
+      }
+      throw err;
+    }
+    const files = (ctx as unknown as { files?: { originalname: string; outcome: StoreOutcome }[] }).files ?? [];
+    if (!files.length) throw new ApiError(400, 'NoFiles', 'the form holds no files in the field "file"');
+    const touched = callerOf(ctx).touched;
+    for (const { outcome: o } of files) {
+      if (o.ok) touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
+      if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'uploaded');
+      else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'upload rejected');
+    }
+    ctx.body = { files: files.map((f) => resultOf(f.originalname, f.outcome)) };
+  });
+  return r;
+}
