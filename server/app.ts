@@ -6,6 +6,7 @@ import { authenticate } from './auth/authenticate.js';
 import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
+import { healthRouter } from './http/health.js';
 import { uploadRouter } from './upload/routes.js';
 import { viewerRouter } from '../viewer/routes.js';
 
@@ -24,6 +25,7 @@ export function createApp(deps: AppDeps): Koa {
     else deps.log.error({ err }, 'error while streaming a response');
   });
   app.use(errorHandler(deps.log));
+  app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
   for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps), uploadRouter(deps)]) {

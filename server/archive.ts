@@ -8,7 +8,7 @@ import { indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
-import { ApiError, DicomStatus } from './errors.js';
+import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
 
 export interface StoreContext {
@@ -20,7 +20,7 @@ export interface StoreContext {
 
 export type StoreOutcome =
   | { ok: true; studyUid: string; seriesUid: string; sopInstanceUid: string; sopClassUid: string; warning?: number; duplicate: boolean }
-  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string };
+  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
 
 /**
  * The one store path under every ingest adapter (STOW-RS now, uploads and
@@ -75,7 +75,7 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     await put.catch(() => undefined);
-    await ctx.blobs.delete(key);
+    await discardBlob(ctx, key);
     if (err instanceof ParseError) {
       const { message, sopInstanceUid, sopClassUid } = err.failure;
       return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }) };
@@ -89,6 +89,15 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
   const outcome = finish(ctx, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
   outcome.catch(() => undefined);
   return { outcome };
+}
+
+/**
+ * Removes a blob the index does not (or no longer) name. Best effort: when
+ * the store is down the outcome stands and the blob is an orphan the sweep
+ * removes later, never a reason to fail an instance that is stored.
+ */
+async function discardBlob(ctx: StoreContext, key: string): Promise<void> {
+  await ctx.blobs.delete(key).catch((err) => ctx.log({ msg: 'blob delete failed; the orphan sweep will remove it', key, error: String(err) }));
 }
 
 function failureReason(err: ParseError): number {
@@ -112,10 +121,12 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
   } catch (err) {
     await ctx.blobs.delete(key).catch(() => undefined);
     ctx.log({ msg: 'blob write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
-    return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs };
+    // The adapter answers 503 when the store was down for every instance (stow.ts).
+    const down = err instanceof StorageUnavailableError ? { storageUnavailable: true as const } : {};
+    return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs, ...down };
   }
   const fail = async (reason: number, message: string): Promise<StoreOutcome> => {
-    await ctx.blobs.delete(key);
+    await discardBlob(ctx, key);
     return { ok: false, reason, message, ...refs };
   };
   if (expectStudyUid !== undefined && parsed.studyUid !== expectStudyUid) {
@@ -138,10 +149,10 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     case 'stored':
       return { ...stored, duplicate: false };
     case 'identical':
-      await ctx.blobs.delete(key);
+      await discardBlob(ctx, key);
       return { ...stored, duplicate: true };
     case 'replaced':
-      await ctx.blobs.delete(outcome.oldBlobKey);
+      await discardBlob(ctx, outcome.oldBlobKey);
       return { ...stored, duplicate: true };
     case 'conflict':
       return fail(DicomStatus.DuplicateSopInstance, `SOP Instance ${parsed.sopInstanceUid} is already stored with different content`);

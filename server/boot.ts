@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { createTokenService, loadSecret } from './auth/tokens.js';
-import { createFsBlobStore } from './blob/fs.js';
+import type { BlobStore } from './blob/blob-store.js';
+import { openBlobStore } from './blob/open.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
 
-/** Config → database (embedded when no DATABASE_URL) → migrations → blob store. */
+/** Config → database (embedded when no DATABASE_URL) → migrations → blob store (fs, or S3 with its bucket created). */
 export async function boot(config: Config, log: Logger): Promise<AppDeps & { shutdown(): Promise<void> }> {
   let embedded: EmbeddedPg | undefined;
   let url = config.databaseUrl;
@@ -16,15 +17,16 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     log.info({ port: config.embeddedPgPort, dir: path.join(config.dataDir, 'pg') }, 'embedded PostgreSQL started');
   }
   const db = connect(url);
+  let blobs: BlobStore;
   try {
     await migrate(db);
+    blobs = await openBlobStore(config);
+    log.info(config.storage === 's3' ? { storage: 's3', endpoint: `${config.s3.endPoint}:${config.s3.port}`, bucket: config.s3.bucket } : { storage: 'fs', dir: path.join(config.dataDir, 'blobs') }, 'blob store ready');
   } catch (err) {
     await db.destroy();
     await embedded?.stop();
     throw err;
   }
-  const blobs = createFsBlobStore(path.join(config.dataDir, 'blobs'));
-  await blobs.ping();
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   return {
     config,

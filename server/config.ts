@@ -2,10 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import type { S3Settings } from './blob/s3.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
 // boot, and the result is frozen so no module can change it later.
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
 const schema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8042),
@@ -20,6 +23,15 @@ const schema = z.object({
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
+  STORAGE: z.enum(['fs', 's3']).default('fs'),
+  S3_ENDPOINT: z.string().regex(/^[^/:]+$/, 'a host name only (no scheme, port or path: those are S3_USE_SSL and S3_PORT)').default('127.0.0.1'),
+  S3_PORT: z.coerce.number().int().min(1).max(65535).default(9000),
+  S3_USE_SSL: flag.default(false),
+  S3_BUCKET: z.string().min(3).default('cairn'),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY: z.string().optional(),
+  S3_SECRET_KEY: z.string().optional(),
+  S3_PATH_STYLE: flag.default(true),
   AUTH: z.enum(['on', 'off']).default('on'),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   AUTH_JWT_PUBLIC_KEY: z.string().optional(),
@@ -52,6 +64,9 @@ export interface Config {
   readonly bulkDataThreshold: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly orphanGraceSeconds: number;
+  /** Where instance blobs live: `fs` under dataDir/blobs, or `s3` in the bucket below. */
+  readonly storage: 'fs' | 's3';
+  readonly s3: S3Settings;
   readonly auth: AuthConfig;
   readonly labelRules: readonly LabelRule[];
   /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
@@ -79,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  if (e.STORAGE === 's3' && !(e.S3_ACCESS_KEY && e.S3_SECRET_KEY)) throw new Error('invalid configuration: STORAGE=s3 needs S3_ACCESS_KEY and S3_SECRET_KEY');
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
@@ -93,6 +109,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bulkDataThreshold: e.BULKDATA_THRESHOLD,
     logLevel: e.LOG_LEVEL,
     orphanGraceSeconds: e.ORPHAN_GRACE_SECONDS,
+    storage: e.STORAGE,
+    s3: Object.freeze({
+      endPoint: e.S3_ENDPOINT,
+      port: e.S3_PORT,
+      useSSL: e.S3_USE_SSL,
+      bucket: e.S3_BUCKET,
+      region: e.S3_REGION,
+      accessKey: e.S3_ACCESS_KEY ?? '',
+      secretKey: e.S3_SECRET_KEY ?? '',
+      pathStyle: e.S3_PATH_STYLE,
+    }),
     auth: Object.freeze({
       enabled: e.AUTH === 'on',
       jwtSecret: e.AUTH_JWT_SECRET,

@@ -27,3 +27,18 @@ export const DicomStatus = Object.freeze({
   // understand" range, as dcm4chee does. Listed in CONFORMANCE.md.
   StudyInstanceUidMismatch: 0xc409,
 });
+
+/**
+ * The blob store could not be reached (after its retries): a 503 that the
+ * client may retry, never a 500. Thrown by blob stores, so reads answer 503
+ * through the one error handler and STOW can tell it from other failures.
+ */
+export class StorageUnavailableError extends ApiError {
+  constructor(
+    what: string,
+    override readonly cause: unknown,
+  ) {
+    super(503, 'StorageUnavailable', `the blob store is unavailable (${what}); try again later`, { 'Retry-After': '10' });
+    this.name = 'StorageUnavailableError';
+  }
+}

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { storeInstance, sweepOrphans } from '../server/archive.js';
 import { createTestArchive, multipartBody, sample, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';
@@ -72,7 +72,8 @@ describe('storeInstance', () => {
 });
 
 describe('sweepOrphans', () => {
-  it('removes old blobs without an index row and keeps indexed and recent ones', async () => {
+  // Ages blobs by their file times, so the filesystem store only (test/s3/ covers S3).
+  it.skipIf(inject('s3'))('removes old blobs without an index row and keeps indexed and recent ones', async () => {
     const inst = syntheticInstance();
     await storeInstance(ctx(), chunks(inst.bytes, 4096));
     const orphanOld = path.join(a.blobDir, 'instances/zz/old-orphan.dcm');

@@ -8,7 +8,9 @@ import { inject } from 'vitest';
 import { createApp } from '../server/app.js';
 import type { Principal, Role } from '../server/access.js';
 import { createTokenService, type TokenService } from '../server/auth/tokens.js';
+import type { BlobStore } from '../server/blob/blob-store.js';
 import { createFsBlobStore } from '../server/blob/fs.js';
+import { createS3BlobStore } from '../server/blob/s3.js';
 import { testConfig, type AuthConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
 import { connect } from '../server/db/knex.js';
@@ -33,7 +35,19 @@ export interface TestArchive {
   blobDir: string;
   /** The URL of this archive's own database (for tools run as child processes). */
   dbUrl: string;
+  /** Which blob store this run of the suite uses (the vitest project). */
+  storage: 'fs' | 's3';
   close(): Promise<void>;
+}
+
+/** The blob store of this test project: a folder, or a fresh bucket on the run's S3 server. */
+export async function testBlobStore(blobDir: string): Promise<{ storage: 'fs' | 's3'; blobs: BlobStore; config: Partial<Config> }> {
+  const s3 = inject('s3');
+  if (!s3) return { storage: 'fs', blobs: createFsBlobStore(blobDir), config: {} };
+  const settings = { ...s3, useSSL: false, bucket: `t-${randomUUID()}`, region: 'us-east-1', pathStyle: true };
+  const blobs = createS3BlobStore(settings);
+  await blobs.ensureBucket();
+  return { storage: 's3', blobs, config: { storage: 's3', s3: settings } };
 }
 
 /** An identity for a test token. */
@@ -57,12 +71,13 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
   const db = connect(`${base}/${name}`, 5);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-test-data-'));
   const blobDir = path.join(dataDir, 'blobs');
+  const store = await testBlobStore(blobDir);
   const defaults = testConfig();
   const { log, auth, ...rest } = overrides;
-  const config = testConfig({ dataDir, logLevel: 'silent', ...rest, auth: { ...defaults.auth, passwordHashRounds: 4, ...auth } });
+  const config = testConfig({ dataDir, logLevel: 'silent', ...store.config, ...rest, auth: { ...defaults.auth, passwordHashRounds: 4, ...auth } });
   const secret = config.auth.jwtSecret ?? `test-secret-${randomUUID()}`;
   const tokens: TokenService = createTokenService(config.auth, secret);
-  const deps: AppDeps = { config, db, blobs: createFsBlobStore(blobDir), log: log ?? createLogger(config), tokens };
+  const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens };
   const app = createApp(deps);
   const callback = app.callback();
   const token = (who: Who) => tokens.sign({ sub: who.sub ?? `test-${who.roles.join('-') || 'none'}`, roles: who.roles, clearances: who.clearances ?? [] }, 3600);
@@ -76,6 +91,7 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
     token,
     blobDir,
     dbUrl: `${base}/${name}`,
+    storage: store.storage,
     async close() {
       await db.destroy();
       const a = connect(`${base}/cairn`, 1);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MultipartReader, parseMediaType } from '../server/http/multipart.js';
+import { MultipartReader, multipartStream, parseMediaType } from '../server/http/multipart.js';
 
 async function readAll(body: Buffer, boundary: string, chunk: number): Promise<{ headers: Record<string, string>; body: string }[]> {
   const chunks = Array.from({ length: Math.ceil(body.length / chunk) }, (_, i) => body.subarray(i * chunk, (i + 1) * chunk));
@@ -37,5 +37,24 @@ describe('MultipartReader', () => {
 describe('parseMediaType', () => {
   it('reads quoted and unquoted parameters case-insensitively', () => {
     expect(parseMediaType('Multipart/Related; Type="application/dicom"; boundary="a;b"')).toEqual({ type: 'multipart/related', params: { type: 'application/dicom', boundary: 'a;b' } });
+  });
+});
+
+describe('multipartStream cut short', () => {
+  it('closes the body it was sending and the one it had opened next when the response is destroyed', async () => {
+    const bodies = [0, 1, 2].map(() => new Readable({ read() {} }));
+    bodies[0].push(Buffer.alloc(1000, 1));
+    const opened: number[] = [];
+    const out = multipartStream('b', bodies.map((b, i) => ({ contentType: 'application/dicom', body: () => (opened.push(i), b) })));
+    await new Promise((r) => out.once('data', r));
+    await new Promise((r) => setImmediate(r));
+    out.destroy();
+    // The generator notices at its next step, when more bytes of the blob arrive.
+    bodies[0].push(Buffer.alloc(1000, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(opened).toEqual([0, 1]);
+    expect(bodies[0].destroyed).toBe(true);
+    expect(bodies[1].destroyed).toBe(true);
+    expect(bodies[2].destroyed).toBe(false);
   });
 });

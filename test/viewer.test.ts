@@ -120,10 +120,16 @@ describe('viewer static files', () => {
     expect(res.text).toBe(INDEX);
   });
 
-  it.each(['/dicom-web/nothing-here', '/api/anything', '/auth/x', '/healthz', '/readyz'])('leaves %s to the other routers', async (p) => {
+  it.each(['/dicom-web/nothing-here', '/api/anything', '/auth/x'])('leaves %s to the other routers', async (p) => {
     const res = await a.request.get(p);
     expect(res.status).toBe(404);
     expect(res.text).not.toBe(INDEX);
+  });
+
+  it.each(['/healthz', '/readyz'])('leaves %s to the health probes', async (p) => {
+    const res = await a.request.get(p);
+    expect(res.status).toBe(200);
+    expect(res.type).toBe('application/json');
   });
 
   it('leaves /login to the login page', async () => {

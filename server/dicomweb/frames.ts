@@ -1,12 +1,12 @@
-import { Readable } from 'node:stream';
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import type { BlobStore } from '../blob/blob-store.js';
+import { readRanges } from '../blob/spans.js';
 import { findFramedInstance } from '../db/lookup.js';
 import type { Span } from '../db/rows.js';
 import { ApiError } from '../errors.js';
 import { choosePixelMedia, parseAccept } from '../http/accept.js';
-import { respondMultipart, type OutPart } from '../http/multipart.js';
+import { openFirst, respondMultipart, type OutPart } from '../http/multipart.js';
 import { callerOf } from '../http/guard.js';
 import { notFound, targetOf } from './target.js';
 
@@ -20,9 +20,8 @@ function parseFrameList(value: string): number[] {
 }
 
 function spansBody(blobs: BlobStore, key: string, spans: Span[]) {
-  return async function* () {
-    for (const s of spans) if (s.length) yield* await blobs.get(key, { start: s.offset, end: s.offset + s.length - 1 });
-  };
+  const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
+  return () => readRanges(blobs, key, ranges);
 }
 
 /** WADO-RS frames (PS3.18 §10.4.1.1.3): each frame read by range from the blob, sent as stored. */
@@ -44,19 +43,12 @@ export function retrieveFrames(deps: AppDeps) {
     if (!media.multipart && parts.length === 1) {
       ctx.type = media.contentType;
       ctx.length = parts[0].length!;
-      ctx.body = multipartFree(parts[0]);
+      // The range is opened here, so a blob store that is down answers 503 before any byte.
+      ctx.body = await parts[0].body();
       return;
     }
-    respondMultipart(ctx, media.contentType.split(';')[0], parts);
+    respondMultipart(ctx, media.contentType.split(';')[0], await openFirst(parts));
   };
-}
-
-function multipartFree(part: OutPart): Readable {
-  return Readable.from(
-    (async function* () {
-      yield* await part.body();
-    })(),
-  );
 }
 
 /** RFC 9110 §14.1.2: a single `bytes=a-b`, `a-` or `-n` range. */
@@ -98,7 +90,7 @@ export function retrieveBulkData(deps: AppDeps) {
       const media = choosePixelMedia(accepts, row.transfer_syntax_uid);
       if (!media) throw new ApiError(406, 'NotAcceptable', `pixel data is stored as ${row.transfer_syntax_uid}; Cairn does not transcode`);
       const parts: OutPart[] = row.frames!.map((spans) => ({ contentType: media.contentType, length: spans.reduce((a, s) => a + s.length, 0), body: spansBody(deps.blobs, row.blob_key, spans) }));
-      respondMultipart(ctx, media.contentType.split(';')[0], parts);
+      respondMultipart(ctx, media.contentType.split(';')[0], await openFirst(parts));
       return;
     }
     const wantsMultipart = !accepts.some((a) => !a.multipart && (a.type === 'application/octet-stream' || a.type === '*/*')) && accepts.some((a) => a.multipart);
@@ -115,6 +107,6 @@ export function retrieveBulkData(deps: AppDeps) {
       ctx.body = el.length ? await deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : '';
       return;
     }
-    respondMultipart(ctx, 'application/octet-stream', [{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }]);
+    respondMultipart(ctx, 'application/octet-stream', await openFirst([{ contentType: 'application/octet-stream', length: el.length, body: spansBody(deps.blobs, row.blob_key, [el]) }]));
   };
 }

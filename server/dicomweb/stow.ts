@@ -1,7 +1,7 @@
 import type { RouterContext } from '@koa/router';
 import { receiveInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
-import { ApiError, DicomStatus } from '../errors.js';
+import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { MultipartReader, parseMediaType } from '../http/multipart.js';
@@ -30,6 +30,10 @@ export function store(deps: AppDeps) {
       if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
       else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
     }
+    // Nothing stored because the blob store is down: a 503 the client can
+    // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
+    const down = outcomes.find((o) => !o.ok && o.storageUnavailable);
+    if (down && !outcomes.some((o) => o.ok)) throw new StorageUnavailableError('the instances could not be written', undefined);
     ctx.status = storeStatus(outcomes);
     ctx.type = 'application/dicom+json';
     ctx.body = storeResponse(outcomes, dicomwebBase(ctx, deps.config), studyUid);

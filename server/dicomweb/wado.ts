@@ -4,7 +4,7 @@ import type { AppDeps } from '../deps.js';
 import { findInstances } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 import { acceptsDicom, parseAccept } from '../http/accept.js';
-import { multipartChunks, multipartLength, multipartStream, type OutPart } from '../http/multipart.js';
+import { multipartChunks, multipartLength, multipartStream, openFirst, type OutPart } from '../http/multipart.js';
 import { callerOf } from '../http/guard.js';
 import { notFound, targetOf } from './target.js';
 
@@ -46,7 +46,7 @@ export function retrieve(deps: AppDeps) {
     // One small instance goes out as one buffer rather than through a stream.
     if (rows.length === 1 && rows[0].size <= SMALL_BLOB) {
       ctx.body = Buffer.concat(multipartChunks(boundary, [{ part: parts[0], data: await deps.blobs.read(rows[0].blob_key, rows[0].size) }]));
-    } else ctx.body = multipartStream(boundary, parts);
+    } else ctx.body = multipartStream(boundary, await openFirst(parts));
   };
 }
 

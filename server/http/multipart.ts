@@ -201,21 +201,35 @@ export function multipartLength(boundary: string, parts: OutPart[]): number | un
 export function multipartStream(boundary: string, parts: OutPart[]): Readable {
   async function* gen(): AsyncGenerator<Buffer | Uint8Array> {
     let next = parts.length ? Promise.resolve(parts[0].body()) : null;
-    for (let i = 0; i < parts.length; i++) {
-      const body = await next!;
-      next = i + 1 < parts.length ? Promise.resolve(parts[i + 1].body()) : null;
-      // A prefetched body that is never reached must not become an unhandled rejection.
-      next?.catch(() => undefined);
-      yield partHead(boundary, parts[i]);
-      for await (const chunk of body) yield chunk;
-      yield CRLF;
+    let body: Chunks | undefined;
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        body = await next!;
+        next = i + 1 < parts.length ? Promise.resolve(parts[i + 1].body()) : null;
+        // A prefetched body that is never reached must not become an unhandled rejection.
+        next?.catch(() => undefined);
+        yield partHead(boundary, parts[i]);
+        for await (const chunk of body) yield chunk;
+        body = undefined;
+        yield CRLF;
+      }
+      yield Buffer.from(`--${boundary}--\r\n`);
+    } finally {
+      // A response cut short (the client went away) closes the blobs it had
+      // opened: an S3 read left open would hold a pooled connection.
+      if (body) discard(body);
+      void next?.then(discard, () => undefined);
     }
-    yield Buffer.from(`--${boundary}--\r\n`);
   }
   return Readable.from(gen(), { objectMode: false, highWaterMark: 1024 * 1024 });
 }
 
 const CRLF = Buffer.from('\r\n');
+
+function discard(body: Chunks): void {
+  const destroy = (body as { destroy?: () => void }).destroy;
+  if (typeof destroy === 'function') destroy.call(body);
+}
 
 /** The same body as chunks, for small responses whose parts are in memory already (nothing is copied). */
 export function multipartChunks(boundary: string, parts: { part: OutPart; data: Buffer }[]): Buffer[] {
@@ -223,6 +237,17 @@ export function multipartChunks(boundary: string, parts: { part: OutPart; data: 
   for (const { part, data } of parts) out.push(partHead(boundary, part), data, CRLF);
   out.push(Buffer.from(`--${boundary}--\r\n`));
   return out;
+}
+
+/**
+ * The same parts with the first one's body already opened: a blob that
+ * cannot be read (a blob store that is down) then fails the request with its
+ * own status (503) before any byte of a 200 is sent.
+ */
+export async function openFirst(parts: OutPart[]): Promise<OutPart[]> {
+  if (!parts.length) return parts;
+  const first = await parts[0].body();
+  return [{ ...parts[0], body: () => first }, ...parts.slice(1)];
 }
 
 /** Sets a multipart/related response of these parts (PS3.18 §8.6.1.2): Content-Type with a fresh boundary, exact Content-Length, streamed body. */

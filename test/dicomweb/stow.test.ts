@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryParser, createTestArchive, multipartBody, sample, type TestArchive } from '../helpers.js';
 import { syntheticInstance, uid } from '../synthetic.js';
@@ -17,9 +15,10 @@ function stow(parts: Buffer[], url = '/dicom-web/studies', contentType?: string)
   return a.request.post(url).set('Content-Type', contentType ?? m.contentType).send(m.body);
 }
 
-function blobCount(): number {
-  const walk = (d: string): number => (fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? walk(path.join(d, e.name)) : 1), 0) : 0);
-  return walk(a.blobDir);
+async function blobCount(): Promise<number> {
+  let n = 0;
+  for await (const _ of a.deps.blobs.list('instances/')) n++;
+  return n;
 }
 
 describe('STOW-RS', () => {
@@ -69,21 +68,21 @@ describe('STOW-RS', () => {
 
   it('fails a non-DICOM part alone and stores the rest (202)', async () => {
     const good = syntheticInstance();
-    const before = blobCount();
+    const before = await blobCount();
     const res = await stow([Buffer.from('this is not a DICOM file'), good.bytes]);
     expect(res.status).toBe(202);
     expect(res.body['00081198'].Value[0]['00081197'].Value).toEqual([0xc000]);
     expect(res.body['00081199'].Value[0]['00081155'].Value).toEqual([good.sopInstanceUid]);
-    expect(blobCount()).toBe(before + 1);
+    expect(await blobCount()).toBe(before + 1);
   });
 
   it('fails a truncated instance without leaving a blob or an index row', async () => {
     const inst = syntheticInstance({ rows: 64, columns: 64 });
-    const before = blobCount();
+    const before = await blobCount();
     const res = await stow([inst.bytes.subarray(0, inst.bytes.length - 100)]);
     expect(res.status).toBe(400);
     expect(res.body['00081198'].Value[0]['00081197'].Value).toEqual([0xc000]);
-    expect(blobCount()).toBe(before);
+    expect(await blobCount()).toBe(before);
     expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(0);
   });
 
@@ -168,7 +167,7 @@ describe('STOW-RS, a client that hangs up', () => {
     const http = await import('node:http');
     const server = a.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
-    const before = blobCount();
+    const before = await blobCount();
     const inst = syntheticInstance({ rows: 256, columns: 256 });
     await new Promise<void>((resolve) => {
       const req = http.request({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/dicom-web/studies', method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=hangup', 'transfer-encoding': 'chunked' } });
@@ -181,7 +180,7 @@ describe('STOW-RS, a client that hangs up', () => {
     // Give the server a moment to notice and clean up.
     await new Promise((r) => setTimeout(r, 300));
     await new Promise((r) => server.close(r));
-    expect(blobCount()).toBe(before);
+    expect(await blobCount()).toBe(before);
     expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(0);
   });
 });
