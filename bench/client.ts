@@ -21,6 +21,7 @@ export function assertLoopback(url: string): URL {
 /** Headers sent with every request (the Authorization of the identity the bench runs as). */
 const defaults: Record<string, string> = {};
 export function setDefaultHeaders(h: Record<string, string>): void { Object.assign(defaults, h) }
+export function defaultHeaders(): Record<string, string> { return { ...defaults } }
 
 /** One request; the body is always read to the end. `keep` retains it (for JSON replies). */
 export function request(method: string, url: string, headers: Record<string, string | number>,

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import dcmjs from 'dcmjs';
-import { assertLoopback, DICOM_MULTIPART, FRAME_ACCEPT, request } from './client.js';
+import { assertLoopback, defaultHeaders, DICOM_MULTIPART, FRAME_ACCEPT, request } from './client.js';
 import { makeInstance, newPatient, newStudy, uid } from './data.js';
 import { pct, round, rssKiB, RssSampler } from './stats.js';
 
@@ -46,7 +46,7 @@ async function streamStow(base: string, pid: number | undefined, parts: Iterable
   try {
     const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = http.request({ method: 'POST', host: u.hostname, port: u.port || 80, path: u.pathname,
-        headers: { 'Content-Type': `${DICOM_MULTIPART}; boundary=${boundary}`, Accept: 'application/dicom+json',
+        headers: { ...defaultHeaders(), 'Content-Type': `${DICOM_MULTIPART}; boundary=${boundary}`, Accept: 'application/dicom+json',
           'Transfer-Encoding': 'chunked' } }, (r) => {
         answered = true;
         const chunks: Buffer[] = [];

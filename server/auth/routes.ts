@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Router, { type RouterContext } from '@koa/router';
-import type { Principal } from '../access.js';
+import { permits, type Principal } from '../access.js';
 import type { AuditRecord } from '../audit.js';
 import { recentLoginFailures } from '../db/audit.js';
 import { findUser } from '../db/users.js';
@@ -99,7 +99,8 @@ function login(deps: AppDeps) {
       return;
     }
     ctx.status = 303;
-    ctx.redirect(next);
+    // An uploader cannot search, so the study list would only answer 403: its home is the upload page.
+    ctx.redirect(next === '/' && !permits(principal, 'search') && permits(principal, 'store') ? '/upload' : next);
   };
 }
 

@@ -60,6 +60,12 @@ describe('login page', () => {
     expect(cookies(res).some((c) => c.startsWith('cairn_session='))).toBe(false);
   });
 
+  it('an uploader is sent to the upload page rather than the study list it may not search', async () => {
+    await saveUser(a.deps.db, { username: 'gw', password_hash: await hashPassword(PASSWORD, 4), roles: ['uploader'], clearances: [] });
+    const res = await a.anonymous.post('/auth/login').type('form').send({ username: 'gw', password: PASSWORD, next: '/' });
+    expect(res.headers.location).toBe('/upload');
+  });
+
   it('next may only be a path on this server', async () => {
     for (const next of ['//evil.example/x', 'https://evil.example/', '/\\evil.example']) {
       const res = await a.anonymous.post('/auth/login').type('form').send({ username: 'alice', password: PASSWORD, next });
