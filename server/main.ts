@@ -57,5 +57,10 @@ async function stop(signal: string) {
   log.flush();
   process.exit(0);
 }
+// This process owns its signals: the embedded PostgreSQL package installs an
+// exit hook that would stop the database and exit at once on SIGINT/SIGTERM,
+// cutting the drain above short. stop() stops the database itself, last.
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
