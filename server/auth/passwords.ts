@@ -14,10 +14,11 @@ export function hashPassword(password: string, rounds: number): Promise<string> 
   return bcrypt.hash(password, rounds);
 }
 
-// Compared against when the user does not exist, so an unknown name takes as long as a wrong password.
-const DUMMY = bcrypt.hashSync('not a password of anyone', 10);
+// Compared against when the user does not exist, so an unknown name takes as
+// long as a wrong password. Made at the first login, not at every start.
+let dummy: Promise<string> | undefined;
 
 export async function checkPassword(password: string, hash: string | undefined): Promise<boolean> {
-  const ok = await bcrypt.compare(password, hash ?? DUMMY);
+  const ok = await bcrypt.compare(password, hash ?? (await (dummy ??= bcrypt.hash('not a password of anyone', 10))));
   return ok && hash !== undefined;
 }
