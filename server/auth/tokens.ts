@@ -49,7 +49,7 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
     if (alg === 'HS256') return secret;
     const kind = ASYMMETRIC[alg];
     if (!kind || (!publicKey && !jwks)) throw new AuthFailure('invalid_token', `tokens signed with ${alg} are not accepted`);
-    const key = kid !== undefined && jwks ? await jwks.get(kid) : (publicKey ?? (jwks ? await jwks.only() : undefined));
+    const key = kid !== undefined && jwks ? await jwks.get(kid) : (publicKey ?? (jwks ? await jwks.sole() : undefined));
     if (!key) throw new AuthFailure('invalid_token', `no signing key ${kid === undefined ? '' : `"${kid}" `}is known`);
     if (key.asymmetricKeyType !== kind) throw new AuthFailure('invalid_token', `the signing key does not fit ${alg}`);
     return key;
@@ -153,7 +153,7 @@ function jwksCache(url: string) {
       if (stale || (!keys.has(kid) && Date.now() - fetchedAt > JWKS_MIN_REFETCH_MS)) await refresh();
       return keys.get(kid);
     },
-    async only(): Promise<KeyObject | undefined> {
+    async sole(): Promise<KeyObject | undefined> {
       if (Date.now() - fetchedAt > JWKS_TTL_MS) await refresh();
       return keys.size === 1 ? [...keys.values()][0] : undefined;
     },
