@@ -31,12 +31,14 @@ async function startReplica(a: TestArchive): Promise<Replica> {
     LOG_LEVEL: 'info',
   };
   const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
+  // Its log (JSON lines on stdout, a fatal error included) and stderr, for the failure message.
+  let output = '';
+  proc.stderr!.on('data', (d) => (output += d));
   const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${stderr}`)), 60_000);
-    proc.once('exit', (code) => reject(new Error(`replica exited with ${code}: ${stderr}`)));
+    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 60_000);
+    proc.once('exit', (code) => setTimeout(() => reject(new Error(`replica exited with ${code}: ${output}`)), 50));
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      output += `${line}\n`;
       const entry = JSON.parse(line);
       if (entry.msg === 'listening') {
         clearTimeout(timer);

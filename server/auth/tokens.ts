@@ -169,10 +169,19 @@ export function loadSecret(auth: AuthConfig, dataDir: string): string {
   if (auth.jwtSecret) return auth.jwtSecret;
   const file = path.join(dataDir, 'auth-secret');
   fs.mkdirSync(dataDir, { recursive: true });
-  try {
-    fs.writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  if (!fs.existsSync(file)) {
+    // Written whole under a name of its own, then linked into place: link
+    // never replaces an existing file, so when two processes start together
+    // on one data folder one secret wins and neither reads a half-written one.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+    try {
+      fs.linkSync(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
   }
   const secret = fs.readFileSync(file, 'utf8').trim();
   if (secret.length < 32) throw new Error(`${file} holds no usable secret; remove it to have a new one made`);

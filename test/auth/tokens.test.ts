@@ -177,3 +177,27 @@ describe('an external identity provider', () => {
     expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="cairn"/);
   }
 });
+
+describe('the generated secret', () => {
+  it('is one and the same for processes that start together on one data folder', async () => {
+    const { execFile } = await import('node:child_process');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-secret-'));
+    const script = "import { loadSecret } from './server/auth/tokens.js'; import { testConfig } from './server/config.js'; process.stdout.write(loadSecret(testConfig().auth, process.argv[1]));";
+    const run = () =>
+      new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+    try {
+      const secrets = await Promise.all([run(), run(), run(), run()]);
+      expect(new Set(secrets).size).toBe(1);
+      expect(secrets[0].length).toBeGreaterThanOrEqual(32);
+      expect(fs.readdirSync(dir)).toEqual(['auth-secret']);
+      expect(fs.statSync(path.join(dir, 'auth-secret')).mode & 0o777).toBe(0o600);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
