@@ -61,7 +61,12 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
   const replicas: Replica[] = [];
   beforeAll(async () => {
     a = await createTestArchive();
-    replicas.push(...(await Promise.all([startReplica(a), startReplica(a)])));
+    // Both start together; one that did start is kept for afterAll to stop
+    // even when the other failed, so no process outlives the test.
+    const started = await Promise.allSettled([startReplica(a), startReplica(a)]);
+    for (const s of started) if (s.status === 'fulfilled') replicas.push(s.value);
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
   }, 120_000);
   afterAll(async () => {
     await Promise.all(replicas.map(stopReplica));
