@@ -26,9 +26,10 @@ export function store(deps: AppDeps) {
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     const touched = callerOf(ctx).touched;
     for (const o of outcomes) {
-      if (o.ok) touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
-      if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
-      else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
+      if (o.ok) {
+        touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
+        deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
+      } else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
     }
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".

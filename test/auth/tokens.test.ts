@@ -167,9 +167,12 @@ describe('an external identity provider', () => {
     expect(fetches - seen).toBeLessThanOrEqual(1);
   });
 
-  it('an HS256 token is not accepted in place of the provider\'s keys', async () => {
-    const token = jwt.sign({ preferred_username: 'x', realm_access: { roles: ['admin'] } }, 'guess-guess-guess-guess-guess-guess', { ...idp, algorithm: 'HS256' });
-    expectRefusedB(await b.anonymous.get('/dicom-web/studies').set('Authorization', `Bearer ${token}`));
+  it('a provider key is used only with its own algorithm: RS256 naming the EC key is refused before any signature check', async () => {
+    const head = b64({ alg: 'RS256', typ: 'JWT', kid: 'key-1' });
+    const body = b64({ preferred_username: 'x', realm_access: { roles: ['admin'] }, iss: idp.issuer, aud: idp.audience, exp: now() + 300 });
+    const res = await b.anonymous.get('/dicom-web/studies').set('Authorization', `Bearer ${head}.${body}.${Buffer.from('sig').toString('base64url')}`);
+    expectRefusedB(res);
+    expect((res as unknown as { body: { message: string } }).body.message).toBe('the signing key does not fit RS256');
   });
 
   function expectRefusedB(res: { status: number; headers: Record<string, string> }) {
