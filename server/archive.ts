@@ -10,6 +10,8 @@ import { buildRows } from './db/build-rows.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
+import type { Touched } from './access.js';
+import type { Logger } from './log.js';
 
 export interface StoreContext {
   db: Db;
@@ -21,6 +23,20 @@ export interface StoreContext {
 export type StoreOutcome =
   | { ok: true; studyUid: string; seriesUid: string; sopInstanceUid: string; sopClassUid: string; warning?: number; duplicate: boolean }
   | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
+
+/**
+ * What every ingest adapter does with its outcomes: the stored UIDs go to
+ * the request's audit record, and each outcome to the log (UIDs and DICOM
+ * codes only, never patient data).
+ */
+export function recordOutcomes(outcomes: readonly StoreOutcome[], touched: Touched, log: Logger): void {
+  for (const o of outcomes) {
+    if (o.ok) {
+      touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
+      log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
+    } else log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
+  }
+}
 
 /**
  * The one store path under every ingest adapter (STOW-RS now, uploads and

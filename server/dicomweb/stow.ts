@@ -1,5 +1,5 @@
 import type { RouterContext } from '@koa/router';
-import { receiveInstance, type StoreOutcome } from '../archive.js';
+import { receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
@@ -24,13 +24,7 @@ export function store(deps: AppDeps) {
     const studyUid = ctx.params.studyUid;
     const outcomes = await storeParts(deps, new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
-    const touched = callerOf(ctx).touched;
-    for (const o of outcomes) {
-      if (o.ok) {
-        touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
-        deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
-      } else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
-    }
+    recordOutcomes(outcomes, callerOf(ctx).touched, deps.log);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
     const down = outcomes.find((o) => !o.ok && o.storageUnavailable);

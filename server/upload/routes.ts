@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import Router from '@koa/router';
 import multer from '@koa/multer';
 import type { AppDeps } from '../deps.js';
-import type { StoreOutcome } from '../archive.js';
+import { recordOutcomes, type StoreOutcome } from '../archive.js';
 import { ApiError } from '../errors.js';
 import { callerOf, guard } from '../http/guard.js';
 import { resultOf, storeEngine } from './store-engine.js';
@@ -42,12 +42,11 @@ export function uploadRouter(deps: AppDeps): Router {
     }
     const files = (ctx as unknown as { files?: { originalname: string; outcome: StoreOutcome }[] }).files ?? [];
     if (!files.length) throw new ApiError(400, 'NoFiles', 'the form holds no files in the field "file"');
-    const touched = callerOf(ctx).touched;
-    for (const { outcome: o } of files) {
-      if (o.ok) touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
-      if (o.ok) deps.log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'uploaded');
-      else deps.log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'upload rejected');
-    }
+    recordOutcomes(
+      files.map((f) => f.outcome),
+      callerOf(ctx).touched,
+      deps.log,
+    );
     ctx.body = { files: files.map((f) => resultOf(f.originalname, f.outcome)) };
   });
   return r;
