@@ -90,6 +90,20 @@ export function clearedFor(db: Db | Knex.Transaction, column: string, caller: Ca
 }
 
 /**
+ * The same rule for a prepared statement (server/db/lookup.ts): the study row
+ * `study` and series row `series` are visible to the caller, with the
+ * caller's part as two parameters, `$n` (the glass is broken) and `$n+1`
+ * (the clearances), whose values visibilityValues() gives.
+ */
+export function visibleSql(study: string, series: string, n: number): string {
+  return `($${n} or (${study}.labels <@ $${n + 1}::text[] and ${series}.labels <@ $${n + 1}::text[]))`;
+}
+
+export function visibilityValues(caller: Caller): [boolean, string[]] {
+  return [caller.breakGlass !== undefined, [...caller.principal.clearances]];
+}
+
+/**
  * The series this caller may see: those of visible studies whose own labels
  * the caller is cleared for. Instance-level reads constrain with this. Reads
  * of one study name it, so the subquery stays that study's few series rather

@@ -1,4 +1,4 @@
-import type { Db } from './knex.js';
+import { prepared, type Db } from './knex.js';
 
 export interface AuditEvent {
   sub: string | null;
@@ -19,9 +19,16 @@ export interface AuditEvent {
 
 export type StoredAuditEvent = AuditEvent & { id: number; at: Date };
 
+const INSERT_AUDIT = `insert into audit_events
+  (sub, roles, client, action, method, path, status, outcome, study_uids, series_uids, instance_uids, break_glass, reason, detail)
+  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning id, at`;
+
 /** Appends one event. The table refuses updates and deletes (see the access migration). */
 export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<{ id: number; at: Date }> {
-  const [row] = await db('audit_events').insert({ ...e, detail: e.detail === null ? null : JSON.stringify(e.detail) }).returning(['id', 'at']);
+  const [row] = await prepared<{ id: number; at: Date }>(db, 'cairn_audit_insert', INSERT_AUDIT, [
+    e.sub, e.roles, e.client, e.action, e.method, e.path, e.status, e.outcome, e.study_uids, e.series_uids, e.instance_uids,
+    e.break_glass, e.reason, e.detail === null ? null : JSON.stringify(e.detail),
+  ]);
   return row;
 }
 

@@ -145,3 +145,19 @@ function removeStalePid(dir: string): void {
     fs.rmSync(pidFile);
   }
 }
+
+/**
+ * Runs one hot-path statement by name on a connection of the knex pool: no
+ * query building in Cairn, and PostgreSQL parses and plans it once per
+ * connection (a named prepared statement). `text` must be constant for a
+ * `name`; the values go as parameters.
+ */
+export async function prepared<T>(db: Db, name: string, text: string, values: unknown[]): Promise<T[]> {
+  const conn = (await db.client.acquireConnection()) as pg.Client;
+  try {
+    const r = await conn.query<T & pg.QueryResultRow>({ name, text, values });
+    return r.rows;
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}

@@ -1,6 +1,5 @@
-import type { Knex } from 'knex';
 import { visibleSeries, type Caller } from '../access.js';
-import type { Db } from './knex.js';
+import { prepared, type Db } from './knex.js';
 import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
 
 export type IndexOutcome =
@@ -21,17 +20,14 @@ export type IndexOutcome =
  */
 export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, instance: InstanceRow, overwrite: boolean): Promise<IndexOutcome> {
   const row = { ...instance, bulk: JSON.stringify(instance.bulk), frames: instance.frames ? JSON.stringify(instance.frames) : null };
-  const insertStudy = addLabels(db, db('studies').insert({ ...study, attributes: JSON.stringify(study.attributes) }), 'studies', 'study_uid', study.labels);
-  const insertSeries = addLabels(db, db('series').insert({ ...series, attributes: JSON.stringify(series.attributes) }), 'series', 'series_uid', series.labels);
-  const cols = Object.keys(row) as (keyof typeof row)[];
-  const insertInstance = db.raw(
-    `insert into instances (${cols.map(() => '??').join(', ')}) select ${cols.map(() => '?').join(', ')}
-     where not exists (select 1 from series where series_uid = ? and study_uid <> ?)
-     on conflict (sop_instance_uid) do nothing returning sop_instance_uid`,
-    [...cols, ...cols.map((c) => row[c]), series.series_uid, series.study_uid],
-  );
-  const result = await db.raw(`with s as (?), se as (?), i as (?) select count(*)::int as inserted from i`, [insertStudy, insertSeries, insertInstance]);
-  if (result.rows[0].inserted === 1) return { kind: 'stored' };
+  const values = [
+    ...STUDY_COLUMNS.map((c) => (c === 'attributes' ? JSON.stringify(study.attributes) : study[c])),
+    ...SERIES_COLUMNS.map((c) => (c === 'attributes' ? JSON.stringify(series.attributes) : series[c])),
+    ...INSTANCE_COLUMNS.map((c) => row[c]),
+  ];
+  const labelled = (study.labels.length ? 1 : 0) + (series.labels.length ? 2 : 0);
+  const [result] = await prepared<{ inserted: number }>(db, `cairn_index_instance_${labelled}`, INDEX_STATEMENTS[labelled], values);
+  if (result.inserted === 1) return { kind: 'stored' };
   return db.transaction(async (trx) => {
     const owner = await trx('series').where({ series_uid: series.series_uid }).first('study_uid');
     if (owner && owner.study_uid !== series.study_uid) return { kind: 'series-elsewhere', studyUid: owner.study_uid };
@@ -44,19 +40,53 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
   });
 }
 
+// The columns each row writes, in the order of the statement's parameters.
+const STUDY_COLUMNS = ['study_uid', 'patient_id', 'patient_name', 'patient_birth_date', 'patient_sex', 'study_date', 'study_time', 'accession_number', 'study_id',
+  'referring_physician_name', 'study_description', 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof StudyRow)[];
+const SERIES_COLUMNS = ['series_uid', 'study_uid', 'modality', 'series_number', 'series_description', 'body_part_examined', 'pps_start_date', 'pps_start_time',
+  'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof SeriesRow)[];
+const INSTANCE_COLUMNS = ['sop_instance_uid', 'series_uid', 'study_uid', 'sop_class_uid', 'instance_number', 'transfer_syntax_uid', 'blob_key', 'size', 'sha256',
+  'number_of_frames', 'rows', 'columns', 'bits_allocated', 'samples_per_pixel', 'bulk', 'frames', 'metadata'] as const satisfies readonly (keyof InstanceRow)[];
+
+// A column added to a row type and not here fails the type check.
+type Exhaustive<R, C extends readonly (keyof R)[]> = [Exclude<keyof R, C[number]>] extends [never] ? true : Exclude<keyof R, C[number]>;
+const everyColumn: [Exhaustive<StudyRow, typeof STUDY_COLUMNS>, Exhaustive<SeriesRow, typeof SERIES_COLUMNS>, Exhaustive<InstanceRow, typeof INSTANCE_COLUMNS>] = [true, true, true];
+void everyColumn;
+
 /**
  * An existing study or series row is left as it is, except that labels the
  * ingest rules gave this instance are added to it. Without new labels (the
  * common case) the conflict is ignored, so concurrent stores into one study
  * do not queue on its row.
  */
-function addLabels(db: Db, insert: Knex.QueryBuilder, table: 'studies' | 'series', key: string, labels: string[]): Knex.QueryBuilder {
-  if (!labels.length) return insert.onConflict(key).ignore();
-  return insert
-    .onConflict(key)
-    .merge({ labels: db.raw(`(select array_agg(distinct l order by l) from unnest(${table}.labels || excluded.labels) as l)`) })
-    .where(db.raw(`not (excluded.labels <@ ${table}.labels)`));
+function onConflict(table: 'studies' | 'series', key: string, labelled: boolean): string {
+  if (!labelled) return `on conflict (${key}) do nothing`;
+  return `on conflict (${key}) do update set labels = (select array_agg(distinct l order by l) from unnest(${table}.labels || excluded.labels) as l)
+    where not (excluded.labels <@ ${table}.labels)`;
 }
+
+/**
+ * The one statement of a store, in its four forms (bit 1: the study has
+ * labels to add, bit 2: the series has). Written out rather than built per
+ * call, and run as a prepared statement: building and planning this CTE was
+ * a large part of a store's CPU.
+ */
+const INDEX_STATEMENTS = [0, 1, 2, 3].map((labelled) => {
+  let n = 0;
+  const params = (cols: readonly string[]): string => cols.map(() => `$${++n}`).join(', ');
+  const quoted = (cols: readonly string[]): string => cols.map((c) => `"${c}"`).join(', ');
+  const studyValues = params(STUDY_COLUMNS);
+  const seriesValues = params(SERIES_COLUMNS);
+  const instanceValues = params(INSTANCE_COLUMNS);
+  const seriesUid = `$${SERIES_COLUMNS.indexOf('series_uid') + STUDY_COLUMNS.length + 1}`;
+  const seriesStudyUid = `$${SERIES_COLUMNS.indexOf('study_uid') + STUDY_COLUMNS.length + 1}`;
+  return `with s as (insert into studies (${quoted(STUDY_COLUMNS)}) values (${studyValues}) ${onConflict('studies', 'study_uid', (labelled & 1) !== 0)}),
+    se as (insert into series (${quoted(SERIES_COLUMNS)}) values (${seriesValues}) ${onConflict('series', 'series_uid', (labelled & 2) !== 0)}),
+    i as (insert into instances (${quoted(INSTANCE_COLUMNS)}) select ${instanceValues}
+      where not exists (select 1 from series where series_uid = ${seriesUid} and study_uid <> ${seriesStudyUid})
+      on conflict (sop_instance_uid) do nothing returning sop_instance_uid)
+    select count(*)::int as inserted from i`;
+});
 
 /**
  * Deletes the instance rows the caller may see (and series/studies left
