@@ -74,6 +74,18 @@ describe('bearer tokens', () => {
     expect(res.body.message).toMatch(/expired/);
   });
 
+  it('a token accepted before it expired is refused once it has (a verified token is not trusted past its exp)', async () => {
+    // 28 s past exp is within the 30 s clock tolerance: accepted now, refused from exp + 30 on.
+    const exp = now() - 28;
+    const token = jwt.sign({ ...good, exp }, SECRET, { algorithm: 'HS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a' });
+    expect((await withToken(token)).status).toBe(200);
+    expect((await withToken(token)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, Math.max(0, (exp + 30) * 1000 - Date.now()) + 50));
+    const res = await withToken(token);
+    expectRefused(res);
+    expect(res.body.message).toMatch(/expired/);
+  });
+
   it('a token that is not valid yet (nbf) is refused', async () => {
     expectRefused(await withToken(jwt.sign({ ...good, nbf: now() + 3600 }, SECRET, { ...opts, algorithm: 'HS256' })));
   });
