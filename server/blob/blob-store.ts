@@ -22,8 +22,12 @@ export interface BlobInfo {
 export interface BlobStore {
   put(key: string, body: Readable): Promise<{ size: number }>;
   get(key: string, range?: ByteRange): Promise<Readable>;
-  /** The whole blob, of `size` bytes as the index records, in memory: only for blobs known to be small. */
-  read(key: string, size: number): Promise<Buffer>;
+  /**
+   * The whole blob, of `size` bytes as the index records, in memory: only for
+   * blobs known to be small. With `into` (of `size` bytes) the bytes go there,
+   * so a response can be read straight into its place; `into` is returned.
+   */
+  read(key: string, size: number, into?: Buffer): Promise<Buffer>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
   ping(): Promise<void>;

@@ -74,12 +74,12 @@ export function createFsBlobStore(root: string): BlobStore {
       return fh.createReadStream({ ...opts, highWaterMark: 256 * 1024 }) as Readable;
     },
 
-    async read(key, size) {
+    async read(key, size, into) {
       // With the size known from the index: one open, one read, one close, on
       // plain descriptors (cheaper than FileHandle objects on this hot path).
       const fd = await fdOpen(resolve(key), 'r');
       try {
-        const buf = Buffer.allocUnsafe(size);
+        const buf = into ?? Buffer.allocUnsafe(size);
         let got = 0;
         while (got < size) {
           const bytesRead = await fdRead(fd, buf, got, size - got, got);

@@ -205,7 +205,7 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
 
     get: open,
 
-    async read(key, size) {
+    async read(key, size, into) {
       return attempt('read', async () => {
         let stream: Readable;
         try {
@@ -214,7 +214,7 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
           if (isNoSuchKey(err)) throw missing(key);
           throw err;
         }
-        const buf = Buffer.allocUnsafe(size);
+        const buf = into ?? Buffer.allocUnsafe(size);
         let got = 0;
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           if (got + chunk.length > size) throw new Error(`blob ${key} is longer than its recorded ${size} bytes`);

@@ -4,7 +4,7 @@ import type { AppDeps } from '../deps.js';
 import { findInstances } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
 import { acceptsDicom, parseAccept } from '../http/accept.js';
-import { multipartChunks, multipartLength, multipartStream, openFirst, type OutPart } from '../http/multipart.js';
+import { multipartBuffer, multipartLength, multipartStream, openFirst, type OutPart } from '../http/multipart.js';
 import { callerOf } from '../http/guard.js';
 import { notFound, targetOf } from './target.js';
 
@@ -45,7 +45,7 @@ export function retrieve(deps: AppDeps) {
     ctx.length = multipartLength(boundary, parts)!;
     // One small instance goes out as one buffer rather than through a stream.
     if (rows.length === 1 && rows[0].size <= SMALL_BLOB) {
-      ctx.body = Buffer.concat(multipartChunks(boundary, [{ part: parts[0], data: await deps.blobs.read(rows[0].blob_key, rows[0].size) }]));
+      ctx.body = await multipartBuffer(boundary, { ...parts[0], length: rows[0].size }, (into) => deps.blobs.read(rows[0].blob_key, rows[0].size, into));
     } else ctx.body = multipartStream(boundary, await openFirst(parts));
   };
 }

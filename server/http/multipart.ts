@@ -231,11 +231,18 @@ function discard(body: Chunks): void {
   if (typeof destroy === 'function') destroy.call(body);
 }
 
-/** The same body as chunks, for small responses whose parts are in memory already (nothing is copied). */
-export function multipartChunks(boundary: string, parts: { part: OutPart; data: Buffer }[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (const { part, data } of parts) out.push(partHead(boundary, part), data, CRLF);
-  out.push(Buffer.from(`--${boundary}--\r\n`));
+/**
+ * A multipart/related body of one part of known length as one buffer, the
+ * part's bytes written by `fill` straight into their place (no second copy
+ * of an instance on the way out).
+ */
+export async function multipartBuffer(boundary: string, part: OutPart & { length: number }, fill: (into: Buffer) => Promise<unknown>): Promise<Buffer> {
+  const head = partHead(boundary, part);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const out = Buffer.allocUnsafe(head.length + part.length + tail.length);
+  head.copy(out, 0);
+  await fill(out.subarray(head.length, head.length + part.length));
+  tail.copy(out, head.length + part.length);
   return out;
 }
 
