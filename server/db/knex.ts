@@ -148,16 +148,33 @@ function removeStalePid(dir: string): void {
 
 /**
  * Runs one hot-path statement by name on a connection of the knex pool: no
- * query building in Cairn, and PostgreSQL parses and plans it once per
- * connection (a named prepared statement). `text` must be constant for a
- * `name`; the values go as parameters.
+ * query building in Cairn, and PostgreSQL parses it once per connection and
+ * can keep its plan (a named prepared statement). `text` must be constant
+ * for a `name`; the values go as parameters. Without a name it runs as an
+ * ordinary parameterised statement.
  */
-export async function prepared<T>(db: Db, name: string, text: string, values: unknown[]): Promise<T[]> {
+export async function prepared<T>(db: Db, name: string | undefined, text: string, values: readonly unknown[]): Promise<T[]> {
   const conn = (await db.client.acquireConnection()) as pg.Client;
   try {
-    const r = await conn.query<T & pg.QueryResultRow>({ name, text, values });
+    const r = await conn.query<T & pg.QueryResultRow>(name ? { name, text, values: [...values] } : { text, values: [...values] });
     return r.rows;
   } finally {
     await db.client.releaseConnection(conn);
   }
 }
+
+/**
+ * A query built with knex, run as a prepared statement named after its SQL
+ * text, so requests of one shape (the same keys, different values) share a
+ * parse and a plan. Every connection keeps the statements it prepared, so
+ * the number of shapes is capped; later shapes run unprepared.
+ */
+export function preparedQuery<T>(db: Db, query: Knex.QueryBuilder | Knex.Raw): Promise<T[]> {
+  const { sql, bindings } = query.toSQL().toNative();
+  let name = shapeNames.get(sql);
+  if (!name && shapeNames.size < MAX_SHAPES) shapeNames.set(sql, (name = `cairn_shape_${shapeNames.size + 1}`));
+  return prepared<T>(db, name, sql, bindings);
+}
+
+const MAX_SHAPES = 300;
+const shapeNames = new Map<string, string>();

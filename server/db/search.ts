@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { clearedFor, type Caller } from '../access.js';
-import type { Db } from './knex.js';
+import { preparedQuery, type Db } from './knex.js';
 
 // QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
 // One SQL statement per request: a CTE filters and pages on the key columns
@@ -134,7 +134,9 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
   if (l.seriesCount) q.select(db.raw('(select count(*) from instances x where x.series_uid = se.series_uid)::int as series_instances'));
   if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
   if (l.metadata) q.select('i.metadata');
-  const rows: SearchRow[] = await q.orderByRaw(`m.o ${lv.dir}, m.k`);
+  // Run prepared (server/db/knex.ts): one shape per combination of keys, so
+  // value lists are one array parameter rather than one parameter per value.
+  const rows = await preparedQuery<SearchRow>(db, q.orderByRaw(`m.o ${lv.dir}, m.k`));
   caller.touched.noteAll(rows);
   return rows;
 }
@@ -169,7 +171,8 @@ function applyCondition(q: Knex.QueryBuilder, col: string, cond: Condition): voi
   switch (cond.op) {
     case 'in':
       if (cond.values.length === 1) q.where(col, cond.values[0]);
-      else q.whereIn(col, cond.values);
+      // The values of one key are all strings or all numbers; pg sends the list as one array.
+      else q.whereRaw('?? = any(?)', [col, cond.values as string[]]);
       return;
     case 'like':
       q.whereRaw('?? like ?', [col, cond.pattern]);
