@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { BlobStore } from './blob/blob-store.js';
-import { newInstanceKey } from './blob/blob-store.js';
+import { newInstanceKey, recentInstancePrefixes } from './blob/blob-store.js';
 import type { Config } from './config.js';
 import { indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
@@ -177,8 +177,14 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
   }
 }
 
-/** Removes blobs that no index row points at and that are older than the grace period. */
-export async function sweepOrphans(db: Db, blobs: BlobStore, graceSeconds: number): Promise<number> {
+/**
+ * Removes blobs that no index row points at and that are older than the
+ * grace period. With `recentHours`, only the hour folders of that many recent
+ * hours are looked at: a crash leaves its orphans where it was writing, and
+ * the sweep at start and every hour must not walk (and stat) every blob of a
+ * large archive. `npm run storage:gc` walks them all.
+ */
+export async function sweepOrphans(db: Db, blobs: BlobStore, graceSeconds: number, recentHours?: number): Promise<number> {
   const cutoff = Date.now() - graceSeconds * 1000;
   let removed = 0;
   let batch: string[] = [];
@@ -192,9 +198,11 @@ export async function sweepOrphans(db: Db, blobs: BlobStore, graceSeconds: numbe
     }
     batch = [];
   };
-  for await (const b of blobs.list('instances/')) {
-    if (b.modified.getTime() < cutoff) batch.push(b.key);
-    if (batch.length >= 500) await flush();
+  for (const prefix of recentHours === undefined ? ['instances/'] : recentInstancePrefixes(recentHours)) {
+    for await (const b of blobs.list(prefix)) {
+      if (b.modified.getTime() < cutoff) batch.push(b.key);
+      if (batch.length >= 500) await flush();
+    }
   }
   await flush();
   return removed;

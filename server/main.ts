@@ -31,9 +31,10 @@ const server = app.listen(config.port, config.host, () => {
 server.keepAliveTimeout = 65_000;
 
 // Orphan blobs (a crash between blob write and index commit) go once at start
-// and hourly after, once older than the grace period.
+// and hourly after, once older than the grace period, from the folders of the
+// last two days (npm run storage:gc looks everywhere).
 const sweep = () =>
-  sweepOrphans(deps.db, deps.blobs, config.orphanGraceSeconds)
+  sweepOrphans(deps.db, deps.blobs, config.orphanGraceSeconds, 48)
     .then((n) => n && log.info({ removed: n }, 'orphan blobs removed'))
     .catch((err) => log.warn({ err }, 'orphan sweep failed'));
 void sweep();

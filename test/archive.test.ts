@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { storeInstance, sweepOrphans } from '../server/archive.js';
+import { newInstanceKey } from '../server/blob/blob-store.js';
 import { createTestArchive, multipartBody, sample, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';
 
@@ -90,6 +91,26 @@ describe('sweepOrphans', () => {
     expect(fs.existsSync(orphanOld)).toBe(false);
     expect(fs.existsSync(orphanNew)).toBe(true);
     for (const r of indexed) expect(fs.existsSync(path.join(a.blobDir, r.blob_key))).toBe(true);
+  });
+});
+
+describe('the sweep at start and every hour', () => {
+  it.skipIf(inject('s3'))('looks only at the folders of recent hours, where a crash leaves orphans; the full sweep looks everywhere', async () => {
+    const old = new Date(Date.now() - 2 * 3600_000);
+    const orphan = (key: string) => {
+      const file = path.join(a.blobDir, key);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, 'x');
+      fs.utimesSync(file, old, old);
+      return file;
+    };
+    const recent = orphan(newInstanceKey('recent-orphan', new Date(Date.now() - 3 * 3600_000)));
+    const longAgo = orphan(newInstanceKey('old-orphan', new Date('2020-01-01T00:00:00Z')));
+    expect(await sweepOrphans(a.deps.db, a.deps.blobs, 3600, 48)).toBe(1);
+    expect(fs.existsSync(recent)).toBe(false);
+    expect(fs.existsSync(longAgo)).toBe(true);
+    expect(await sweepOrphans(a.deps.db, a.deps.blobs, 3600)).toBe(1);
+    expect(fs.existsSync(longAgo)).toBe(false);
   });
 });
 

@@ -43,6 +43,13 @@ export function newInstanceKey(uuid: string, now = new Date()): string {
   return `instances/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${iso.slice(11, 13)}/${uuid}.dcm`;
 }
 
+/** The key prefixes (hour folders of newInstanceKey) of the last `hours` hours, the current one included. */
+export function recentInstancePrefixes(hours: number, now = new Date()): string[] {
+  const out: string[] = [];
+  for (let h = 0; h <= hours; h++) out.push(newInstanceKey('', new Date(now.getTime() - h * 3600_000)).replace(/[^/]*$/, ''));
+  return out;
+}
+
 /** Whether a get or read failed because no blob is stored under the key. */
 export function isBlobMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
