@@ -5,10 +5,10 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
 import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, setDefaultHeaders, stow,
-  type Reply } from './client.js';
+  type LoopResult, type Reply } from './client.js';
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
-import { startCairn, startYardstick, type Cairn } from './target.js';
+import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 
 const { values: a } = parseArgs({ options: {
   base: { type: 'string' }, token: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
@@ -20,20 +20,22 @@ const { values: a } = parseArgs({ options: {
 const SERIES = 50; const BIG_SERIES = 500; const ROWS = 512; const FILL_ROWS = 64;
 const conc = Math.max(1, Number(a.concurrency));
 const stowN = Math.max(SERIES, Number(a['stow-instances']));
+const WARM_UP = 400;
 const sizes = String(a.sizes).split(',').map(Number).filter((n) => n > 0).sort((x, y) => x - y);
 const fillBatch = Math.max(1, Number(a['fill-batch']));
 const fillDeadline = Date.now() + Number(a['fill-minutes']) * 60_000;
-const log = (m: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`) };
+let sampler: RssSampler | undefined;
+const log = (m: string): void => { if (sampler) sampler.phase = m; process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`) };
 
 let cairn: Cairn | undefined;
 let base: string; let pid: number | undefined;
 if (a.base) { base = String(a.base).replace(/\/+$/, ''); assertLoopback(base); pid = a.pid ? Number(a.pid) : undefined;
   if (a.token) setDefaultHeaders({ Authorization: `Bearer ${a.token}` }) }
 else {
-  log('starting Cairn (node --import tsx server/main.ts), access control on');
+  log('starting Cairn (built, then node dist/server/main.js, as npm start runs it), access control on');
   cairn = await startCairn(); base = cairn.base; pid = cairn.pid; setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
 }
-const sampler = pid ? new RssSampler(pid).start() : undefined;
+sampler = pid ? new RssSampler(pid).start() : undefined;
 const onSignal = (): void => { void cairn?.stop().finally(() => process.exit(130)) };
 process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
 
@@ -51,7 +53,7 @@ function failedCount(r: Reply, sent: number): number {
 interface StowRun { instances: number; failed: number; bytes: number; ms: number; genMs: number;
   refs: InstanceRef[]; first?: Uint8Array; firstError?: string }
 /** Sends every batch of `gen` with `conc` concurrent clients. */
-async function stowAll(gen: Generator<Batch>, maxMs: number, keepRefs: boolean): Promise<StowRun> {
+async function stowAll(gen: Iterator<Batch>, maxMs: number, keepRefs: boolean): Promise<StowRun> {
   const run: StowRun = { instances: 0, failed: 0, bytes: 0, ms: 0, genMs: 0, refs: [] };
   const r = await loop(conc, Infinity, maxMs, async () => {
     const g0 = performance.now(); const b = gen.next(); run.genMs += performance.now() - g0;
@@ -77,14 +79,22 @@ let stored = 0;
 
 // 0. Warm-up, untimed and the same for every server: a freshly started
 // process (JIT, connection pools, page cache) is slower than one in service.
-log('warm-up: 80 instances stored, untimed');
-const warm = await stowAll(batches((function* () { for (;;) yield newStudy(newPatient(), [40]) })(), 10, ROWS, 80), 120_000, true);
+// As many instances as the measured STOW phase, so that phase meets the
+// server in service rather than still starting up.
+log(`warm-up: ${WARM_UP} instances stored, untimed`);
+const warm = await stowAll(batches((function* () { for (;;) yield newStudy(newPatient(), [40]) })(), 10, ROWS, WARM_UP), 120_000, true);
 stored += warm.instances;
 
 // 1. STOW throughput with full-size CT instances (4 series of 50 per study).
 log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 instances/request`);
-const stowGen = batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN);
-const st = await stowAll(stowGen, 600_000, true);
+// The requests are built before the clock starts (about 0.5 MB each instance,
+// so stowN of them in the bench's memory): building them cost the client
+// about 2 ms of CPU an instance, taken from the server on a small machine.
+const t0Gen = performance.now();
+const stowBatches = [...batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN)];
+const stowGenMs = performance.now() - t0Gen;
+const st = await stowAll(stowBatches.values(), 600_000, true);
+stowBatches.length = 0;
 stored += st.instances;
 // A failed phase is reported as failed; the phases after it still run (and report their own errors).
 if (!st.refs.length || !st.first) log(`STOW phase stored nothing: ${st.firstError ?? 'unknown error'}`);
@@ -95,21 +105,31 @@ const series50 = [...full.values()].filter((v) => v.length === SERIES);
 if (!series50.length) log('no complete 50-instance series was stored: series phases will fail');
 const s50 = series50[0]?.[0];
 
-// 2. WADO-RS retrieve, and the yardstick with the same client loop.
-log('WADO-RS instance retrieve');
+// 2. WADO-RS retrieve, and the yardstick with the same client loop. The two
+// take turns, ROUNDS times, and the medians are compared: on a shared machine
+// the throughput of either moves a lot from one second to the next.
+const ROUNDS = 3;
+log('WADO-RS retrieve and the yardstick (in-process node:http serving the same instance bytes), alternating');
 const warmRefs = warm.refs.length ? warm.refs : st.refs;
 await loop(conc, 200, 30_000, (i) => get(instUrl(warmRefs[i % warmRefs.length]), DICOM_MULTIPART), ok);
-const wadoI = await loop(conc, 400, 30_000, (i) => get(instUrl(st.refs[i % st.refs.length]), DICOM_MULTIPART), ok);
-log('WADO-RS series retrieve');
 const seriesN = Math.max(8, series50.length * 2);
 if (warm.refs.length) await loop(conc, 4, 30_000, () => get(seriesUrl(warm.refs[0]), DICOM_MULTIPART), ok);
-const wadoS = await loop(conc, seriesN, 60_000, (i) => get(seriesUrl(series50[i % series50.length][0]), DICOM_MULTIPART), ok);
-log('yardstick (in-process node:http serving the same instance bytes)');
 const yard = await startYardstick(st.first ?? new Uint8Array(0), SERIES);
 await loop(conc, 200, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
-const yardR = await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
-const yardS = await loop(conc, seriesN, 60_000, () => get(yard.seriesUrl, DICOM_MULTIPART), ok);
+const wadoIRounds: LoopResult[] = []; const yardIRounds: LoopResult[] = [];
+const wadoSRounds: LoopResult[] = []; const yardSRounds: LoopResult[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  wadoIRounds.push(await loop(conc, 400, 30_000, (i) => get(instUrl(st.refs[i % st.refs.length]), DICOM_MULTIPART), ok));
+  yardIRounds.push(await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok));
+  wadoSRounds.push(await loop(conc, seriesN, 60_000, (i) => get(seriesUrl(series50[i % series50.length][0]), DICOM_MULTIPART), ok));
+  yardSRounds.push(await loop(conc, seriesN, 60_000, () => get(yard.seriesUrl, DICOM_MULTIPART), ok));
+}
 await yard.close();
+// The floor of this machine for one small request between two processes,
+// sequential: no server answers faster than this, whatever it does.
+const floorServer = await startFloorServer();
+const floor = await latency(200, 20_000, () => get(floorServer.url, 'application/json'));
+floorServer.close();
 log('frame retrieve');
 const frames = await latency(50, 20_000, (i) => get(`${instUrl(st.refs[i % st.refs.length])}/frames/1`, FRAME_ACCEPT));
 log('QIDO instances of a 50-instance series, series metadata (50)');
@@ -168,22 +188,36 @@ if (!a['no-memory']) {
 
 // 5. Report.
 const peakRssMB = sampler?.stop() ?? null;
-const yardMBps = mbps(yardR.bytes, yardR.elapsedMs); const yardSMBps = mbps(yardS.bytes, yardS.elapsedMs);
+const yardMBps = medianMBps(yardIRounds); const yardSMBps = medianMBps(yardSRounds);
 const pctOf = (v: number | null, y: number | null): number | null => (v !== null && y ? round((100 * v) / y, 1) : null);
-const wadoIMBps = mbps(wadoI.bytes, wadoI.elapsedMs); const wadoSMBps = mbps(wadoS.bytes, wadoS.elapsedMs);
+const wadoIMBps = medianMBps(wadoIRounds); const wadoSMBps = medianMBps(wadoSRounds);
+const wadoI = merged(wadoIRounds); const wadoS = merged(wadoSRounds);
+const roundMBps = (rs: LoopResult[]): (number | null)[] => rs.map((x) => mbps(x.bytes, x.elapsedMs));
 const result = {
   target: base, server: cairn ? 'cairn (spawned by bench)' : 'external', date: new Date().toISOString(), node: process.version,
   config: { concurrency: conc, stowInstances: stowN, instanceBytes, rows: ROWS, fillRows: FILL_ROWS, fillBatch, sizes,
     note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances` },
   stow: { status: st.failed || !st.instances ? 'failed' : 'ok', instances: st.instances, failed: st.failed, seconds: round(st.ms / 1000), instancesPerSec: round(st.instances / (st.ms / 1000), 1),
-    mbPerSec: mbps(st.bytes, st.ms), clientGenerationSeconds: round(st.genMs / 1000), firstError: st.firstError },
+    mbPerSec: mbps(st.bytes, st.ms), clientGenerationSeconds: round(stowGenMs / 1000), firstError: st.firstError },
   wado: { instanceStatus: status(wadoI), seriesStatus: status(wadoS), instanceMBps: wadoIMBps, instancePctOfYardstick: pctOf(wadoIMBps, yardMBps), instanceRequests: wadoI.count, instanceErrors: wadoI.errors,
     seriesMBps: wadoSMBps, seriesPctOfYardstick: pctOf(wadoSMBps, yardSMBps), seriesRequests: wadoS.count, seriesErrors: wadoS.errors,
-    yardstickMBps: yardMBps, yardstickSeriesMBps: yardSMBps, firstError: wadoI.firstError ?? wadoS.firstError },
+    yardstickMBps: yardMBps, yardstickSeriesMBps: yardSMBps, firstError: wadoI.firstError ?? wadoS.firstError,
+    rounds: { instanceMBps: roundMBps(wadoIRounds), yardstickMBps: roundMBps(yardIRounds), seriesMBps: roundMBps(wadoSRounds), yardstickSeriesMBps: roundMBps(yardSRounds) } },
+  loopbackFloor: lat(floor),
   frame: lat(frames), qidoSeriesInstances50: lat(qidoSeries), seriesMetadata50: lat(meta50), seriesMetadata500: lat(meta500),
   qido, memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
-  peakRssMB, rssPid: pid ?? null,
+  peakRssMB, peakRssPhase: sampler?.peakPhase ?? null, rssPid: pid ?? null,
 };
+/** The median of the rounds' MB/s. */
+function medianMBps(rs: LoopResult[]): number | null {
+  const v = rs.map((x) => mbps(x.bytes, x.elapsedMs)).filter((x): x is number => x !== null).sort((x, y) => x - y);
+  return v.length ? v[Math.floor(v.length / 2)] : null;
+}
+/** The rounds as one result, for counts and errors. */
+function merged(rs: LoopResult[]): LoopResult {
+  return rs.reduce((m, x) => ({ count: m.count + x.count, errors: m.errors + x.errors, bytes: m.bytes + x.bytes, elapsedMs: m.elapsedMs + x.elapsedMs,
+    latencies: [...m.latencies, ...x.latencies], firstError: m.firstError ?? x.firstError }), { count: 0, errors: 0, bytes: 0, elapsedMs: 0, latencies: [] } as LoopResult);
+}
 function memOk(m: MemoryResult): boolean { return m.request1GB.ok && m.instance500MB.ok && m.instance500MB.frame1000.ok }
 const failed = (ok: boolean): string => (ok ? '' : 'FAILED  ');
 const streamRow = (r: StreamResult): string => `${failed(r.ok)}HTTP ${fmt(r.status)}  ${fmt(r.referenced)}/${r.sentInstances} referenced  ` +
@@ -191,10 +225,11 @@ const streamRow = (r: StreamResult): string => `${failed(r.ok)}HTTP ${fmt(r.stat
   `(before ${fmt(r.baselineRssMB, ' MB')})${r.error ? '  ' + r.error.slice(0, 100) : ''}`;
 const rows: Row[] = [
   ['Target', base], ['Data', result.config.note],
-  [`STOW (${conc} clients x 10/request)`, `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, client generation ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
-  ['WADO instance retrieve', `${failed(status(wadoI) === 'ok')}${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req, ${wadoI.errors} errors)`],
-  ['WADO series retrieve (50 inst)', `${failed(status(wadoS) === 'ok')}${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req, ${wadoS.errors} errors)`],
-  ['Yardstick (node:http, same bytes)', `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}`],
+  [`STOW (${conc} clients x 10/request)`, `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, built beforehand in ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
+  ['WADO instance retrieve', `${failed(status(wadoI) === 'ok')}${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req in ${ROUNDS} rounds, ${wadoI.errors} errors)`],
+  ['WADO series retrieve (50 inst)', `${failed(status(wadoS) === 'ok')}${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req in ${ROUNDS} rounds, ${wadoS.errors} errors)`],
+  ['Yardstick (node:http, same bytes)', `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}  (medians of ${ROUNDS} rounds, taking turns with the server)`],
+  ['Loopback floor (tiny reply, 2 processes)', fmtLat(result.loopbackFloor)],
   ['Frame retrieve frames/1', fmtLat(result.frame)],
   ['QIDO series instances (50)', fmtLat(result.qidoSeriesInstances50)],
   ['Series metadata (50)', fmtLat(result.seriesMetadata50)],
@@ -212,7 +247,7 @@ if (memory) {
   rows.push([`  frames/1000 of it`, `${failed(f.ok)}first ${fmt(f.firstMs, ' ms')}  p50 ${fmt(f.p50Ms, ' ms')} (n=${Math.max(0, f.n - 1)})  ` +
     `${(f.bytes / 1e3).toFixed(1)} kB, content ${f.ok ? 'matches' : 'WRONG'}${f.error ? '  ' + f.error.slice(0, 100) : ''}`]);
 } else if (memoryError) rows.push(['Memory phases', `FAILED  ${memoryError.slice(0, 120)}`]);
-rows.push(['Peak RSS', pid ? `${fmt(peakRssMB, ' MB')} (pid ${pid}, this process only)` : 'n/a (pass --pid)']);
+rows.push(['Peak RSS', pid ? `${fmt(peakRssMB, ' MB')} (pid ${pid}, this process only; during "${sampler?.peakPhase}")` : 'n/a (pass --pid)']);
 console.log(table(rows));
 if (cairn && cairn.exitCode() !== undefined) {
   log(`Cairn EXITED during the run (code ${cairn.exitCode()}); the last of its output:\n${cairn.log().slice(-4000)}`);

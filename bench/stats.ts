@@ -38,9 +38,11 @@ export function rssKiB(pid: number): number | null {
 
 export class RssSampler {
   peakKiB = 0; samples = 0; private timer?: NodeJS.Timeout;
+  /** The phase running now, and the one the peak was seen in. */
+  phase = ''; peakPhase = '';
   constructor(private pid: number, private everyMs = 200) {}
   start(): this {
-    const tick = (): void => { const v = rssKiB(this.pid); if (v !== null) { this.samples++; if (v > this.peakKiB) this.peakKiB = v } };
+    const tick = (): void => { const v = rssKiB(this.pid); if (v !== null) { this.samples++; if (v > this.peakKiB) { this.peakKiB = v; this.peakPhase = this.phase } } };
     tick(); this.timer = setInterval(tick, this.everyMs); this.timer.unref(); return this;
   }
   stop(): number | null { if (this.timer) clearInterval(this.timer); return this.samples ? round(this.peakKiB / 1024, 1) : null }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { DICOM_MULTIPART, request, setDefaultHeaders } from './client.js';
+import { buildServer, DIST_MAIN } from '../server/build.mjs';
 
 const READY_PROBE_UID = '1.2.3';
 
@@ -34,7 +35,10 @@ export interface Cairn { base: string; pid: number; dataDir: string; stop(): Pro
   /** undefined while running, else the exit code (null when killed by a signal). */
   exitCode(): number | null | undefined }
 
-/** Spawns `node --import tsx server/main.ts` on a free port with a fresh DATA_DIR and waits until it answers. */
+/**
+ * Builds Cairn and spawns it as `npm start` runs it (`node dist/server/main.js`)
+ * on a free port with a fresh DATA_DIR, and waits until it answers.
+ */
 export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   const port = await freePort();
   const pgPort = await freePort();
@@ -48,7 +52,8 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
     ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, AUTH_JWT_SECRET: secret, AUTH: 'on',
     EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'],
+  await buildServer();
+  const child: ChildProcess = spawn(process.execPath, [DIST_MAIN],
     { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (c: Buffer): void => { out = (out + c.toString('utf8')).slice(-20_000) };
@@ -111,4 +116,21 @@ export async function startYardstick(instance: Uint8Array, seriesSize: number): 
     url: `http://127.0.0.1:${port}/instance`, seriesUrl: `http://127.0.0.1:${port}/series`,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }),
   };
+}
+
+/**
+ * A do-nothing node:http server in a process of its own, answering every
+ * request with `[]`: the latency of one request between two processes on
+ * this machine, below which no server's figures can go.
+ */
+export async function startFloorServer(): Promise<{ url: string; close(): void }> {
+  const port = await freePort();
+  const code = `require('node:http').createServer((q, r) => { q.resume(); r.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 }); r.end('[]') }).listen(${port}, '127.0.0.1')`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}/`;
+  for (let i = 0; i < 100; i++) {
+    try { await request('GET', url, {}, undefined, false, 1000); return { url, close: () => child.kill() } } catch { await sleep(50) }
+  }
+  child.kill();
+  throw new Error('the floor server did not start');
 }
