@@ -17,6 +17,12 @@ describe('prepared statements on the knex pool', () => {
     expect(rows).toEqual([{ name: 'cairn_test_self', n: 42 }]);
   });
 
+  it('refuses to run inside a transaction (it would run on another connection)', async () => {
+    await a.deps.db.transaction(async (trx) => {
+      await expect(prepared(trx, 'cairn_test_trx', 'select 1 as x', [])).rejects.toThrow(/not inside a transaction/);
+    });
+  });
+
   it('hands the connection back when the statement fails', async () => {
     // More failures than the pool has connections: a connection kept by a failure would make the last query wait.
     for (let i = 0; i < 12; i++) {

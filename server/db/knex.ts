@@ -154,6 +154,8 @@ function removeStalePid(dir: string): void {
  * ordinary parameterised statement.
  */
 export async function prepared<T>(db: Db, name: string | undefined, text: string, values: readonly unknown[]): Promise<T[]> {
+  // A transaction's client would hand out another connection of the pool, outside the transaction.
+  if ((db as Knex.Transaction).isTransaction) throw new Error('prepared statements run on the pool, not inside a transaction');
   const conn = (await db.client.acquireConnection()) as pg.Client;
   try {
     const r = await conn.query<T & pg.QueryResultRow>(name ? { name, text, values: [...values] } : { text, values: [...values] });
