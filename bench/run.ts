@@ -20,7 +20,7 @@ const { values: a } = parseArgs({ options: {
 const SERIES = 50; const BIG_SERIES = 500; const ROWS = 512; const FILL_ROWS = 64;
 const conc = Math.max(1, Number(a.concurrency));
 const stowN = Math.max(SERIES, Number(a['stow-instances']));
-const WARM_UP = 400;
+const WARM_UP = stowN;
 const sizes = String(a.sizes).split(',').map(Number).filter((n) => n > 0).sort((x, y) => x - y);
 const fillBatch = Math.max(1, Number(a['fill-batch']));
 const fillDeadline = Date.now() + Number(a['fill-minutes']) * 60_000;
@@ -50,13 +50,13 @@ function failedCount(r: Reply, sent: number): number {
   return success ? Math.min(sent, listed ?? 0) : sent;
 }
 
-interface StowRun { instances: number; failed: number; bytes: number; ms: number; genMs: number;
+interface StowRun { instances: number; failed: number; bytes: number; ms: number;
   refs: InstanceRef[]; first?: Uint8Array; firstError?: string }
 /** Sends every batch of `gen` with `conc` concurrent clients. */
 async function stowAll(gen: Iterator<Batch>, maxMs: number, keepRefs: boolean): Promise<StowRun> {
-  const run: StowRun = { instances: 0, failed: 0, bytes: 0, ms: 0, genMs: 0, refs: [] };
+  const run: StowRun = { instances: 0, failed: 0, bytes: 0, ms: 0, refs: [] };
   const r = await loop(conc, Infinity, maxMs, async () => {
-    const g0 = performance.now(); const b = gen.next(); run.genMs += performance.now() - g0;
+    const b = gen.next();
     if (b.done) return null;
     run.first ??= b.value.files[0];
     const rep = await stow(base, b.value.files);
@@ -192,7 +192,6 @@ const yardMBps = medianMBps(yardIRounds); const yardSMBps = medianMBps(yardSRoun
 const pctOf = (v: number | null, y: number | null): number | null => (v !== null && y ? round((100 * v) / y, 1) : null);
 const wadoIMBps = medianMBps(wadoIRounds); const wadoSMBps = medianMBps(wadoSRounds);
 const wadoI = merged(wadoIRounds); const wadoS = merged(wadoSRounds);
-const roundMBps = (rs: LoopResult[]): (number | null)[] => rs.map((x) => mbps(x.bytes, x.elapsedMs));
 const result = {
   target: base, server: cairn ? 'cairn (spawned by bench)' : 'external', date: new Date().toISOString(), node: process.version,
   config: { concurrency: conc, stowInstances: stowN, instanceBytes, rows: ROWS, fillRows: FILL_ROWS, fillBatch, sizes,
@@ -208,9 +207,11 @@ const result = {
   qido, memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
   peakRssMB, peakRssPhase: sampler?.peakPhase ?? null, rssPid: pid ?? null,
 };
+/** Each round's MB/s. */
+function roundMBps(rs: LoopResult[]): (number | null)[] { return rs.map((x) => mbps(x.bytes, x.elapsedMs)) }
 /** The median of the rounds' MB/s. */
 function medianMBps(rs: LoopResult[]): number | null {
-  const v = rs.map((x) => mbps(x.bytes, x.elapsedMs)).filter((x): x is number => x !== null).sort((x, y) => x - y);
+  const v = roundMBps(rs).filter((x): x is number => x !== null).sort((x, y) => x - y);
   return v.length ? v[Math.floor(v.length / 2)] : null;
 }
 /** The rounds as one result, for counts and errors. */

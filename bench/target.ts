@@ -6,14 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { DICOM_MULTIPART, request, setDefaultHeaders } from './client.js';
-import { buildServer, DIST_MAIN } from '../server/build.mjs';
+import { buildServer, DIST_MAIN, ROOT } from '../server/build.mjs';
 
 const READY_PROBE_UID = '1.2.3';
-
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,7 +51,7 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   };
   await buildServer();
   const child: ChildProcess = spawn(process.execPath, [DIST_MAIN],
-    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (c: Buffer): void => { out = (out + c.toString('utf8')).slice(-20_000) };
   child.stdout?.on('data', keep); child.stderr?.on('data', keep);
