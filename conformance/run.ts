@@ -1,29 +1,35 @@
 // CLI: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { runConformance } from './suite.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-function arg(name: string): string | undefined {
-  const argv = process.argv.slice(2);
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0) return argv[i + 1];
-  const eq = argv.find((a) => a.startsWith(`--${name}=`));
-  return eq?.slice(name.length + 3);
-}
+const USAGE = 'usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]';
 
-const base = arg('base');
-if (!base) {
-  console.error('usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]');
+function usage(problem?: string): never {
+  console.error(problem ? `${problem}\n${USAGE}` : USAGE);
   process.exit(2);
 }
-const fixturesDir = resolve(arg('fixtures') ?? resolve(repoRoot, 'test/fixtures/samples'));
+
+let args;
+try {
+  args = parseArgs({
+    options: { base: { type: 'string' }, fixtures: { type: 'string' }, delete: { type: 'boolean', default: false }, token: { type: 'string' } },
+    strict: true,
+  }).values;
+} catch (err) {
+  usage((err as Error).message);
+}
+const { base, fixtures, token } = args;
+if (!base) usage();
+const fixturesDir = resolve(fixtures ?? resolve(repoRoot, 'test/fixtures/samples'));
 const results = await runConformance({
   base,
   fixturesDir,
-  deleteSupported: process.argv.includes('--delete'),
-  headers: arg('token') ? { Authorization: `Bearer ${arg('token')}` } : {},
+  deleteSupported: args.delete,
+  headers: token ? { Authorization: `Bearer ${token}` } : {},
   log: (line) => console.log(line),
 });
 const failed = results.filter((r) => !r.ok).length;

@@ -42,6 +42,19 @@ describe('npm run token', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown: root/);
   });
+
+  it('refuses an option it does not know rather than ignoring it', async () => {
+    const r = await run('server/cli/token.ts', ['--sub', 'x', '--roles', 'uploader', '--role', 'admin'], { AUTH_JWT_SECRET: SECRET });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--role/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('refuses an option given without its value', async () => {
+    const r = await run('server/cli/token.ts', ['--sub', 'x', '--roles'], { AUTH_JWT_SECRET: SECRET });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--roles/);
+  });
 });
 
 describe('npm run user', () => {
@@ -57,6 +70,13 @@ describe('npm run user', () => {
     expect(list.stdout).toContain('bob\troles=clinician\tclearances=vip,forensic');
     expect((await run('server/cli/user.ts', ['remove', 'bob'], env())).code).toBe(0);
     expect((await a.anonymous.post('/auth/login').send({ username: 'bob', password: 'a long enough password' })).status).toBe(401);
+  });
+
+  it('refuses an unknown option before touching the database', async () => {
+    const r = await run('server/cli/user.ts', ['add', 'dave', '--roles', 'admin', '--clearance', 'vip'], env(), 'a long enough password\n');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--clearance/);
+    expect(await a.deps.db('users').where({ username: 'dave' }).first()).toBeUndefined();
   });
 
   it('refuses a short password and stores nothing', async () => {

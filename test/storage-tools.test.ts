@@ -47,7 +47,7 @@ describe('storage verify', () => {
   });
 
   it('npm run storage:verify exits 0 with a summary on a whole archive', async () => {
-    const r = await tool('server/storage-verify.ts');
+    const r = await tool('server/cli/storage-verify.ts');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ checked: 4, problems: 0 });
   });
@@ -71,7 +71,7 @@ describe('storage verify', () => {
       ]),
     );
     expect(r.problems).toHaveLength(3);
-    const cli = await tool('server/storage-verify.ts');
+    const cli = await tool('server/cli/storage-verify.ts');
     expect(cli.code, cli.stdout).toBe(1);
     expect(cli.stdout).toContain(`missing\t${missing.sop_instance_uid}`);
     expect(JSON.parse(cli.stdout.trim().split('\n').pop()!)).toMatchObject({ checked: 4, problems: 3 });
@@ -81,7 +81,7 @@ describe('storage verify', () => {
 describe('storage gc', () => {
   it('keeps recent orphans and indexed blobs, removes orphans older than the grace', async () => {
     await a.deps.blobs.put('instances/2000/01/01/00/orphan.dcm', Readable.from([Buffer.from('orphan')]));
-    const cli = await tool('server/storage-gc.ts', ['--grace-seconds', '3600']);
+    const cli = await tool('server/cli/storage-gc.ts', ['--grace-seconds', '3600']);
     expect(cli.code).toBe(0);
     expect(JSON.parse(cli.stdout.trim())).toMatchObject({ graceSeconds: 3600, removed: 0 });
     await new Promise((r) => setTimeout(r, 1100));

@@ -1,30 +1,24 @@
-// A small argv reader for Cairn's operator commands: positionals and `--name value` / `--name=value` options.
-export interface Args {
-  positional: string[];
-  options: Map<string, string | true>;
-}
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export function parseArgs(argv: string[]): Args {
-  const positional: string[] = [];
-  const options = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    if (eq > 0) options.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) options.set(a.slice(2), argv[++i]);
-    else options.set(a.slice(2), true);
+// Cairn's operator commands read their arguments with node:util's parseArgs,
+// strictly: an unknown option or a missing value is a usage error (exit 2),
+// never silently ignored.
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** The positionals and options of `argv` per `options`; a mistake fails with the message and `usage`. */
+export function readArgs<O extends Options>(argv: string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs throws TypeErrors whose messages name the option at fault.
+    fail(`${(err as Error).message}\n${usage}`);
   }
-  return { positional, options };
 }
 
 /** A comma-separated option as a list (`--roles clinician,researcher`). */
-export function listOption(args: Args, name: string): string[] {
-  const v = args.options.get(name);
-  return typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
+export function listOption(value: string | boolean | undefined): string[] {
+  return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : [];
 }
 
 /** An operator mistake: its message is printed and the command exits with status 2. */

@@ -1,7 +1,7 @@
 import { LABEL_PATTERN, ROLES, toRoles } from '../access.js';
 import { createTokenService, loadSecret } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
-import { fail, listOption, parseArgs, runCommand } from './args.js';
+import { fail, listOption, readArgs, runCommand } from './args.js';
 
 // `npm run token -- --sub pacs-1 --roles uploader [--clearances a,b] [--ttl 30d]`:
 // prints a bearer token for a system (a PACS, a modality gateway, a script),
@@ -15,17 +15,18 @@ function seconds(v: string): number {
 }
 
 await runCommand(async () => {
-  const args = parseArgs(process.argv.slice(2));
-  const sub = args.options.get('sub');
-  if (typeof sub !== 'string' || !sub) fail(USAGE);
-  const asked = listOption(args, 'roles');
+  const { values, positionals } = readArgs(process.argv.slice(2), { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' } }, USAGE);
+  if (positionals.length) fail(`unexpected argument "${positionals[0]}"\n${USAGE}`);
+  const sub = values.sub;
+  if (!sub) fail(USAGE);
+  const asked = listOption(values.roles);
   const roles = toRoles(asked);
   const unknown = asked.filter((r) => !roles.includes(r as never));
   if (!roles.length || unknown.length) fail(`--roles must name roles among ${ROLES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}\n${USAGE}`);
-  const clearances = listOption(args, 'clearances');
+  const clearances = listOption(values.clearances);
   const badLabel = clearances.find((c) => !LABEL_PATTERN.test(c));
   if (badLabel !== undefined) fail(`clearance "${badLabel}" is not a valid label`);
-  const ttl = seconds(typeof args.options.get('ttl') === 'string' ? (args.options.get('ttl') as string) : '24h');
+  const ttl = seconds(values.ttl ?? '24h');
   const config = loadConfig();
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   process.stdout.write(`${tokens.sign({ sub, roles, clearances }, ttl)}\n`);

@@ -5,7 +5,7 @@ import { boot } from '../boot.js';
 import { loadConfig } from '../config.js';
 import { findUser, listUsers, removeUser, saveUser, setPassword } from '../db/users.js';
 import { createLogger } from '../log.js';
-import { fail, listOption, parseArgs, runCommand } from './args.js';
+import { fail, listOption, readArgs, runCommand } from './args.js';
 
 // `npm run user -- add alice --roles clinician --clearances vip`: local
 // accounts for the login page. The password is read from the terminal
@@ -62,9 +62,10 @@ function clearancesOf(asked: string[]) {
   return asked;
 }
 
-const args = parseArgs(process.argv.slice(2));
-const [command, name] = args.positional;
 await runCommand(async () => {
+  const { values, positionals } = readArgs(process.argv.slice(2), { roles: { type: 'string' }, clearances: { type: 'string' } }, USAGE);
+  const [command, name, extra] = positionals;
+  if (extra !== undefined) fail(`unexpected argument "${extra}"\n${USAGE}`);
   if (!command || (command !== 'list' && !name)) fail(USAGE);
   const config = loadConfig();
   const deps = await boot(config, createLogger({ logLevel: 'warn' }));
@@ -72,19 +73,19 @@ await runCommand(async () => {
   try {
     switch (command) {
       case 'add': {
-        const roles = rolesOf(listOption(args, 'roles'));
+        const roles = rolesOf(listOption(values.roles));
         if (!roles.length) fail(`add needs --roles\n${USAGE}`);
         if (await findUser(deps.db, name)) fail(`user ${name} exists; use set or passwd`);
         const password = await newPassword();
-        await saveUser(deps.db, { username: name, password_hash: await hashPassword(password, rounds), roles, clearances: clearancesOf(listOption(args, 'clearances')) });
+        await saveUser(deps.db, { username: name, password_hash: await hashPassword(password, rounds), roles, clearances: clearancesOf(listOption(values.clearances)) });
         process.stdout.write(`user ${name} added with roles ${roles.join(', ')}\n`);
         break;
       }
       case 'set': {
         const user = await findUser(deps.db, name);
         if (!user) fail(`no user ${name}`);
-        const roles = args.options.has('roles') ? rolesOf(listOption(args, 'roles')) : user.roles;
-        const clearances = args.options.has('clearances') ? clearancesOf(listOption(args, 'clearances')) : user.clearances;
+        const roles = values.roles !== undefined ? rolesOf(listOption(values.roles)) : user.roles;
+        const clearances = values.clearances !== undefined ? clearancesOf(listOption(values.clearances)) : user.clearances;
         await saveUser(deps.db, { ...user, roles, clearances });
         process.stdout.write(`user ${name}: roles ${roles.join(', ') || '(none)'}; clearances ${clearances.join(', ') || '(none)'}\n`);
         break;

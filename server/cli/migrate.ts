@@ -1,6 +1,6 @@
-import { boot } from './boot.js';
-import { loadConfig } from './config.js';
-import { createLogger } from './log.js';
+import { boot } from '../boot.js';
+import { loadConfig } from '../config.js';
+import { createLogger } from '../log.js';
 
 // `npm run migrate`: boot runs the migrations; then stop.
 const config = loadConfig();

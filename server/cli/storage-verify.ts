@@ -1,6 +1,6 @@
-import { openBlobStore } from './blob/open.js';
-import { loadConfig } from './config.js';
-import { openIndex, verifyStorage } from './storage-tools.js';
+import { openBlobStore } from '../blob/open.js';
+import { loadConfig } from '../config.js';
+import { openIndex, verifyStorage } from '../storage-tools.js';
 
 // npm run storage:verify: every indexed instance's blob exists and matches its
 // recorded size and SHA-256. One line per problem, a JSON summary last; the

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { openBlobStore } from './blob/open.js';
-import { loadConfig } from './config.js';
-import { collectGarbage, openIndex } from './storage-tools.js';
+import { openBlobStore } from '../blob/open.js';
+import { loadConfig } from '../config.js';
+import { collectGarbage, openIndex } from '../storage-tools.js';
 
 // npm run storage:gc [-- --grace-seconds N]: removes blobs that no index row
 // names and that are older than the grace period (ORPHAN_GRACE_SECONDS by
