@@ -1,11 +1,13 @@
 import type { Knex } from 'knex';
 import type { Db } from './db/knex.js';
 
-// The one access rule (DESIGN.md): which roles may do what, and which studies
-// and series a caller may see. Only this module knows roles and labels; every
-// index read in db/ is constrained by clearedFor() (on the studies and series
-// rows it joins) or visibleSeries() (for reads of instances), with the
-// request's Caller, which only the route guard makes.
+// The one access rule (DESIGN.md): which roles may do what, and which studies,
+// series and instances a caller may see. Only this module knows roles and
+// labels. Visibility is defined once, as SQL text (rule() at the bottom), and
+// every index read in db/ is constrained by it on every row it reads or
+// counts: visible() in queries built with knex, visibleText() and
+// visibilityValues() in prepared statements of fixed text. The Caller is the
+// request's, which only the route guard makes.
 
 export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
@@ -80,41 +82,84 @@ export function breakGlassReasonProblem(reason: string): string | undefined {
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 
 /**
- * A SQL condition: the label set in `column` (a studies.labels or
- * series.labels column) is visible to the caller, that is, every label in it
- * is among the caller's clearances; with the glass broken, every set is.
+ * The rows of one path down the index, by their aliases in a statement: a
+ * study, below study level its series, and below series level the instance.
+ * `checked` names the last row an enclosing query already holds to the rule
+ * (a count of a visible study's series, of a visible series' instances): the
+ * condition is then the rule for the rows below it only, which may still
+ * read the rows above. So a count repeats nothing per counted row, and stays
+ * a scan of its index.
  */
-export function clearedFor(db: Db | Knex.Transaction, column: string, caller: Caller): Knex.Raw {
-  if (caller.breakGlass !== undefined) return db.raw('true');
-  return db.raw('?? <@ ?::text[]', [column, [...caller.principal.clearances]]);
+export type IndexPath =
+  | { study: string; series?: never; instance?: never; checked?: never }
+  | { study: string; series: string; instance?: never; checked?: 'study' }
+  | { study: string; series: string; instance: string; checked?: 'study' | 'series' };
+
+/** The caller's values the rule reads; as parameters of a prepared statement, in this order. */
+const CALLER_VALUES = ['glass', 'clearances'] as const;
+type CallerValue = (typeof CALLER_VALUES)[number];
+
+function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
+  return v === 'glass' ? caller.breakGlass !== undefined : [...caller.principal.clearances];
 }
 
 /**
- * The same rule for a prepared statement (server/db/lookup.ts): the study row
- * `study` and series row `series` are visible to the caller, with the
- * caller's part as two parameters, `$n` (the glass is broken) and `$n+1`
- * (the clearances), whose values visibilityValues() gives.
+ * The rule, the only place it is written. A study, series or instance is
+ * visible when every label of its study row and of its series row is among
+ * the caller's clearances (an unlabelled row holds the empty set, contained
+ * in every set), or when the caller broke the glass. The instance row itself
+ * carries nothing the rule reads yet: an instance is visible exactly when its
+ * series is, so for an instance within a checked series the condition is
+ * `true`. A rule about instances themselves (rejection) or about studies
+ * reached another way (a collection shared with the caller) goes here, and
+ * every read and count already hands over the rows it needs.
+ *
+ * It is SQL text generated here rather than a PostgreSQL function, so the
+ * planner always sees the bare expression and no plan depends on function
+ * inlining: PostgreSQL inlines a SQL function only while its body is a
+ * single expression without a sub-select, and a collection grant is an
+ * EXISTS over another table, which would make the function an opaque call
+ * per row. With the caller's values bound, `true or …` and `false or …` fold
+ * away at planning, leaving plain `labels <@ clearances` filters or none.
+ * `param` writes the placeholder of one of the caller's values: the values
+ * are always parameters, never text, so one statement text serves every
+ * caller (glass broken or not) and prepared statements stay one per shape.
  */
-export function visibleSql(study: string, series: string, n: number): string {
-  return `($${n} or (${study}.labels <@ $${n + 1}::text[] and ${series}.labels <@ $${n + 1}::text[]))`;
+function rule(path: IndexPath, param: (v: CallerValue) => string): string {
+  const below = path.checked === undefined ? 0 : path.checked === 'study' ? 1 : 2;
+  const labelled = [path.study, path.series].slice(below).filter((row) => row !== undefined);
+  if (path.instance !== undefined) alias(path.instance);
+  if (!labelled.length) return 'true';
+  const cleared = labelled.map((row) => `${alias(row)}.labels <@ ${param('clearances')}::text[]`);
+  return `(${param('glass')} or (${cleared.join(' and ')}))`;
 }
 
-export function visibilityValues(caller: Caller): [boolean, string[]] {
-  return [caller.breakGlass !== undefined, [...caller.principal.clearances]];
+/** Aliases are constants of the statements in db/; anything else is a bug, never spliced. */
+function alias(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a table alias: ${name}`);
+  return name;
+}
+
+/** The rule as a condition of a query built with knex, the caller's values bound as `?`. */
+export function visible(db: Db | Knex.Transaction, path: IndexPath, caller: Caller): Knex.Raw {
+  // `?` bindings go by position in the text, whatever order rule() wrote its parts in.
+  const bindings: (boolean | string[])[] = [];
+  const sql = rule(path, (v) => `\0${v}\0`).replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
+    bindings.push(callerValue(caller, v));
+    return '?';
+  });
+  return db.raw(sql, bindings);
 }
 
 /**
- * The series this caller may see: those of visible studies whose own labels
- * the caller is cleared for. Instance-level reads constrain with this. Reads
- * of one study name it, so the subquery stays that study's few series rather
- * than every series in the archive.
+ * The rule as part of a prepared statement's fixed text, for a whole path:
+ * the caller's values are the parameters `$first` and on, which
+ * visibilityValues() gives in order.
  */
-export function visibleSeries(db: Db | Knex.Transaction, caller: Caller, within?: { studyUid: string }): Knex.QueryBuilder {
-  const q = db('series as vse')
-    .join('studies as vst', 'vst.study_uid', 'vse.study_uid')
-    .select('vse.series_uid')
-    .where(clearedFor(db, 'vst.labels', caller))
-    .where(clearedFor(db, 'vse.labels', caller));
-  if (within) q.where('vse.study_uid', within.studyUid);
-  return q;
+export function visibleText(path: IndexPath & { checked?: undefined }, first: number): string {
+  return rule(path, (v) => `$${first + CALLER_VALUES.indexOf(v)}`);
+}
+
+export function visibilityValues(caller: Caller): (boolean | string[])[] {
+  return CALLER_VALUES.map((v) => callerValue(caller, v));
 }

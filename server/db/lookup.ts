@@ -1,4 +1,4 @@
-import { visibilityValues, visibleSql, type Caller } from '../access.js';
+import { visibilityValues, visibleText, type Caller } from '../access.js';
 import { prepared, type Db } from './knex.js';
 import type { InstanceRow } from './rows.js';
 
@@ -30,7 +30,7 @@ async function scoped<T extends { sop_instance_uid: string; series_uid: string; 
     const where = UIDS.slice(0, depth).map((c, i) => `i.${c} = $${i + 1}`).join(' and ');
     text = `select ${columns.map((c) => `i.${c}`).join(', ')}
       from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
-      where ${where} and ${visibleSql('st', 'se', depth + 1)}
+      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1)}
       order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`;
     statements.set(name, text);
   }

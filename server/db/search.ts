@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { clearedFor, type Caller } from '../access.js';
+import { visible, type Caller, type IndexPath } from '../access.js';
 import { preparedQuery, type Db } from './knex.js';
 
 // QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
@@ -91,20 +91,20 @@ const COLUMN: Record<string, string> = {
   '00200013': 'i.instance_number',
 };
 
-const LEVEL = {
-  study: { from: 'studies as s', key: 's.study_uid', order: 's.study_date', dir: 'desc nulls last' },
-  series: { from: 'series as se', key: 'se.series_uid', order: 'se.series_number', dir: 'asc nulls last' },
-  instance: { from: 'instances as i', key: 'i.sop_instance_uid', order: 'i.instance_number', dir: 'asc nulls last' },
-} as const;
+// `path`: the rows each level reads, joined by joinUp(), for the visibility rule.
+const LEVEL: Record<Level, { from: string; key: string; order: string; dir: string; path: IndexPath }> = {
+  study: { from: 'studies as s', key: 's.study_uid', order: 's.study_date', dir: 'desc nulls last', path: { study: 's' } },
+  series: { from: 'series as se', key: 'se.series_uid', order: 'se.series_number', dir: 'asc nulls last', path: { study: 's', series: 'se' } },
+  instance: { from: 'instances as i', key: 'i.sop_instance_uid', order: 'i.instance_number', dir: 'asc nulls last', path: { study: 's', series: 'se', instance: 'i' } },
+};
 
 /** The page of matches, in a stable order, each with `total` = the number of matches overall. */
 export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Promise<SearchRow[]> {
   const lv = LEVEL[spec.level];
   const m = db.from(lv.from).select(db.raw(`${lv.key} as k, ${lv.order} as o, count(*) over () as total`));
   joinUp(m, spec.level);
-  // Visibility (server/access.ts): the study's labels, and below study level the series' too.
-  m.where(clearedFor(db, 's.labels', caller));
-  if (spec.level !== 'study') m.where(clearedFor(db, 'se.labels', caller));
+  // Visibility (server/access.ts) of every row read: a hidden one is exactly like a missing one.
+  m.where(visible(db, lv.path, caller));
   if (spec.scope.studyUid) m.where(spec.level === 'study' ? 's.study_uid' : spec.level === 'series' ? 'se.study_uid' : 'i.study_uid', spec.scope.studyUid);
   if (spec.scope.seriesUid) m.where('i.series_uid', spec.scope.seriesUid);
   for (const match of spec.matches) applyMatch(db, m, match, caller);
@@ -117,21 +117,23 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
   if (l.study) q.select('s.attributes_text as study_attributes');
   if (l.studyCounts) {
     // One pass over the study's series gives both their count and the
-    // modalities. Both count only the series the caller may see, as do the
-    // instances (issue 3: a hidden series is absent from every count).
-    // The instances are counted series by series, each from the
+    // modalities. Both count only the series the caller may see, and the
+    // instances only those the caller may see: a hidden row is absent from
+    // every count. The instances are counted series by series, each from the
     // (series_uid, instance_number) index.
     q.joinRaw(
       `cross join lateral (select count(*)::int as n, array_remove(array_agg(distinct x.modality order by x.modality), null) as modalities,
-         coalesce(sum((select count(*) from instances y where y.series_uid = x.series_uid)), 0)::int as ni
+         coalesce(sum((select count(*) from instances y where y.series_uid = x.series_uid and ?)), 0)::int as ni
        from series x where x.study_uid = s.study_uid and ?) as sc`,
-      [clearedFor(db, 'x.labels', caller)],
+      [visible(db, { study: 's', series: 'x', instance: 'y', checked: 'series' }, caller), visible(db, { study: 's', series: 'x', checked: 'study' }, caller)],
     );
     q.select('sc.n as study_series', 'sc.modalities', 'sc.ni as study_instances');
   }
   if (spec.level !== 'study') q.select('se.series_uid');
   if (l.series) q.select('se.attributes_text as series_attributes');
-  if (l.seriesCount) q.select(db.raw('(select count(*) from instances x where x.series_uid = se.series_uid)::int as series_instances'));
+  if (l.seriesCount) {
+    q.select(db.raw('(select count(*) from instances y where y.series_uid = se.series_uid and ?)::int as series_instances', [visible(db, { study: 's', series: 'se', instance: 'y', checked: 'series' }, caller)]));
+  }
   if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
   if (l.metadata) q.select('i.metadata');
   // Run prepared (server/db/knex.ts): one shape per combination of keys, so
@@ -151,7 +153,7 @@ function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match, caller: Caller):
   if (tag === '00080061') {
     // ModalitiesInStudy: a study matches if any of its series that the caller may see has a matching Modality.
     q.whereExists(
-      db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where(clearedFor(db, 'x.labels', caller)).where((w) => applyCondition(w, 'x.modality', cond)),
+      db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where(visible(db, { study: 's', series: 'x', checked: 'study' }, caller)).where((w) => applyCondition(w, 'x.modality', cond)),
     );
     return;
   }

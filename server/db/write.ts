@@ -1,4 +1,4 @@
-import { visibleSeries, type Caller } from '../access.js';
+import { visible, type Caller } from '../access.js';
 import { prepared, type Db } from './knex.js';
 import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
 
@@ -97,7 +97,14 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
   return db.transaction(async (trx) => {
     const rows: { blob_key: string; study_uid: string; series_uid: string; sop_instance_uid: string }[] = await trx('instances')
       .where(where)
-      .whereIn('series_uid', visibleSeries(trx, caller, { studyUid: where.study_uid }))
+      // Visibility (server/access.ts) on each instance's whole path, the
+      // instance row included; naming the study keeps the subquery to its few series.
+      .whereExists(
+        trx('series as vse').join('studies as vst', 'vst.study_uid', 'vse.study_uid').select(trx.raw('1'))
+          .whereRaw('vse.series_uid = instances.series_uid')
+          .where('vse.study_uid', where.study_uid)
+          .where(visible(trx, { study: 'vst', series: 'vse', instance: 'instances' }, caller)),
+      )
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows);
