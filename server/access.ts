@@ -6,8 +6,9 @@ import type { Db } from './db/knex.js';
 // labels. Visibility is defined once, as SQL text (rule() at the bottom), and
 // every index read in db/ is constrained by it on every row it reads or
 // counts: visible() in queries built with knex, visibleText() and
-// visibilityValues() in prepared statements of fixed text. The Caller is the
-// request's, which only the route guard makes.
+// visibilityValues() in prepared statements of fixed text, with the Caller
+// its protocol adapter made (the HTTP route guard, a DIMSE association, a
+// command-line import) with newCaller().
 
 export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
@@ -34,12 +35,31 @@ export interface Principal {
   readonly clearances: readonly string[];
 }
 
-/** What one request is allowed and what it touched: created by the route guard, read by the audit trail. */
+/**
+ * Where a call came from, whatever the protocol: an HTTP request (the client
+ * address), a DIMSE association (the calling AE title and its address) or a
+ * command run on the server.
+ */
+export type Via =
+  | { readonly protocol: 'http'; readonly address: string | null }
+  | { readonly protocol: 'dimse'; readonly callingAe: string; readonly address: string | null }
+  | { readonly protocol: 'cli'; readonly command: string };
+
+/**
+ * What one call (an HTTP request, a DIMSE association, a command) is allowed
+ * and what it touched: made by its protocol adapter, taken by every read and
+ * write, read by the audit trail.
+ */
 export interface Caller {
   readonly principal: Principal;
-  /** The reason given with X-Break-Glass, when the glass is broken for this request. */
+  /** The reason given for breaking the glass (X-Break-Glass over HTTP), when it is broken for this call. */
   readonly breakGlass?: string;
   readonly touched: Touched;
+  readonly via: Via;
+}
+
+export function newCaller(principal: Principal, via: Via, breakGlass?: string): Caller {
+  return { principal, breakGlass, touched: new Touched(), via };
 }
 
 /** The UIDs a request returned or changed, for its audit row. */

@@ -4,20 +4,43 @@ import { PassThrough } from 'node:stream';
 import type { BlobStore } from './blob/blob-store.js';
 import { newInstanceKey, recentInstancePrefixes } from './blob/blob-store.js';
 import type { Config } from './config.js';
-import { indexedBlobKeys, indexInstance } from './db/write.js';
+import { deleteInstances, indexedBlobKeys, indexInstance } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
+import { replaceLabels, type LabelTarget } from './db/labels.js';
+import { findInstances, type Target } from './db/lookup.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
-import type { Touched } from './access.js';
+import { permits, type Action, type Caller } from './access.js';
 import type { Logger } from './log.js';
 
-export interface StoreContext {
+// The archive is the only writer (DESIGN.md): every store, delete and
+// relabel, whatever protocol asked for it, goes through here with the
+// protocol adapter's Caller. Each checks that the caller's roles allow it,
+// writes the index rows and their change rows in one statement or
+// transaction (db/write.ts), and notes what it changed in the caller's
+// touched UIDs, which the adapter's audit row then names (audit.ts).
+
+export interface ArchiveContext {
   db: Db;
   blobs: BlobStore;
   config: Config;
+  /** Where the archive reports what went wrong (blob deletes that failed, index errors). */
   log: (entry: Record<string, unknown>) => void;
+}
+
+/** The same context under the name the store path has always used. */
+export type StoreContext = ArchiveContext;
+
+/** The archive's context from an app's or a command's dependencies, reporting at warn level. */
+export function archiveContext(deps: { db: Db; blobs: BlobStore; config: Config; log: Logger }): ArchiveContext {
+  return { db: deps.db, blobs: deps.blobs, config: deps.config, log: (entry) => deps.log.warn(entry) };
+}
+
+/** Writes are checked here too, not only by the HTTP guard: a DIMSE or command-line adapter gets the same rule. */
+function authorise(caller: Caller, action: Action): void {
+  if (!permits(caller.principal, action)) throw new ApiError(403, 'Forbidden', `the roles [${caller.principal.roles.join(', ')}] may not ${action}`);
 }
 
 export type StoreOutcome =
@@ -25,16 +48,14 @@ export type StoreOutcome =
   | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
 
 /**
- * What every ingest adapter does with its outcomes: the stored UIDs go to
- * the request's audit record, and each outcome to the log (UIDs and DICOM
- * codes only, never patient data).
+ * What every ingest adapter does with its outcomes: each goes to the log
+ * (UIDs and DICOM codes only, never patient data). The stored UIDs are
+ * already in the caller's touched UIDs, for its audit row.
  */
-export function recordOutcomes(outcomes: readonly StoreOutcome[], touched: Touched, log: Logger): void {
+export function recordOutcomes(outcomes: readonly StoreOutcome[], log: Logger): void {
   for (const o of outcomes) {
-    if (o.ok) {
-      touched.note({ study_uid: o.studyUid, series_uid: o.seriesUid, sop_instance_uid: o.sopInstanceUid });
-      log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
-    } else log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
+    if (o.ok) log.info({ sopInstanceUid: o.sopInstanceUid, studyUid: o.studyUid, duplicate: o.duplicate }, 'stored');
+    else log.warn({ sopInstanceUid: o.sopInstanceUid, reason: `0x${o.reason.toString(16).toUpperCase()}`, message: o.message }, 'store failed');
   }
 }
 
@@ -46,8 +67,8 @@ export function recordOutcomes(outcomes: readonly StoreOutcome[], touched: Touch
  * instance leaves no trace; a crash in between leaves at most an orphan blob
  * for sweepOrphans().
  */
-export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<StoreOutcome> {
-  return (await receiveInstance(ctx, body, expectStudyUid)).outcome;
+export async function storeInstance(ctx: ArchiveContext, caller: Caller, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<StoreOutcome> {
+  return (await receiveInstance(ctx, caller, body, expectStudyUid)).outcome;
 }
 
 /**
@@ -58,7 +79,8 @@ export async function storeInstance(ctx: StoreContext, body: AsyncIterable<Buffe
  * failures after the body was read are settled values or rethrown when
  * awaited.
  */
-export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<{ outcome: Promise<StoreOutcome> }> {
+export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<{ outcome: Promise<StoreOutcome> }> {
+  authorise(caller, 'store');
   const key = newInstanceKey(randomUUID());
   const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
   // The store sees sink errors through its own pipeline; this listener only
@@ -102,7 +124,7 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
     ctx.log({ msg: 'instance could not be processed', error: String((err as Error).stack ?? err) });
     return { outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }) };
   }
-  const outcome = finish(ctx, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
+  const outcome = finish(ctx, caller, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
   outcome.catch(() => undefined);
   return { outcome };
 }
@@ -112,7 +134,7 @@ export async function receiveInstance(ctx: StoreContext, body: AsyncIterable<Buf
  * the store is down the outcome stands and the blob is an orphan the sweep
  * removes later, never a reason to fail an instance that is stored.
  */
-async function discardBlob(ctx: StoreContext, key: string): Promise<void> {
+async function discardBlob(ctx: ArchiveContext, key: string): Promise<void> {
   await ctx.blobs.delete(key).catch((err) => ctx.log({ msg: 'blob delete failed; the orphan sweep will remove it', key, error: String(err) }));
 }
 
@@ -129,7 +151,7 @@ function failureReason(err: ParseError): number {
   }
 }
 
-async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: string; put: Promise<unknown>; size: number; sha256: string }, expectStudyUid?: string): Promise<StoreOutcome> {
+async function finish(ctx: ArchiveContext, caller: Caller, parsed: ParsedInstance, blob: { key: string; put: Promise<unknown>; size: number; sha256: string }, expectStudyUid?: string): Promise<StoreOutcome> {
   const { key } = blob;
   const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
   try {
@@ -161,6 +183,9 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     return { ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be indexed', ...refs };
   }
   const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs };
+  if (outcome.kind === 'stored' || outcome.kind === 'identical' || outcome.kind === 'replaced') {
+    caller.touched.note({ study_uid: parsed.studyUid, series_uid: parsed.seriesUid, sop_instance_uid: parsed.sopInstanceUid });
+  }
   switch (outcome.kind) {
     case 'stored':
       return { ...stored, duplicate: false };
@@ -175,6 +200,36 @@ async function finish(ctx: StoreContext, parsed: ParsedInstance, blob: { key: st
     case 'series-elsewhere':
       return fail(DicomStatus.DataSetDoesNotMatchSopClass, `Series ${parsed.seriesUid} already belongs to another study`);
   }
+}
+
+/**
+ * Deletes the instances of a study, series or instance that the caller may
+ * see: the index rows and their change rows first, in one transaction, then
+ * the blobs. A crash or a blob store failure between the two leaves orphan
+ * blobs for the sweep, never an index row without its blob. Resolves to the
+ * number of instances deleted, or undefined when the caller sees none there
+ * (which the adapter answers as not found, hidden or absent alike).
+ */
+export async function deleteFromArchive(ctx: ArchiveContext, caller: Caller, t: Target): Promise<number | undefined> {
+  authorise(caller, 'delete');
+  if (!(await findInstances(ctx.db, caller, t)).length) return undefined;
+  const keys = await deleteInstances(ctx.db, caller, { study_uid: t.studyUid, ...(t.seriesUid ? { series_uid: t.seriesUid } : {}), ...(t.sopInstanceUid ? { sop_instance_uid: t.sopInstanceUid } : {}) });
+  for (const key of keys) await discardBlob(ctx, key);
+  return keys.length;
+}
+
+/**
+ * Replaces the sensitivity labels of a study or series, whether or not the
+ * caller is cleared for it (labelling must reach what it hides). Resolves to
+ * the labels before and after, or undefined when there is no such study or
+ * series.
+ */
+export async function relabel(ctx: Pick<ArchiveContext, 'db'>, caller: Caller, t: LabelTarget, labels: readonly string[]): Promise<{ before: string[]; after: string[] } | undefined> {
+  authorise(caller, 'label');
+  caller.touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
+  const before = await replaceLabels(ctx.db, t, labels);
+  if (!before) return undefined;
+  return { before, after: [...new Set(labels)].sort() };
 }
 
 /**

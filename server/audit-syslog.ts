@@ -32,7 +32,7 @@ const code = ([c, meaning]: Code, el: string) => `<${el} csd-code="${c}" codeSys
 /** EventOutcomeIndicator (PS3.15 §A.5.1): 0 success, 4 minor failure (refused, not found), 8 serious failure. */
 function outcomeIndicator(e: AuditEvent): number {
   if (e.outcome === 'success') return 0;
-  if (e.outcome === 'partial' || e.status < 500) return 4;
+  if (e.outcome === 'partial' || (e.status === null ? e.outcome !== 'error' : e.status < 500)) return 4;
   return 8;
 }
 
@@ -49,7 +49,9 @@ export function auditMessage(e: AuditEvent & { at: Date }, sourceId: string): st
   parts.push(`<ActiveParticipant UserID="${xml(e.sub ?? 'anonymous')}" UserIsRequestor="true"${client}>`);
   for (const role of e.roles) parts.push(`<RoleIDCode csd-code="${xml(role)}" codeSystemName="Cairn" originalText="${xml(role)}"/>`);
   parts.push('</ActiveParticipant>');
-  parts.push(`<ActiveParticipant UserID="${xml(`${e.method} ${e.path}`)}" AlternativeUserID="${xml(sourceId)}" UserIsRequestor="false"/>`);
+  // The process that served the call: the HTTP request, or the protocol (DIMSE, a command).
+  const served = e.method !== null ? `${e.method} ${e.path}` : e.protocol;
+  parts.push(`<ActiveParticipant UserID="${xml(served)}" AlternativeUserID="${xml(sourceId)}" UserIsRequestor="false"/>`);
   parts.push(`<AuditSourceIdentification AuditSourceID="${xml(sourceId)}"><AuditSourceTypeCode csd-code="4" originalText="Application Server Process"/></AuditSourceIdentification>`);
   for (const uid of e.study_uids) {
     parts.push(`<ParticipantObjectIdentification ParticipantObjectID="${xml(uid)}" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">`);

@@ -1,16 +1,21 @@
 import type { Context, Next } from 'koa';
 import type { Caller } from './access.js';
 import type { Identity } from './auth/authenticate.js';
-import { createSyslogSink } from './audit-syslog.js';
+import { createSyslogSink, type AuditSink } from './audit-syslog.js';
+import type { Config } from './config.js';
 import { appendAuditEvent, type AuditEvent } from './db/audit.js';
+import type { Db } from './db/knex.js';
 import type { AppDeps } from './deps.js';
 import { ApiError } from './errors.js';
+import { httpVia } from './http/guard.js';
+import type { Logger } from './log.js';
 
-// The audit trail (issue 3): one append-only row per request that reads or
-// changes patient data or archive state, whatever its outcome, naming who,
-// from where, what, which UIDs it returned or changed, and any break-glass
-// reason. Written before the response leaves: if the row cannot be written
-// the request fails with 500 and its data is not sent.
+// The audit trail: one append-only row per call (an HTTP request, a DIMSE
+// association, a command) that reads or changes patient data or archive
+// state, whatever its outcome, naming who, from where, what, which UIDs it
+// returned or changed, and any break-glass reason. Over HTTP it is written
+// before the response leaves: if the row cannot be written the request fails
+// with 500 and its data is not sent.
 
 export type AuditAction =
   | 'search'
@@ -44,8 +49,72 @@ function outcomeOf(status: number): string {
   return 'error';
 }
 
+/** Where audit rows go: the table, and the syslog copy when AUDIT_SYSLOG is set. */
+export interface AuditDeps {
+  db: Db;
+  syslog?: AuditSink;
+}
+
+/** Opens the audit trail's sinks once, for an app or a command (the syslog sender keeps its socket). */
+export function openAudit(deps: { config: Config; db: Db; log: Logger }): AuditDeps {
+  return { db: deps.db, syslog: deps.config.auditSyslog ? createSyslogSink(deps.config.auditSyslog, deps.log) : undefined };
+}
+
+/**
+ * Who an audit row names: a Caller, or, for a call refused before it had one
+ * (no or bad credentials, a role without the action), where it came from
+ * and what it claimed to be. `sub` names a login attempt's user.
+ */
+export type Audited = Pick<Caller, 'via'> & Partial<Pick<Caller, 'principal' | 'breakGlass' | 'touched'>> & { sub?: string };
+
+/** What only an HTTP request has: its method, path and status. */
+export interface HttpRequestFacts {
+  method: string;
+  path: string;
+  status: number;
+}
+
+/**
+ * Appends one audit row for a call of any protocol, and sends its syslog
+ * copy: who (and from where), the action and its outcome, the UIDs the call
+ * returned or changed, any break-glass reason. Resolves once the row is
+ * written; a row that cannot be written rejects, and the caller must then
+ * fail the call.
+ */
+export async function recordAudit(deps: AuditDeps, who: Audited, action: AuditAction, outcome: string, detail?: Record<string, unknown>, http?: HttpRequestFacts): Promise<void> {
+  const { via, principal, touched } = who;
+  const more: Record<string, unknown> = { ...detail };
+  if (via.protocol === 'dimse') more.callingAe = via.callingAe;
+  if (via.protocol === 'cli') more.command = via.command;
+  const event: AuditEvent = {
+    sub: who.sub ?? principal?.sub ?? null,
+    roles: principal ? [...principal.roles] : [],
+    protocol: via.protocol,
+    client: via.protocol === 'cli' ? null : via.address,
+    action,
+    method: http?.method ?? null,
+    path: http?.path ?? null,
+    status: http?.status ?? null,
+    outcome,
+    study_uids: touched ? [...touched.studies] : [],
+    series_uids: touched ? [...touched.series] : [],
+    instance_uids: touched ? [...touched.instances] : [],
+    // A refused attempt to break the glass is flagged too, with the reason it gave.
+    break_glass: who.breakGlass !== undefined,
+    reason: who.breakGlass ?? null,
+    detail: Object.keys(more).length ? more : null,
+  };
+  const { at } = await appendAuditEvent(deps.db, event);
+  deps.syslog?.send({ ...event, at });
+}
+
+/**
+ * The audit trail of HTTP requests: the guard names the action and makes the
+ * Caller, handlers may add detail, and this records the row with what only
+ * HTTP has (method, path, status, query string, how the credentials came).
+ */
 export function auditTrail(deps: AppDeps) {
-  const syslog = deps.config.auditSyslog ? createSyslogSink(deps.config.auditSyslog, deps.log) : undefined;
+  const audit = openAudit(deps);
   return async (ctx: Context, next: Next): Promise<void> => {
     const record: AuditRecord = {};
     ctx.state.audit = record;
@@ -62,31 +131,13 @@ export function auditTrail(deps: AppDeps) {
     if (record.action) {
       const caller = ctx.state.caller as Caller | undefined;
       const identity = ctx.state.identity as Identity | undefined;
-      const principal = caller?.principal ?? identity?.principal;
-      const glassReason = caller?.breakGlass ?? (ctx.get('x-break-glass').trim() || null);
+      const refused: Audited = { via: httpVia(ctx), principal: identity?.principal, breakGlass: ctx.get('x-break-glass').trim() || undefined };
+      const who: Audited = { ...(caller ?? refused), ...(record.sub !== undefined ? { sub: record.sub } : {}) };
       const detail: Record<string, unknown> = { ...record.detail };
       if (ctx.querystring) detail.query = ctx.querystring;
       if (failure instanceof ApiError) detail.error = failure.code;
       if (identity?.via) detail.via = identity.via;
-      const event: AuditEvent = {
-        sub: record.sub ?? principal?.sub ?? null,
-        roles: principal ? [...principal.roles] : [],
-        client: ctx.ip || null,
-        action: record.action,
-        method: ctx.method,
-        path: ctx.path,
-        status,
-        outcome: record.outcome ?? outcomeOf(status),
-        study_uids: caller ? [...caller.touched.studies] : [],
-        series_uids: caller ? [...caller.touched.series] : [],
-        instance_uids: caller ? [...caller.touched.instances] : [],
-        // A refused attempt to break the glass is flagged too, with the reason it gave.
-        break_glass: glassReason !== null,
-        reason: glassReason,
-        detail: Object.keys(detail).length ? detail : null,
-      };
-      const { at } = await appendAuditEvent(deps.db, event);
-      syslog?.send({ ...event, at });
+      await recordAudit(audit, who, record.action, record.outcome ?? outcomeOf(status), detail, { method: ctx.method, path: ctx.path, status });
     }
     if (failure !== undefined) throw failure;
   };

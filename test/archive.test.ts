@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { storeInstance, sweepOrphans } from '../server/archive.js';
+import { newCaller } from '../server/access.js';
+import { deleteFromArchive, relabel, storeInstance, sweepOrphans } from '../server/archive.js';
 import { newInstanceKey } from '../server/blob/blob-store.js';
-import { createTestArchive, multipartBody, sample, type TestArchive } from './helpers.js';
+import { ADMIN, createTestArchive, multipartBody, sample, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';
 
 let a: TestArchive;
@@ -16,6 +17,7 @@ afterAll(async () => {
 });
 
 const ctx = () => ({ ...a.deps, log: () => undefined });
+const caller = () => newCaller(ADMIN, { protocol: 'cli', command: 'test' });
 const chunks = (buf: Buffer, size = 7) => Readable.from(Array.from({ length: Math.ceil(buf.length / size) }, (_, i) => buf.subarray(i * size, (i + 1) * size)));
 
 async function blobKeys(): Promise<string[]> {
@@ -27,7 +29,7 @@ async function blobKeys(): Promise<string[]> {
 describe('storeInstance', () => {
   it('parses an instance delivered in tiny chunks', async () => {
     const inst = syntheticInstance({ frames: 2 });
-    const res = await storeInstance(ctx(), chunks(inst.bytes));
+    const res = await storeInstance(ctx(), caller(), chunks(inst.bytes));
     expect(res).toMatchObject({ ok: true, sopInstanceUid: inst.sopInstanceUid, duplicate: false });
   });
 
@@ -37,7 +39,7 @@ describe('storeInstance', () => {
     // A NOT VALID check constraint refuses every new row while leaving existing ones alone.
     await a.deps.db.raw('alter table instances add constraint refuse_new check (false) not valid');
     try {
-      const res = await storeInstance(ctx(), chunks(inst.bytes, 4096));
+      const res = await storeInstance(ctx(), caller(), chunks(inst.bytes, 4096));
       expect(res).toMatchObject({ ok: false, reason: 0x0110, sopInstanceUid: inst.sopInstanceUid });
     } finally {
       await a.deps.db.raw('alter table instances drop constraint refuse_new');
@@ -49,7 +51,7 @@ describe('storeInstance', () => {
   it('keeps one index row and one blob when the same instance arrives in parallel', async () => {
     const inst = syntheticInstance();
     const before = (await blobKeys()).length;
-    const results = await Promise.all(Array.from({ length: 6 }, () => storeInstance(ctx(), chunks(inst.bytes, 1024))));
+    const results = await Promise.all(Array.from({ length: 6 }, () => storeInstance(ctx(), caller(), chunks(inst.bytes, 1024))));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(results.filter((r) => r.ok && !r.duplicate)).toHaveLength(1);
     expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(1);
@@ -76,7 +78,7 @@ describe('sweepOrphans', () => {
   // Ages blobs by their file times, so the filesystem store only (test/s3/ covers S3).
   it.skipIf(inject('s3'))('removes old blobs without an index row and keeps indexed and recent ones', async () => {
     const inst = syntheticInstance();
-    await storeInstance(ctx(), chunks(inst.bytes, 4096));
+    await storeInstance(ctx(), caller(), chunks(inst.bytes, 4096));
     const orphanOld = path.join(a.blobDir, 'instances/zz/old-orphan.dcm');
     const orphanNew = path.join(a.blobDir, 'instances/zz/new-orphan.dcm');
     fs.mkdirSync(path.dirname(orphanOld), { recursive: true });
@@ -117,9 +119,44 @@ describe('the sweep at start and every hour', () => {
 describe('storeInstance keeps the bytes', () => {
   it('stores a mislabelled implicit-VR file (SC_rgb_jpeg.dcm) byte for byte while reading it as implicit', async () => {
     const bytes = sample('SC_rgb_jpeg.dcm');
-    const res = await storeInstance(ctx(), chunks(bytes, 4096));
+    const res = await storeInstance(ctx(), caller(), chunks(bytes, 4096));
     expect(res.ok).toBe(true);
     const row = await a.deps.db('instances').where({ sop_instance_uid: res.ok ? res.sopInstanceUid : '' }).first('blob_key', 'size');
     expect(Buffer.compare(await a.deps.blobs.read(row.blob_key, row.size), bytes)).toBe(0);
+  });
+});
+
+describe('every write checks the caller, whatever its protocol', () => {
+  const clinician = () => newCaller({ sub: 'dr-x', roles: ['clinician'], clearances: [] }, { protocol: 'dimse', callingAe: 'VIEWER', address: '10.0.0.9' });
+
+  it('refuses a store by a caller whose roles may not store, before any blob is written', async () => {
+    const inst = syntheticInstance();
+    const before = await blobKeys();
+    await expect(storeInstance(ctx(), clinician(), chunks(inst.bytes, 4096))).rejects.toMatchObject({ status: 403, code: 'Forbidden' });
+    expect(await blobKeys()).toEqual(before);
+    expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(0);
+  });
+
+  it('refuses a delete and a relabel by a caller whose roles may not, and changes nothing', async () => {
+    const inst = syntheticInstance();
+    await storeInstance(ctx(), caller(), chunks(inst.bytes, 4096));
+    await expect(deleteFromArchive(ctx(), clinician(), { studyUid: inst.studyUid })).rejects.toMatchObject({ status: 403 });
+    await expect(relabel(ctx(), clinician(), { studyUid: inst.studyUid }, ['vip'])).rejects.toMatchObject({ status: 403 });
+    expect(await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid })).toHaveLength(1);
+    expect((await a.deps.db('studies').where({ study_uid: inst.studyUid }).first('labels')).labels).toEqual([]);
+  });
+
+  it('notes what a store, a relabel and a delete touched in the caller, for its audit row', async () => {
+    const inst = syntheticInstance();
+    const c = caller();
+    await storeInstance(ctx(), c, chunks(inst.bytes, 4096));
+    expect([...c.touched.instances]).toEqual([inst.sopInstanceUid]);
+    const r = caller();
+    expect(await relabel(ctx(), r, { studyUid: inst.studyUid, seriesUid: inst.seriesUid }, ['b', 'a', 'b'])).toEqual({ before: [], after: ['a', 'b'] });
+    expect([...r.touched.series]).toEqual([inst.seriesUid]);
+    // The series is labelled now: only with the glass broken does this admin see it to delete it.
+    const d = newCaller(ADMIN, { protocol: 'cli', command: 'test' }, 'removing a labelled test study');
+    expect(await deleteFromArchive(ctx(), d, { studyUid: inst.studyUid })).toBe(1);
+    expect([...d.touched.instances]).toEqual([inst.sopInstanceUid]);
   });
 });

@@ -1,8 +1,9 @@
 import Router, { type RouterContext } from '@koa/router';
 import { LABEL_PATTERN } from '../access.js';
+import { relabel } from '../archive.js';
 import type { AuditRecord } from '../audit.js';
 import { queryAuditEvents } from '../db/audit.js';
-import { readLabels, replaceLabels, type LabelTarget } from '../db/labels.js';
+import { readLabels, type LabelTarget } from '../db/labels.js';
 import type { AppDeps } from '../deps.js';
 import { isValidUid } from '../dicom/uid.js';
 import { ApiError } from '../errors.js';
@@ -31,9 +32,7 @@ export function apiRouter(deps: AppDeps): Router {
 }
 
 function labelTarget(ctx: RouterContext): LabelTarget {
-  const t = { studyUid: ctx.params.studyUid, seriesUid: ctx.params.seriesUid };
-  callerOf(ctx).touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
-  return t;
+  return { studyUid: ctx.params.studyUid, seriesUid: ctx.params.seriesUid };
 }
 
 function missing(t: LabelTarget): ApiError {
@@ -47,6 +46,7 @@ function answer(ctx: RouterContext, t: LabelTarget, labels: string[]): void {
 function getLabels(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = labelTarget(ctx);
+    callerOf(ctx).touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
     const labels = await readLabels(deps.db, t);
     if (!labels) throw missing(t);
     answer(ctx, t, labels);
@@ -55,12 +55,11 @@ function getLabels(deps: AppDeps) {
 
 async function change(deps: AppDeps, ctx: RouterContext, labels: string[]): Promise<void> {
   const t = labelTarget(ctx);
-  const before = await replaceLabels(deps.db, t, labels);
-  if (!before) throw missing(t);
-  const after = [...new Set(labels)].sort();
-  (ctx.state.audit as AuditRecord).detail = { before, after };
-  deps.log.info({ studyUid: t.studyUid, seriesUid: t.seriesUid, before, after }, 'labels changed');
-  answer(ctx, t, after);
+  const changed = await relabel(deps, callerOf(ctx), t, labels);
+  if (!changed) throw missing(t);
+  (ctx.state.audit as AuditRecord).detail = changed;
+  deps.log.info({ studyUid: t.studyUid, seriesUid: t.seriesUid, ...changed }, 'labels changed');
+  answer(ctx, t, changed.after);
 }
 
 function putLabels(deps: AppDeps) {

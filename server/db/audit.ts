@@ -3,11 +3,15 @@ import { prepared, type Db } from './knex.js';
 export interface AuditEvent {
   sub: string | null;
   roles: string[];
+  /** Which kind of caller: an HTTP request, a DIMSE association, a command. */
+  protocol: 'http' | 'dimse' | 'cli';
+  /** The client's network address (HTTP, DIMSE). */
   client: string | null;
   action: string;
-  method: string;
-  path: string;
-  status: number;
+  /** The HTTP request and its status; null for the other protocols. */
+  method: string | null;
+  path: string | null;
+  status: number | null;
   outcome: string;
   study_uids: string[];
   series_uids: string[];
@@ -20,14 +24,14 @@ export interface AuditEvent {
 export type StoredAuditEvent = AuditEvent & { id: number; at: Date };
 
 const INSERT_AUDIT = `insert into audit_events
-  (sub, roles, client, action, method, path, status, outcome, study_uids, series_uids, instance_uids, break_glass, reason, detail)
-  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning id, at`;
+  (sub, roles, client, action, method, path, status, outcome, study_uids, series_uids, instance_uids, break_glass, reason, detail, protocol)
+  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning id, at`;
 
 /** Appends one event. The table refuses updates and deletes (see the access migration). */
 export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<{ id: number; at: Date }> {
   const [row] = await prepared<{ id: number; at: Date }>(db, 'cairn_audit_insert', INSERT_AUDIT, [
     e.sub, e.roles, e.client, e.action, e.method, e.path, e.status, e.outcome, e.study_uids, e.series_uids, e.instance_uids,
-    e.break_glass, e.reason, e.detail === null ? null : JSON.stringify(e.detail),
+    e.break_glass, e.reason, e.detail === null ? null : JSON.stringify(e.detail), e.protocol,
   ]);
   return row;
 }

@@ -1,4 +1,5 @@
 import type { Db } from './knex.js';
+import { appendChanges } from './write.js';
 
 // The admin label API addresses studies and series whether or not the admin
 // is cleared for them (labelling must reach what it hides); the guard admits
@@ -19,12 +20,19 @@ export async function readLabels(db: Db, t: LabelTarget): Promise<string[] | und
   return r?.labels;
 }
 
-/** Replaces the label set; returns the previous one, or undefined when there is no such study or series. */
-export async function replaceLabels(db: Db, t: LabelTarget, labels: string[]): Promise<string[] | undefined> {
+/**
+ * Replaces the label set; returns the previous one, or undefined when there
+ * is no such study or series. A set that differs from the previous one gets
+ * its change row in the same transaction.
+ */
+export async function replaceLabels(db: Db, t: LabelTarget, labels: readonly string[]): Promise<string[] | undefined> {
+  const after = [...new Set(labels)].sort();
   return db.transaction(async (trx) => {
     const before: { labels: string[] } | undefined = await row(trx as unknown as Db, t).forUpdate().first('labels');
     if (!before) return undefined;
-    await row(trx as unknown as Db, t).update({ labels: [...new Set(labels)].sort() });
+    await row(trx as unknown as Db, t).update({ labels: after });
+    const same = before.labels.length === after.length && before.labels.every((l) => after.includes(l));
+    if (!same) await appendChanges(trx, 'relabelled', [{ study_uid: t.studyUid, series_uid: t.seriesUid }]);
     return before.labels;
   });
 }

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import { visible, type Caller } from '../access.js';
 import { prepared, type Db } from './knex.js';
 import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
@@ -36,6 +37,7 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
     if (existing.sha256 === instance.sha256 && existing.series_uid === instance.series_uid) return { kind: 'identical' };
     if (!overwrite || existing.series_uid !== instance.series_uid) return { kind: 'conflict' };
     await trx('instances').where({ sop_instance_uid: instance.sop_instance_uid }).update(row);
+    await appendChanges(trx, 'replaced', [instance]);
     return { kind: 'replaced', oldBlobKey: existing.blob_key };
   });
 }
@@ -69,7 +71,8 @@ function onConflict(table: 'studies' | 'series', key: string, labelled: boolean)
  * The one statement of a store, in its four forms (bit 1: the study has
  * labels to add, bit 2: the series has). Written out rather than built per
  * call, and run as a prepared statement: building and planning this CTE was
- * a large part of a store's CPU.
+ * a large part of a store's CPU. The instance row it writes, and only that,
+ * gets its change row in the same statement.
  */
 const INDEX_STATEMENTS = [0, 1, 2, 3].map((labelled) => {
   let n = 0;
@@ -84,7 +87,8 @@ const INDEX_STATEMENTS = [0, 1, 2, 3].map((labelled) => {
     se as (insert into series (${quoted(SERIES_COLUMNS)}) values (${seriesValues}) ${onConflict('series', 'series_uid', (labelled & 2) !== 0)}),
     i as (insert into instances (${quoted(INSTANCE_COLUMNS)}) select ${instanceValues}
       where not exists (select 1 from series where series_uid = ${seriesUid} and study_uid <> ${seriesStudyUid})
-      on conflict (sop_instance_uid) do nothing returning sop_instance_uid)
+      on conflict (sop_instance_uid) do nothing returning study_uid, series_uid, sop_instance_uid),
+    c as (insert into changes (kind, study_uid, series_uid, sop_instance_uid) select 'stored', study_uid, series_uid, sop_instance_uid from i)
     select count(*)::int as inserted from i`;
 });
 
@@ -108,6 +112,7 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows);
+    await appendChanges(trx, 'deleted', rows);
     await trx('series')
       .where({ study_uid: where.study_uid })
       .whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid'))
@@ -118,6 +123,22 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .del();
     return rows.map((r) => r.blob_key);
   });
+}
+
+export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled';
+
+/**
+ * Appends change rows (migrations/20261201041000_changes.ts) inside the
+ * transaction of the write they record, in the order given: one statement
+ * with three array parameters, however many rows.
+ */
+export async function appendChanges(trx: Knex.Transaction, kind: ChangeKind, rows: readonly { study_uid: string; series_uid?: string | null; sop_instance_uid?: string | null }[]): Promise<void> {
+  if (!rows.length) return;
+  await trx.raw(
+    `insert into changes (kind, study_uid, series_uid, sop_instance_uid)
+      select ?, s, se, i from unnest(?::text[], ?::text[], ?::text[]) with ordinality as u(s, se, i, n) order by n`,
+    [kind, rows.map((r) => r.study_uid), rows.map((r) => r.series_uid ?? null) as Knex.Value, rows.map((r) => r.sop_instance_uid ?? null) as Knex.Value],
+  );
 }
 
 /** Blob keys under the index, for the orphan sweep. */

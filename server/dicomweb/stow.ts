@@ -1,5 +1,6 @@
 import type { RouterContext } from '@koa/router';
-import { receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
+import type { Caller } from '../access.js';
+import { archiveContext, receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
@@ -22,9 +23,9 @@ export function store(deps: AppDeps) {
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
-    const outcomes = await storeParts(deps, new MultipartReader(ctx.req, ct.params.boundary), studyUid);
+    const outcomes = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
-    recordOutcomes(outcomes, callerOf(ctx).touched, deps.log);
+    recordOutcomes(outcomes, deps.log);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
     const down = outcomes.find((o) => !o.ok && o.storageUnavailable);
@@ -40,9 +41,9 @@ export function store(deps: AppDeps) {
  * still being flushed and committed (at most IN_FLIGHT tails at once, so
  * memory stays bounded); the outcomes come back in part order.
  */
-async function storeParts(deps: AppDeps, reader: MultipartReader, studyUid: string | undefined): Promise<StoreOutcome[]> {
+async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader, studyUid: string | undefined): Promise<StoreOutcome[]> {
   const pending: Promise<StoreOutcome>[] = [];
-  const ctx = { ...deps, log: (entry: Record<string, unknown>) => deps.log.warn(entry) };
+  const ctx = archiveContext(deps);
   try {
     for (let part = await reader.next(); part; part = await reader.next()) {
       const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;
@@ -51,7 +52,7 @@ async function storeParts(deps: AppDeps, reader: MultipartReader, studyUid: stri
         continue;
       }
       if (pending.length >= IN_FLIGHT) await pending[pending.length - IN_FLIGHT];
-      pending.push((await receiveInstance(ctx, part.body, studyUid)).outcome);
+      pending.push((await receiveInstance(ctx, caller, part.body, studyUid)).outcome);
     }
   } catch (err) {
     await Promise.allSettled(pending);

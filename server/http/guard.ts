@@ -1,6 +1,6 @@
 import type { RouterContext } from '@koa/router';
 import type { Context, Next } from 'koa';
-import { breakGlassReasonProblem, mayBreakGlass, permits, Touched, type Action, type Caller } from '../access.js';
+import { breakGlassReasonProblem, mayBreakGlass, newCaller, permits, type Action, type Caller, type Via } from '../access.js';
 import type { Identity } from '../auth/authenticate.js';
 import type { AuthFailure } from '../auth/tokens.js';
 import { ApiError } from '../errors.js';
@@ -39,7 +39,7 @@ export function guard(action: Action, auditAs: AuditAction) {
     if (reason && !mayBreakGlass(principal)) throw new ApiError(403, 'BreakGlassForbidden', `the roles [${principal.roles.join(', ')}] may not break the glass`);
     const problem = reason ? breakGlassReasonProblem(reason) : undefined;
     if (problem) throw new ApiError(400, 'BreakGlassReasonMissing', problem);
-    const caller: Caller = { principal, breakGlass: reason ? reason.trim() : undefined, touched: new Touched() };
+    const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined);
     ctx.state.caller = caller;
     return next();
   };
@@ -51,4 +51,9 @@ export function callerOf(ctx: Context): Caller {
   const caller = ctx.state.caller as Caller | undefined;
   if (!caller) throw new Error(`no guard on ${ctx.method} ${ctx.path}`);
   return caller;
+}
+
+/** Where an HTTP request came from (behind a trusted proxy, the X-Forwarded-For client). */
+export function httpVia(ctx: Context): Via {
+  return { protocol: 'http', address: ctx.ip || null };
 }

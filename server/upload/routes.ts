@@ -27,7 +27,7 @@ export function uploadRouter(deps: AppDeps): Router {
   r.post('/upload', guard('store', 'store'), async (ctx) => {
     if (!ctx.is('multipart/form-data')) throw new ApiError(415, 'UnsupportedMediaType', 'upload files as multipart/form-data in the field "file"');
     const upload = multer({
-      storage: storeEngine(store),
+      storage: storeEngine(store, callerOf(ctx)),
       // Browsers send UTF-8 names; a folder upload names each file by its path in the folder.
       defParamCharset: 'utf8',
       preservePath: true,
@@ -46,7 +46,6 @@ export function uploadRouter(deps: AppDeps): Router {
     if (!files.length) throw new ApiError(400, 'NoFiles', 'the form holds no files in the field "file"');
     recordOutcomes(
       files.map((f) => f.outcome),
-      callerOf(ctx).touched,
       deps.log,
     );
     ctx.body = { files: files.map((f) => resultOf(f.originalname, f.outcome)) };

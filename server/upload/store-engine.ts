@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type multer from '@koa/multer';
-import { storeInstance, type StoreContext, type StoreOutcome } from '../archive.js';
+import type { Caller } from '../access.js';
+import { storeInstance, type ArchiveContext, type StoreOutcome } from '../archive.js';
 
 /** What the upload page shows for one file. */
 export interface UploadResult {
@@ -17,16 +18,16 @@ export interface UploadResult {
  * storeInstance(), the store path STOW-RS uses: nothing is buffered whole,
  * nothing goes through temporary files, and what is not DICOM fails in the
  * parser and is never stored (storeInstance deletes its blob). Who may
- * upload is the route guard's decision, as for STOW; labels come from the
- * same ingest rules.
+ * upload is the route guard's decision, as for STOW (and the archive checks
+ * the caller again); labels come from the same ingest rules.
  */
-export function storeEngine(store: StoreContext): multer.StorageEngine {
+export function storeEngine(store: ArchiveContext, caller: Caller): multer.StorageEngine {
   return {
     _handleFile(_req: IncomingMessage, file, cb) {
       // Read without destroying on an early return: a file the parser gives up
       // on is drained below so the form's next file can be read.
       const body = file.stream.iterator({ destroyOnReturn: false });
-      storeInstance(store, body).then(
+      storeInstance(store, caller, body).then(
         (outcome) => {
           file.stream.resume();
           cb(null, { outcome });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Touched, visibilityValues, visible, visibleText, type Caller, type IndexPath } from '../../server/access.js';
+import { newCaller, visibilityValues, visible, visibleText, type Caller, type IndexPath } from '../../server/access.js';
 import { prepared } from '../../server/db/knex.js';
 import { createTestArchive, type TestArchive } from '../helpers.js';
 
@@ -20,7 +20,7 @@ afterAll(async () => {
 const LABEL_SETS: string[][] = [[], ['vip'], ['forensic'], ['forensic', 'vip']];
 
 function callerWith(clearances: string[], breakGlass?: string): Caller {
-  return { principal: { sub: 'rule-test', roles: ['clinician'], clearances }, breakGlass, touched: new Touched() };
+  return newCaller({ sub: 'rule-test', roles: ['clinician'], clearances }, { protocol: 'cli', command: 'rule test' }, breakGlass);
 }
 const CALLERS = LABEL_SETS.flatMap((clearances) => [callerWith(clearances), callerWith(clearances, 'unconscious patient in the emergency room')]);
 

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newCaller } from '../../server/access.js';
 import { storeInstance } from '../../server/archive.js';
-import { fixturesDir, sample } from '../helpers.js';
+import { ADMIN, fixturesDir, sample } from '../helpers.js';
 import { replaceLabels } from '../../server/db/labels.js';
 import { addAccount, keepScreenshot, launchBrowser, preparePage, REAL_IMAGE, SCREENSHOTS, startCairn, waitForImage, type RunningCairn, type Visitor } from './browser.js';
 
@@ -33,8 +34,9 @@ beforeAll(async () => {
   fs.rmSync(SCREENSHOTS, { recursive: true, force: true });
   [browser, cairn] = await Promise.all([launchBrowser(), startCairn()]);
   const store = { ...cairn.archive.deps, log: () => undefined };
+  const loader = newCaller(ADMIN, { protocol: 'cli', command: 'e2e' });
   for (const s of Object.values(STUDIES)) {
-    for (const f of s.files) expect(await storeInstance(store, Readable.from([sample(f)]))).toMatchObject({ ok: true, studyUid: s.uid });
+    for (const f of s.files) expect(await storeInstance(store, loader, Readable.from([sample(f)]))).toMatchObject({ ok: true, studyUid: s.uid });
   }
   await replaceLabels(cairn.archive.deps.db, { studyUid: STUDIES.rle.uid }, ['vip']);
   for (const v of [CLINICIAN, RESEARCHER]) await addAccount(cairn, v);
