@@ -18,7 +18,18 @@ export class AuthFailure extends Error {
     readonly error: 'invalid_token' | 'invalid_request',
     message: string,
   ) {
-    super(message);
+    // The message goes into a header's error_description, which RFC 6750 §3
+    // allows printable ASCII only, without '\' (and '"', which becomes "'"
+    // there); parts of a message can come from the token (its alg or kid).
+    super(message.replace(/[^\x20-\x5b\x5d-\x7e]/g, '?'));
+  }
+
+  /** The answer: 400 for a malformed request, 401 for a bad token, each with its RFC 6750 §3 challenge. */
+  toApiError(): ApiError {
+    const status = this.error === 'invalid_request' ? 400 : 401;
+    return new ApiError(status, status === 400 ? 'InvalidRequest' : 'InvalidToken', this.message, {
+      'WWW-Authenticate': `Bearer realm="cairn", error="${this.error}", error_description="${this.message.replace(/"/g, "'")}"`,
+    });
   }
 }
 
@@ -34,11 +45,17 @@ export interface TokenService {
   sign(principal: Principal, ttlSeconds: number, extra?: { csrf?: string }): string;
 }
 
-const ASYMMETRIC: Record<string, 'rsa' | 'ec'> = { RS256: 'rsa', ES256: 'ec' };
+const ASYMMETRIC = new Map<string, 'rsa' | 'ec'>([
+  ['RS256', 'rsa'],
+  ['ES256', 'ec'],
+]);
 const JWKS_TTL_MS = 10 * 60_000;
 const JWKS_MIN_REFETCH_MS = 30_000;
 const VERIFIED_TTL_MS = 60_000;
 const VERIFIED_MAX = 10_000;
+// RFC 7515 §7.1: three base64url segments (no padding); the signature may be
+// empty only for alg "none", which is refused anyway.
+const COMPACT_JWS = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/;
 
 export function createTokenService(auth: AuthConfig, secretText: string): TokenService {
   // A KeyObject made once: given the secret as a string, jsonwebtoken turns
@@ -49,8 +66,8 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
 
   async function keyFor(alg: string, kid: string | undefined): Promise<KeyObject> {
     if (alg === 'HS256') return secret;
-    const kind = ASYMMETRIC[alg];
-    if (!kind || (!publicKey && !jwks)) throw new AuthFailure('invalid_token', `tokens signed with ${alg} are not accepted`);
+    const kind = ASYMMETRIC.get(alg);
+    if (!kind || (!publicKey && !jwks)) throw new AuthFailure('invalid_token', `tokens signed with ${alg.slice(0, 20)} are not accepted`);
     const key = kid !== undefined && jwks ? await jwks.get(kid) : (publicKey ?? (jwks ? await jwks.sole() : undefined));
     if (!key) throw new AuthFailure('invalid_token', `no signing key ${kid === undefined ? '' : `"${kid}" `}is known`);
     if (key.asymmetricKeyType !== kind) throw new AuthFailure('invalid_token', `the signing key does not fit ${alg}`);
@@ -66,9 +83,7 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
   const verified = new Map<string, { result: VerifiedToken; until: number }>();
 
   async function check(token: string): Promise<{ result: VerifiedToken; exp: number }> {
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload === 'string') throw new AuthFailure('invalid_token', 'the token is not a well-formed JWT');
-    const { alg, kid } = decoded.header;
+    const { alg, kid } = readHeader(token);
     const key = await keyFor(alg, kid);
     let payload: jwt.JwtPayload;
     try {
@@ -106,6 +121,35 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
       return jwt.sign(payload, secret, { algorithm: 'HS256', expiresIn: ttlSeconds, issuer: auth.issuer, audience: auth.audience, subject: principal.sub });
     },
   };
+}
+
+/**
+ * The header of a compact JWS, after checking the token's whole shape: three
+ * base64url segments whose first two are JSON objects. Whatever a client
+ * sends, the answer is a value or an AuthFailure, never an exception of the
+ * decoder (jsonwebtoken's decode throws on a payload that is not JSON).
+ */
+function readHeader(token: string): { alg: string; kid: string | undefined } {
+  const m = COMPACT_JWS.exec(token);
+  // A base64url text never has a length of 4n + 1 (RFC 4648 §5): its last character would carry no whole byte.
+  if (!m || m[1].length % 4 === 1 || m[2].length % 4 === 1 || m[3].length % 4 === 1) throw new AuthFailure('invalid_token', 'the token is not a JWT (three base64url segments)');
+  const header = jsonObject(m[1]);
+  if (!header) throw new AuthFailure('invalid_token', 'the token header is not a JSON object');
+  if (!jsonObject(m[2])) throw new AuthFailure('invalid_token', 'the token payload is not a JSON object');
+  const { alg, kid } = header;
+  if (typeof alg !== 'string' || alg === '') throw new AuthFailure('invalid_token', 'the token header names no algorithm (alg)');
+  if (kid !== undefined && typeof kid !== 'string') throw new AuthFailure('invalid_token', 'the token header\'s kid is not a string');
+  return { alg, kid };
+}
+
+function jsonObject(segment: string): Record<string, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 function describe(err: unknown): string {
