@@ -2,6 +2,7 @@ import { sweepOrphans } from './archive.js';
 import { createApp } from './app.js';
 import { boot } from './boot.js';
 import { loadConfig } from './config.js';
+import { EmbeddedPgError } from './db/embedded-pg.js';
 import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
 
@@ -15,7 +16,14 @@ process.on('uncaughtException', (err) => {
   process.exit(1);
 });
 process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
-const deps = await boot(config, log);
+const deps = await boot(config, log).catch((err: unknown) => {
+  // Something only the operator can fix (a folder the database user may not
+  // enter, a port taken): said in one plain sentence, not as a stack.
+  if (!(err instanceof EmbeddedPgError)) throw err;
+  log.flush();
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+});
 if (!config.auth.enabled) {
   log.warn('authentication is OFF (AUTH=off): every caller acts as an administrator and every response says so; for local experiments only');
 } else if ((await countUsers(deps.db)) === 0) {

@@ -6,7 +6,7 @@ const run = promisify(execFile);
 
 describe('loading the embedded PostgreSQL', () => {
   it('keeps the exit code a process sets (npm test, storage:verify rely on it)', async () => {
-    const script = "import { loadEmbeddedPostgres } from './server/db/knex.ts'; await loadEmbeddedPostgres(); process.exitCode = 3;";
+    const script = "import { bundledPostgres } from './server/db/knex.ts'; bundledPostgres(); process.exitCode = 3;";
     const err = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }).catch((e) => e);
     expect(err.code).toBe(3);
   });

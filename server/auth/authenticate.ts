@@ -48,9 +48,13 @@ async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefin
   if (ctx.query.access_token !== undefined) throw new AuthFailure('invalid_request', 'a token in the query string is refused; send it in the Authorization header');
   const header = ctx.get('authorization');
   if (header) {
-    const m = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(header);
-    if (!m) throw new AuthFailure('invalid_request', 'the Authorization header must be "Bearer <token>"');
-    const { principal } = await deps.tokens.verify(m[1]);
+    // Another scheme is a malformed request (400); after "Bearer", whatever
+    // stands there is the token, and a bad one is an invalid_token (401).
+    const m = /^(\S+)(?:\s+(.*))?$/s.exec(header.trim());
+    if (!m || m[1].toLowerCase() !== 'bearer') throw new AuthFailure('invalid_request', 'the Authorization header must be "Bearer <token>"');
+    const token = m[2] ?? '';
+    if (token === '') throw new AuthFailure('invalid_token', 'the Authorization header holds no token after "Bearer"');
+    const { principal } = await deps.tokens.verify(token);
     return { principal, via: 'bearer' };
   }
   const cookie = ctx.cookies.get(SESSION_COOKIE);

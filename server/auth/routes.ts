@@ -11,6 +11,7 @@ import { parseMediaType } from '../http/multipart.js';
 import { CSRF_COOKIE, SESSION_COOKIE, type Identity } from './authenticate.js';
 import { loginPage } from './login-page.js';
 import { checkPassword } from './passwords.js';
+import type { AuthFailure } from './tokens.js';
 
 const LOGIN_FAILURE_LIMIT = 10;
 const LOGIN_FAILURE_WINDOW_MINUTES = 15;
@@ -29,6 +30,8 @@ export function authRouter(deps: AppDeps): Router {
   r.get('/auth/logout', logout);
   r.get('/auth/me', (ctx) => {
     const identity = ctx.state.identity as Identity | undefined;
+    const failure = ctx.state.authFailure as AuthFailure | undefined;
+    if (failure) throw failure.toApiError();
     if (!identity) throw new ApiError(401, 'AuthenticationRequired', 'not logged in', { 'WWW-Authenticate': 'Bearer realm="cairn"' });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ...identity.principal, via: identity.via };

