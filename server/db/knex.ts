@@ -6,6 +6,7 @@ import * as m20261201000000 from '../../migrations/20261201000000_index.js';
 import * as m20261201010000 from '../../migrations/20261201010000_name_group_indexes.js';
 import * as m20261201020000 from '../../migrations/20261201020000_attribute_text.js';
 import * as m20261201030000 from '../../migrations/20261201030000_access.js';
+import * as m20261203090000 from '../../migrations/20261203090000_resolved_vrs.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -33,6 +34,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201010000_name_group_indexes': m20261201010000,
   '20261201020000_attribute_text': m20261201020000,
   '20261201030000_access': m20261201030000,
+  '20261203090000_resolved_vrs': m20261203090000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

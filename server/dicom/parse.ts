@@ -8,6 +8,9 @@ import { isValidUid } from './uid.js';
 
 // The only place that calls dcmjs on stored data (DESIGN.md house style 6).
 dcmjs.log.setLevel('error');
+// dcmjs reports each VR choice ("US or SS", …) it reads as US, OW or UN as an
+// error on stdout; Cairn resolves those itself (vr.ts), so the lines are noise.
+dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
 
 export interface ParsedInstance {
   studyUid: string;
@@ -56,7 +59,7 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOpt
   } catch (err) {
     throw new ParseError({ kind: 'not-dicom', message: `the DICOM header cannot be parsed: ${(err as Error).message}` });
   }
-  const dataset = toDicomJson(dict.dict);
+  const dataset = toDicomJson(dict.dict, { implicit: scan.implicitVr, littleEndian: scan.littleEndian });
   const studyUid = firstString(dataset, Tag.StudyInstanceUID) ?? '';
   const seriesUid = firstString(dataset, Tag.SeriesInstanceUID) ?? '';
   const sopInstanceUid = firstString(dataset, Tag.SOPInstanceUID) ?? '';

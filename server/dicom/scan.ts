@@ -51,6 +51,9 @@ export interface ScanResult {
   pixelData: PixelData | null;
   /** Specific Character Set (0008,0005) as stored, before any transcoding; null when absent. */
   specificCharacterSet: string[] | null;
+  /** The data set is Implicit VR (whatever its transfer syntax claimed): its VRs come from the registry. */
+  implicitVr: boolean;
+  littleEndian: boolean;
 }
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -164,7 +167,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
         await copyElement(ctx, h);
       }
     }
-    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets };
+    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets, implicitVr: !ctx.explicit, littleEndian: ctx.le };
   } catch (err) {
     await r.drain();
     throw err;
