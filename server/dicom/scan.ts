@@ -189,7 +189,7 @@ async function readHeader(ctx: Ctx): Promise<Header> {
   const group = le ? first.readUInt16LE(0) : first.readUInt16BE(0);
   const element = le ? first.readUInt16LE(2) : first.readUInt16BE(2);
   // Delimiters are not counted: there is at most one for each item or sequence.
-  if (!(group === 0xfffe && (element === 0xe00d || element === 0xe0dd))) await count(ctx);
+  if (!(group === 0xfffe && (element === 0xe00d || element === 0xe0dd)) && count(ctx)) await new Promise((resolve) => setImmediate(resolve));
   const tag = hex4(group) + hex4(element);
   if (group === 0xfffe) {
     return { tag, vr: '', length: le ? first.readUInt32LE(4) : first.readUInt32BE(4), raw: first };
@@ -213,13 +213,14 @@ async function readHeader(ctx: Ctx): Promise<Header> {
  * Counts one element against MAX_DATA_ELEMENTS. What Cairn does per element
  * (here, in dcmjs, in the JSON and the index) costs far more than its 8 bytes
  * of header, so the count, not only the header's size, bounds an instance's
- * work; and a long header yields to the event loop now and then.
+ * work. True when it is time to let the event loop turn: a long header is
+ * read in slices, with other requests served in between.
  */
-async function count(ctx: Ctx): Promise<void> {
+function count(ctx: Ctx): boolean {
   if (++ctx.elements > ctx.maxElements) {
     throw new LimitError(`the instance holds more than ${ctx.maxElements} data elements, items and fragments (MAX_DATA_ELEMENTS)`);
   }
-  if (ctx.elements % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+  return ctx.elements % YIELD_EVERY === 0;
 }
 
 function hex4(n: number): string {

@@ -45,6 +45,8 @@ const LUT_DESCRIPTORS = new Set(['00281101', '00281102', '00281103', '00283002']
  * An unknown or private tag without a stated VR is UN.
  */
 export function resolveVr(tag: string, reported: string, ctx: VrContext): string {
+  // The common case, decided without a dictionary lookup: an explicit encoding stated a VR.
+  if (!ctx.implicit && reported !== 'UN' && VALID_VRS.has(reported)) return reported;
   const registry = dictionaryVr(tag);
   const ambiguous = registry !== undefined && !VALID_VRS.has(registry);
   // A VR the encoding stated stands; UN only says the sender did not know it.
