@@ -114,3 +114,22 @@ export function nestedContent(depth: number): Buffer {
   const close = Buffer.concat([delimiter(0xe00d), delimiter(0xe0dd)]);
   return Buffer.concat([open.toString('latin1').repeat(depth), close.toString('latin1').repeat(depth)].map((s) => Buffer.from(s, 'latin1')));
 }
+
+function code(value: string, scheme: string, meaning: string): Buffer {
+  return Buffer.concat([el('00080100', 'SH', text(value)), el('00080102', 'SH', text(scheme)), el('00080104', 'LO', text(meaning))]);
+}
+
+/**
+ * An SR content item `levels` deep (PS3.3 C.17.3): CONTAINERs each holding
+ * the next in a Content Sequence of undefined length, the last a NUM with a
+ * measured value and its units, every item named by a coded concept.
+ */
+export function contentItem(level: number, levels: number): Buffer {
+  const parts = [el('0040A010', 'CS', text('CONTAINS')), el('0040A040', 'CS', text(level === levels ? 'NUM' : 'CONTAINER')), sq('0040A043', [item(code('111', '99TEST', `Level ${level}`))])];
+  if (level === levels) {
+    parts.push(sq('0040A300', [item(Buffer.concat([sq('004008EA', [item(code('mm', 'UCUM', 'mm'))]), el('0040A30A', 'DS', text('12.5'))]))]));
+  } else {
+    parts.push(el('0040A050', 'CS', text('SEPARATE')), sq('0040A730', [item(contentItem(level + 1, levels), true)], true));
+  }
+  return Buffer.concat(parts);
+}

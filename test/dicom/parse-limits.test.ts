@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ParseError, parseInstance, type ParsedInstance } from '../../server/dicom/parse.js';
 import { scanPart10, type ScanOptions } from '../../server/dicom/scan.js';
 import type { DicomJson } from '../../server/dicom/json.js';
-import { el, item, nestedContent, newUids, part10, sq, text, u16, UNDEFINED, delimiter } from './build.js';
+import { contentItem, el, item, nestedContent, newUids, part10, sq, text, u16, UNDEFINED, delimiter } from './build.js';
 
 const LIMITS: ScanOptions = { bulkThreshold: 1024, maxHeaderBytes: 64 * 1024 * 1024, maxSequenceDepth: 32, maxDataElements: 1_000_000 };
 
@@ -17,25 +17,6 @@ async function failure(bytes: Buffer, opts: Partial<ScanOptions> = {}) {
   );
   expect(err).toBeInstanceOf(ParseError);
   return (err as ParseError).failure;
-}
-
-function code(value: string, scheme: string, meaning: string): Buffer {
-  return Buffer.concat([el('00080100', 'SH', text(value)), el('00080102', 'SH', text(scheme)), el('00080104', 'LO', text(meaning))]);
-}
-
-/**
- * An SR content item `levels` deep (PS3.3 C.17.3): CONTAINERs each holding
- * the next in a Content Sequence of undefined length, the last a NUM with a
- * measured value and its units, every item named by a coded concept.
- */
-function contentItem(level: number, levels: number): Buffer {
-  const parts = [el('0040A010', 'CS', text('CONTAINS')), el('0040A040', 'CS', text(level === levels ? 'NUM' : 'CONTAINER')), sq('0040A043', [item(code('111', '99TEST', `Level ${level}`))])];
-  if (level === levels) {
-    parts.push(sq('0040A300', [item(Buffer.concat([sq('004008EA', [item(code('mm', 'UCUM', 'mm'))]), el('0040A30A', 'DS', text('12.5'))]))]));
-  } else {
-    parts.push(el('0040A050', 'CS', text('SEPARATE')), sq('0040A730', [item(contentItem(level + 1, levels), true)], true));
-  }
-  return Buffer.concat(parts);
 }
 
 /** How many sequences nest in a data set, an empty one counting too. */

@@ -7,7 +7,7 @@ import { createApp } from '../../server/app.js';
 import type { BlobStore } from '../../server/blob/blob-store.js';
 import { createTestArchive, multipartBody, type TestArchive } from '../helpers.js';
 import { syntheticInstance } from '../synthetic.js';
-import { nestedContent, newUids, part10 } from '../dicom/build.js';
+import { contentItem, nestedContent, newUids, part10 } from '../dicom/build.js';
 
 // Hostile STOW-RS requests: an instance nested thousands deep, and requests
 // of many tiny parts. Each costs work in proportion to its bytes, fails
@@ -114,6 +114,23 @@ describe('STOW-RS of an instance nested 10,000 deep', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('STOW-RS of a realistic SR under the nesting limit', () => {
+  it('stores a content tree 16 items deep and returns it whole in metadata', async () => {
+    const u = newUids('1.2.840.10008.5.1.4.1.1.88.33');
+    const res = await stow([part10(u, { after: [contentItem(1, 16)] })]);
+    expect(res.status).toBe(200);
+    const m = (await a.request.get(`/dicom-web/studies/${u.studyUid}/series/${u.seriesUid}/instances/${u.sopInstanceUid}/metadata`)).body[0];
+    let node = m;
+    let levels = 1;
+    while (node['0040A730']) {
+      node = node['0040A730'].Value[0];
+      levels++;
+    }
+    expect(levels).toBe(16);
+    expect(node['0040A300'].Value[0]['0040A30A'].Value).toEqual([12.5]);
   });
 });
 
