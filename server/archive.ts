@@ -109,7 +109,7 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
 
   let parsed: ParsedInstance;
   try {
-    parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes });
+    parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes, maxSequenceDepth: ctx.config.maxSequenceDepth, maxDataElements: ctx.config.maxDataElements });
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     await put.catch(() => undefined);

@@ -21,6 +21,9 @@ const schema = z.object({
   DUPLICATE_POLICY: z.enum(['reject', 'overwrite']).default('reject'),
   MAX_HEADER_BYTES: z.coerce.number().int().min(65536).default(64 * 1024 * 1024),
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
+  MAX_SEQUENCE_DEPTH: z.coerce.number().int().min(1).max(1000).default(32),
+  MAX_DATA_ELEMENTS: z.coerce.number().int().min(1000).default(1_000_000),
+  MAX_STOW_PARTS: z.coerce.number().int().min(1).default(1000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   STORAGE: z.enum(['fs', 's3']).default('fs'),
@@ -62,6 +65,12 @@ export interface Config {
   readonly duplicatePolicy: 'reject' | 'overwrite';
   readonly maxHeaderBytes: number;
   readonly bulkDataThreshold: number;
+  /** Most sequences an element may sit inside; deeper instances fail with 0xC000 as they are read. */
+  readonly maxSequenceDepth: number;
+  /** Most data elements, items and pixel data fragments in one instance; more fail with 0xC000. */
+  readonly maxDataElements: number;
+  /** Most parts one STOW-RS request may hold; the parts after them fail with 0xA700 unread. */
+  readonly maxStowParts: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly orphanGraceSeconds: number;
   /** Where instance blobs live: `fs` under dataDir/blobs, or `s3` in the bucket below. */
@@ -107,6 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     duplicatePolicy: e.DUPLICATE_POLICY,
     maxHeaderBytes: e.MAX_HEADER_BYTES,
     bulkDataThreshold: e.BULKDATA_THRESHOLD,
+    maxSequenceDepth: e.MAX_SEQUENCE_DEPTH,
+    maxDataElements: e.MAX_DATA_ELEMENTS,
+    maxStowParts: e.MAX_STOW_PARTS,
     logLevel: e.LOG_LEVEL,
     orphanGraceSeconds: e.ORPHAN_GRACE_SECONDS,
     storage: e.STORAGE,

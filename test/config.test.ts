@@ -19,3 +19,19 @@ describe('storage settings', () => {
     expect(() => loadConfig({ S3_ENDPOINT: 'http://minio:9000' })).toThrow(/S3_ENDPOINT: a host name only/);
   });
 });
+
+describe('limits on hostile input', () => {
+  it('default to a nesting depth of 32, a million elements and 1000 STOW parts', () => {
+    const c = loadConfig({});
+    expect([c.maxSequenceDepth, c.maxDataElements, c.maxStowParts]).toEqual([32, 1_000_000, 1000]);
+  });
+
+  it('read MAX_SEQUENCE_DEPTH, MAX_DATA_ELEMENTS and MAX_STOW_PARTS, and refuse values that disable them', () => {
+    const c = loadConfig({ MAX_SEQUENCE_DEPTH: '64', MAX_DATA_ELEMENTS: '5000000', MAX_STOW_PARTS: '20000' });
+    expect([c.maxSequenceDepth, c.maxDataElements, c.maxStowParts]).toEqual([64, 5_000_000, 20_000]);
+    expect(() => loadConfig({ MAX_SEQUENCE_DEPTH: '0' })).toThrow(/MAX_SEQUENCE_DEPTH/);
+    expect(() => loadConfig({ MAX_SEQUENCE_DEPTH: '100000' })).toThrow(/MAX_SEQUENCE_DEPTH/);
+    expect(() => loadConfig({ MAX_DATA_ELEMENTS: 'many' })).toThrow(/MAX_DATA_ELEMENTS/);
+    expect(() => loadConfig({ MAX_STOW_PARTS: '0' })).toThrow(/MAX_STOW_PARTS/);
+  });
+});

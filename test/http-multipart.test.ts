@@ -29,6 +29,23 @@ describe('MultipartReader', () => {
     });
   }
 
+  it('reads the rest of the body without making parts of it after discardRest()', async () => {
+    let pulled = 0;
+    const chunks = Array.from({ length: Math.ceil(body.length / 5) }, (_, i) => body.subarray(i * 5, (i + 1) * 5));
+    async function* source() {
+      for (const c of chunks) {
+        pulled++;
+        yield c;
+      }
+    }
+    const reader = new MultipartReader(source(), boundary);
+    const first = await reader.next();
+    expect(first!.headers['content-type']).toBe('application/dicom');
+    await reader.discardRest();
+    expect(pulled).toBe(chunks.length);
+    expect(await reader.next()).toBeNull();
+  });
+
   it('rejects a body without a closing boundary', async () => {
     await expect(readAll(Buffer.from(`--${boundary}\r\n\r\nabc`), boundary, 2)).rejects.toThrow(/closing boundary/);
   });

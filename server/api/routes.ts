@@ -8,6 +8,7 @@ import type { AppDeps } from '../deps.js';
 import { isValidUid } from '../dicom/uid.js';
 import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
+import { checkText } from '../http/client-text.js';
 import { callerOf, guard } from '../http/guard.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
@@ -80,6 +81,7 @@ function deleteLabels(deps: AppDeps) {
 function one(ctx: RouterContext, name: string): string | undefined {
   const v = ctx.query[name];
   if (Array.isArray(v)) throw new ApiError(400, 'InvalidQuery', `${name} may be given once`);
+  if (v !== undefined) checkText(name, v);
   return v === undefined || v === '' ? undefined : v;
 }
 

@@ -7,6 +7,7 @@ import { findUser } from '../db/users.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
+import { checkText } from '../http/client-text.js';
 import { parseMediaType } from '../http/multipart.js';
 import { CSRF_COOKIE, SESSION_COOKIE, type Identity } from './authenticate.js';
 import { loginPage } from './login-page.js';
@@ -60,6 +61,7 @@ function login(deps: AppDeps) {
     }
     const fields = await readFields(ctx);
     const username = typeof fields.username === 'string' ? fields.username.trim() : '';
+    checkText('username', username, 'InvalidField');
     const password = typeof fields.password === 'string' ? fields.password : '';
     const next = safeNext(fields.next);
     audit.sub = username || undefined;

@@ -1,4 +1,5 @@
 // DICOM JSON Model (PS3.18 Annex F) from a dcmjs data set.
+import { resolveVr, valuesFor, type VrContext } from './vr.js';
 
 export interface JsonAttribute {
   vr: string;
@@ -11,21 +12,42 @@ export type DicomJson = Record<string, JsonAttribute>;
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const NUMERIC_STRING_VRS = new Set(['IS', 'DS']);
 
-/** Converts a dcmjs dict (`{ tag: { vr, Value } }`) to clean DICOM JSON, tags in ascending order (§F.2.2). */
-export function toDicomJson(dict: Record<string, { vr: string; Value?: unknown[] }>): DicomJson {
+type DcmjsDict = Record<string, { vr: string; Value?: unknown[] }>;
+
+/**
+ * Converts a dcmjs dict (`{ tag: { vr, Value } }`) to clean DICOM JSON, tags
+ * in ascending order (§F.2.2), every "vr" one of PS3.5 Table 6.2-1: the
+ * registry's choices ("US or SS", "OB or OW", …) that the encoding left open
+ * are resolved from the data set (vr.ts).
+ */
+export function toDicomJson(dict: DcmjsDict, outer: VrContext = { implicit: false, littleEndian: true }): DicomJson {
   const out: DicomJson = {};
+  // An item's own Pixel Representation or Bits Allocated (an Icon Image
+  // Sequence item has them) governs it; otherwise the enclosing data set's.
+  const ctx: VrContext = {
+    ...outer,
+    pixelRepresentation: numberOf(dict['00280103']) ?? outer.pixelRepresentation,
+    bitsAllocated: numberOf(dict['00280100']) ?? outer.bitsAllocated,
+    waveformBitsAllocated: numberOf(dict['54001004']),
+    lutEntries: numberOf(dict['00283002']),
+  };
   for (const tag of Object.keys(dict).sort()) {
     // §F.2.2: Group Length attributes are not included.
     if (tag.endsWith('0000')) continue;
     const el = dict[tag];
-    const vr = el.vr;
+    let vr = el.vr;
+    let values = Array.isArray(el.Value) ? el.Value : [];
+    const resolved = resolveVr(tag, vr, ctx);
+    if (resolved !== vr) {
+      values = valuesFor(tag, resolved, values, ctx);
+      vr = resolved;
+    }
     const attr: JsonAttribute = { vr };
-    const values = Array.isArray(el.Value) ? el.Value : [];
     if (BINARY_VRS.has(vr)) {
       const bytes = binaryOf(values);
       if (bytes.length) attr.InlineBinary = bytes.toString('base64');
     } else if (vr === 'SQ') {
-      if (values.length) attr.Value = values.map((item) => toDicomJson((item ?? {}) as Record<string, { vr: string; Value?: unknown[] }>));
+      if (values.length) attr.Value = values.map((item) => toDicomJson((item ?? {}) as DcmjsDict, ctx));
     } else {
       const converted = values.map((v) => convertValue(vr, v));
       if (converted.some((v) => v !== null)) attr.Value = converted;
@@ -33,6 +55,11 @@ export function toDicomJson(dict: Record<string, { vr: string; Value?: unknown[]
     out[tag] = attr;
   }
   return out;
+}
+
+function numberOf(el: { Value?: unknown[] } | undefined): number | undefined {
+  const v = el?.Value?.[0];
+  return typeof v === 'number' ? v : undefined;
 }
 
 function binaryOf(values: unknown[]): Buffer {

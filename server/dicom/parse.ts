@@ -1,13 +1,16 @@
 import dcmjs from 'dcmjs';
 import { mapFrames, type FrameMap } from './frames.js';
 import { firstNumber, firstString, toDicomJson, type DicomJson } from './json.js';
-import { NotDicomError, scanPart10, TooLargeError, UnsupportedError, type BulkElement } from './scan.js';
+import { LimitError, NotDicomError, scanPart10, TooLargeError, UnsupportedError, type BulkElement, type ScanOptions } from './scan.js';
 import { Tag } from './tags.js';
 import { TruncatedError } from './byte-reader.js';
 import { isValidUid } from './uid.js';
 
 // The only place that calls dcmjs on stored data (DESIGN.md house style 6).
 dcmjs.log.setLevel('error');
+// dcmjs reports each VR choice ("US or SS", …) it reads as US, OW or UN as an
+// error on stdout; Cairn resolves those itself (vr.ts), so the lines are noise.
+dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
 
 export interface ParsedInstance {
   studyUid: string;
@@ -22,7 +25,8 @@ export interface ParsedInstance {
 }
 
 export type ParseFailure = {
-  kind: 'not-dicom' | 'truncated' | 'unsupported' | 'too-large' | 'invalid';
+  /** 'limit': the data set goes past MAX_SEQUENCE_DEPTH or MAX_DATA_ELEMENTS; refused as not understood (0xC000). */
+  kind: 'not-dicom' | 'truncated' | 'unsupported' | 'too-large' | 'limit' | 'invalid';
   message: string;
   /** The instance's UIDs, when they could be read, for the failure report. */
   sopInstanceUid?: string;
@@ -36,15 +40,16 @@ export class ParseError extends Error {
 }
 
 /** Reads a Part-10 stream to its end and returns what the index keeps of it. */
-export async function parseInstance(source: AsyncIterable<Buffer>, opts: { bulkThreshold: number; maxHeaderBytes: number }): Promise<ParsedInstance> {
+export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOptions): Promise<ParsedInstance> {
   let scan;
   try {
-    scan = await scanPart10(source, { bulkThreshold: opts.bulkThreshold, maxHeaderBytes: opts.maxHeaderBytes });
+    scan = await scanPart10(source, opts);
   } catch (err) {
     if (err instanceof NotDicomError) throw new ParseError({ kind: 'not-dicom', message: err.message });
     if (err instanceof TruncatedError) throw new ParseError({ kind: 'truncated', message: `truncated DICOM file: ${err.message}` });
     if (err instanceof UnsupportedError) throw new ParseError({ kind: 'unsupported', message: err.message });
     if (err instanceof TooLargeError) throw new ParseError({ kind: 'too-large', message: err.message });
+    if (err instanceof LimitError) throw new ParseError({ kind: 'limit', message: err.message });
     throw err;
   }
   let dict;
@@ -54,7 +59,7 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: { bulkT
   } catch (err) {
     throw new ParseError({ kind: 'not-dicom', message: `the DICOM header cannot be parsed: ${(err as Error).message}` });
   }
-  const dataset = toDicomJson(dict.dict);
+  const dataset = toDicomJson(dict.dict, { implicit: scan.implicitVr, littleEndian: scan.littleEndian });
   const studyUid = firstString(dataset, Tag.StudyInstanceUID) ?? '';
   const seriesUid = firstString(dataset, Tag.SeriesInstanceUID) ?? '';
   const sopInstanceUid = firstString(dataset, Tag.SOPInstanceUID) ?? '';

@@ -10,6 +10,17 @@ import { vrOf } from './tags.js';
 export class NotDicomError extends Error {}
 export class UnsupportedError extends Error {}
 export class TooLargeError extends Error {}
+/** The data set is more complex than the configured limits allow (nesting depth, element count). */
+export class LimitError extends Error {}
+
+export interface ScanOptions {
+  bulkThreshold: number;
+  maxHeaderBytes: number;
+  /** Most sequences one element may sit inside (PS3.5 §7.5 sets no bound; Cairn does). */
+  maxSequenceDepth: number;
+  /** Most data elements, sequence items and pixel data fragments in one instance. */
+  maxDataElements: number;
+}
 
 export interface ByteSpan {
   offset: number;
@@ -40,6 +51,9 @@ export interface ScanResult {
   pixelData: PixelData | null;
   /** Specific Character Set (0008,0005) as stored, before any transcoding; null when absent. */
   specificCharacterSet: string[] | null;
+  /** The data set is Implicit VR (whatever its transfer syntax claimed): its VRs come from the registry. */
+  implicitVr: boolean;
+  littleEndian: boolean;
 }
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -71,16 +85,38 @@ interface Ctx {
   outBytes: number;
   maxHeader: number;
   charsets: string[] | null;
+  /** Sequences the element being read sits inside. */
+  depth: number;
+  maxDepth: number;
+  /** Data elements, items and fragments read so far. */
+  elements: number;
+  maxElements: number;
 }
 
-export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThreshold: number; maxHeaderBytes: number }): Promise<ScanResult> {
+// How many elements are read between two turns of the event loop: a large
+// header is read in slices, and other requests are served in between.
+const YIELD_EVERY = 2048;
+
+export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOptions): Promise<ScanResult> {
   const r = new ByteReader(source[Symbol.asyncIterator]());
   const preamble = await r.peek(132);
   if (preamble.length < 132 || preamble.toString('latin1', 128, 132) !== 'DICM') {
     await r.drain();
     throw new NotDicomError('not a DICOM Part-10 file: no "DICM" prefix after the 128-byte preamble');
   }
-  const ctx: Ctx = { r, explicit: true, le: true, out: [], outBytes: 0, maxHeader: opts.maxHeaderBytes, charsets: null };
+  const ctx: Ctx = {
+    r,
+    explicit: true,
+    le: true,
+    out: [],
+    outBytes: 0,
+    maxHeader: opts.maxHeaderBytes,
+    charsets: null,
+    depth: 0,
+    maxDepth: opts.maxSequenceDepth,
+    elements: 0,
+    maxElements: opts.maxDataElements,
+  };
   try {
     const preambleBytes = await r.read(132);
     // File Meta Information: always Explicit VR Little Endian (PS3.10 §7.1).
@@ -131,7 +167,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: { bulkThre
         await copyElement(ctx, h);
       }
     }
-    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets };
+    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets, implicitVr: !ctx.explicit, littleEndian: ctx.le };
   } catch (err) {
     await r.drain();
     throw err;
@@ -152,6 +188,8 @@ async function readHeader(ctx: Ctx): Promise<Header> {
   const first = await r.read(8, 'a data element header');
   const group = le ? first.readUInt16LE(0) : first.readUInt16BE(0);
   const element = le ? first.readUInt16LE(2) : first.readUInt16BE(2);
+  // Delimiters are not counted: there is at most one for each item or sequence.
+  if (!(group === 0xfffe && (element === 0xe00d || element === 0xe0dd)) && count(ctx)) await new Promise((resolve) => setImmediate(resolve));
   const tag = hex4(group) + hex4(element);
   if (group === 0xfffe) {
     return { tag, vr: '', length: le ? first.readUInt32LE(4) : first.readUInt32BE(4), raw: first };
@@ -169,6 +207,20 @@ async function readHeader(ctx: Ctx): Promise<Header> {
     return { tag, vr, length, raw: Buffer.concat([first, more]) };
   }
   return { tag, vr, length: le ? first.readUInt16LE(6) : first.readUInt16BE(6), raw: first };
+}
+
+/**
+ * Counts one element against MAX_DATA_ELEMENTS. What Cairn does per element
+ * (here, in dcmjs, in the JSON and the index) costs far more than its 8 bytes
+ * of header, so the count, not only the header's size, bounds an instance's
+ * work. True when it is time to let the event loop turn: a long header is
+ * read in slices, with other requests served in between.
+ */
+function count(ctx: Ctx): boolean {
+  if (++ctx.elements > ctx.maxElements) {
+    throw new LimitError(`the instance holds more than ${ctx.maxElements} data elements, items and fragments (MAX_DATA_ELEMENTS)`);
+  }
+  return ctx.elements % YIELD_EVERY === 0;
 }
 
 function hex4(n: number): string {
@@ -193,15 +245,24 @@ async function copyElement(ctx: Ctx, h: Header): Promise<void> {
   const group = parseInt(h.tag.slice(0, 4), 16);
   const element = parseInt(h.tag.slice(4), 16);
   if (h.vr === 'SQ' || (h.vr === 'UN' && h.length === UNDEFINED)) {
-    // Sequences are re-emitted with undefined lengths, so values inside them
-    // may change size (character set transcoding) without fixing up lengths.
-    emit(ctx, writeTag(ctx, group, element, UNDEFINED, 'SQ'));
+    // Checked as the sequence opens, before anything inside it is read: a
+    // nesting thousands deep fails here, not after it has cost time and memory.
+    if (ctx.depth >= ctx.maxDepth) throw new LimitError(`sequences nest more than ${ctx.maxDepth} deep (MAX_SEQUENCE_DEPTH) at element ${h.tag}`);
+    // Sequences and items are re-emitted with the lengths of what was copied
+    // (values inside may change size with character set transcoding): with
+    // defined lengths dcmjs reads each item once, where undefined ones make it
+    // search every item for its delimiter, again at every level of nesting.
+    const head = writeTag(ctx, group, element, 0, 'SQ');
+    emit(ctx, head);
+    const start = ctx.outBytes;
     const saved = ctx.explicit;
     // PS3.5 §6.2.2: UN of undefined length is encoded as Implicit VR LE inside.
     if (h.vr === 'UN') ctx.explicit = false;
+    ctx.depth++;
     await copyItems(ctx, h.length);
+    ctx.depth--;
     ctx.explicit = saved;
-    emit(ctx, writeTag(ctx, 0xfffe, 0xe0dd, 0));
+    setLength(ctx, head, ctx.outBytes - start);
     return;
   }
   if (h.length === UNDEFINED) throw new NotDicomError(`undefined length on a non-sequence element ${h.tag}`);
@@ -228,6 +289,12 @@ async function copyElement(ctx: Ctx, h: Header): Promise<void> {
   emit(ctx, h.raw, value);
 }
 
+/** Writes a length into a header made by writeTag(): its last four bytes. */
+function setLength(ctx: Ctx, head: Buffer, length: number): void {
+  if (ctx.le) head.writeUInt32LE(length, head.length - 4);
+  else head.writeUInt32BE(length, head.length - 4);
+}
+
 function writeHeaderLike(ctx: Ctx, h: Header, length: number): Buffer {
   const raw = Buffer.from(h.raw);
   if (!ctx.explicit) ctx.le ? raw.writeUInt32LE(length, 4) : raw.writeUInt32BE(length, 4);
@@ -248,7 +315,9 @@ async function copyItems(ctx: Ctx, length: number): Promise<void> {
       return;
     }
     if (item.tag !== 'FFFEE000') throw new NotDicomError(`expected a sequence item, found tag ${item.tag}`);
-    emit(ctx, writeTag(ctx, 0xfffe, 0xe000, UNDEFINED));
+    const head = writeTag(ctx, 0xfffe, 0xe000, 0);
+    emit(ctx, head);
+    const start = ctx.outBytes;
     const itemEnd = item.length === UNDEFINED ? Infinity : ctx.r.pos + item.length;
     while (ctx.r.pos < itemEnd) {
       const h = await readHeader(ctx);
@@ -258,7 +327,7 @@ async function copyItems(ctx: Ctx, length: number): Promise<void> {
       }
       await copyElement(ctx, h);
     }
-    emit(ctx, writeTag(ctx, 0xfffe, 0xe00d, 0));
+    setLength(ctx, head, ctx.outBytes - start);
   }
   if (ctx.r.pos > end) throw new NotDicomError('sequence items overrun the sequence length');
 }

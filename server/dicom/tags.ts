@@ -13,16 +13,50 @@ for (const [keyword, e] of Object.entries(dcmjs.data.DicomMetaDictionary.nameMap
   const m = /^\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$/.exec(e.tag);
   if (!m) continue; // range entries such as (60xx,3000)
   const tag = (m[1] + m[2]).toUpperCase();
-  const vr = e.vr.split(/\s*or\s*|\|/)[0].trim();
-  const entry = { tag, vr, keyword };
+  const entry = { tag, vr: e.vr.trim(), keyword };
   byTag.set(tag, entry);
   byKeyword.set(keyword, entry);
 }
 
-/** The dictionary VR of a tag (first choice when several apply); UN when unknown or private. */
+/** The 34 Value Representations of PS3.5 Table 6.2-1: the only ones a DICOM JSON "vr" may hold (PS3.18 §F.2.3). */
+export const VALID_VRS: ReadonlySet<string> = new Set([
+  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV',
+  'OW', 'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+]);
+
+/**
+ * The registry VR of a tag as PS3.6 gives it, which for a few attributes is a
+ * choice: dcmjs writes "US or SS" as `xs`, "OB or OW" as `ox`, "US or OW" as
+ * `lt`, and the "UL" of directory offsets as `up`. Overlay groups
+ * (60xx, PS3.5 §7.6) repeat the entries of group 6000. Undefined when unknown.
+ */
+export function dictionaryVr(tag: string): string | undefined {
+  const e = byTag.get(tag);
+  if (e) return e.vr;
+  const group = parseInt(tag.slice(0, 4), 16);
+  if (group >= 0x6000 && group <= 0x601e && group % 2 === 0) return byTag.get(`6000${tag.slice(4)}`)?.vr;
+  return undefined;
+}
+
+/**
+ * A valid VR for a tag when no data set says more: the registry VR, with a
+ * choice resolved to its first reading (PS3.5 §A.1: OW for "OB or OW" and
+ * "US or OW" as Implicit VR Little Endian encodes them; US for "US or SS").
+ * The choice that depends on the data set is made by resolveVr() in vr.ts.
+ * UN when unknown or private.
+ */
 export function vrOf(tag: string): string {
   if (tag.slice(4) === '0000') return 'UL';
-  return byTag.get(tag)?.vr ?? (tag === '7FE00010' ? 'OW' : 'UN');
+  const vr = dictionaryVr(tag);
+  if (vr === undefined) return tag === '7FE00010' ? 'OW' : 'UN';
+  return VALID_VRS.has(vr) ? vr : (AMBIGUOUS_DEFAULT[vr] ?? 'UN');
+}
+
+const AMBIGUOUS_DEFAULT: Record<string, string> = { xs: 'US', ox: 'OW', lt: 'OW', up: 'UL' };
+
+/** The tags whose registry VR is a choice (see dictionaryVr), group 6000 standing for every overlay group. */
+export function ambiguousVrTags(): string[] {
+  return [...byTag.values()].filter((e) => !VALID_VRS.has(e.vr) && e.vr !== 'na').map((e) => e.tag);
 }
 
 export function keywordOf(tag: string): string | undefined {
@@ -36,7 +70,7 @@ export function resolveAttribute(key: string): { tag: string; vr: string } | und
     return { tag, vr: vrOf(tag) };
   }
   const e = byKeyword.get(key);
-  return e ? { tag: e.tag, vr: e.vr } : undefined;
+  return e ? { tag: e.tag, vr: vrOf(e.tag) } : undefined;
 }
 
 export const Tag = Object.freeze({

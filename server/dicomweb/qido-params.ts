@@ -2,6 +2,7 @@ import { resolveAttribute } from '../dicom/tags.js';
 import { isValidUid } from '../dicom/uid.js';
 import type { Condition, Level, Match } from '../db/search.js';
 import { ApiError } from '../errors.js';
+import { queryPairs } from '../http/client-text.js';
 
 // QIDO-RS query parameters (PS3.18 §8.3.4, §10.6.1.2) → a checked query.
 // Anything the server cannot honour exactly is a 400 naming the parameter,
@@ -57,11 +58,15 @@ export interface QidoQuery {
 
 const bad = (message: string) => new ApiError(400, 'InvalidQuery', message);
 
-/** Parses a raw query string; percent-decoding happens before lists are split (OHIF sends `%2C`). */
+/**
+ * Parses a raw query string; percent-decoding happens before lists are split
+ * (OHIF sends `%2C`). A parameter whose bytes are not UTF-8 or hold a control
+ * character (a NUL, which PostgreSQL refuses in text) is a 400 naming it.
+ */
 export function parseQidoQuery(querystring: string, level: Level): QidoQuery {
   const q: QidoQuery = { matches: [], include: new Set(), includeAll: false, limit: MAX_LIMIT, offset: 0, unsupported: [] };
   const seen = new Set<string>();
-  for (const [name, value] of new URLSearchParams(querystring)) {
+  for (const [name, value] of queryPairs(querystring)) {
     if (name === 'includefield') includeFields(q, value);
     else if (name === 'limit') q.limit = Math.min(count(name, value), MAX_LIMIT);
     else if (name === 'offset') q.offset = count(name, value);

@@ -23,9 +23,10 @@ export function store(deps: AppDeps) {
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
-    const outcomes = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
+    const { outcomes, unread } = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);
+    if (unread) ctx.append('Warning', `299 ${dicomwebBase(ctx, deps.config)}: ${unread.message}`);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
     const down = outcomes.find((o) => !o.ok && o.storageUnavailable);
@@ -40,12 +41,27 @@ export function store(deps: AppDeps) {
  * Stores each part in turn. The next part is read while earlier ones are
  * still being flushed and committed (at most IN_FLIGHT tails at once, so
  * memory stays bounded); the outcomes come back in part order.
+ *
+ * A request holds at most MAX_STOW_PARTS parts: each costs work of its own
+ * (a parse, a blob, an index row, a line of the answer) however few its
+ * bytes. The parts after that many are not read as parts at all. They are
+ * answered together by one failure (0xA700, out of resources) and a Warning,
+ * not by a 413: the parts before them are already stored, and PS3.18
+ * §10.5.3 keeps 4xx for requests of which nothing was stored, so the status
+ * is chosen from all outcomes as always (202 when some were stored).
  */
-async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader, studyUid: string | undefined): Promise<StoreOutcome[]> {
+async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader, studyUid: string | undefined): Promise<{ outcomes: StoreOutcome[]; unread?: StoreOutcome & { ok: false } }> {
   const pending: Promise<StoreOutcome>[] = [];
   const ctx = archiveContext(deps);
+  const max = deps.config.maxStowParts;
+  let unread: (StoreOutcome & { ok: false }) | undefined;
   try {
     for (let part = await reader.next(); part; part = await reader.next()) {
+      if (pending.length === max) {
+        await reader.discardRest();
+        unread = { ok: false, reason: DicomStatus.OutOfResources, message: `the request holds more than ${max} parts (MAX_STOW_PARTS); the parts after part ${max} were not read` };
+        break;
+      }
       const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;
       if (type !== 'application/dicom') {
         pending.push(Promise.resolve({ ok: false, reason: DicomStatus.CannotUnderstand, message: `part media type ${type} is not application/dicom` }));
@@ -58,5 +74,7 @@ async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader
     await Promise.allSettled(pending);
     throw err;
   }
-  return Promise.all(pending);
+  const outcomes = await Promise.all(pending);
+  if (unread) outcomes.push(unread);
+  return { outcomes, unread };
 }

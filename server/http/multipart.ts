@@ -121,6 +121,21 @@ export class MultipartReader {
     return { headers, body: this.current };
   }
 
+  /**
+   * Reads the rest of the body without splitting it into parts, for a caller
+   * that will look at no more of them: what is left costs a read of its
+   * bytes, nothing per part.
+   */
+  async discardRest(): Promise<void> {
+    if (this.current) {
+      for await (const _ of this.current);
+      this.current = null;
+    }
+    this.buf = Buffer.alloc(0);
+    while (await this.nextChunk());
+    this.finished = true;
+  }
+
   private async *body(): AsyncGenerator<Buffer> {
     const dl = this.delim.length;
     for (;;) {

@@ -21,3 +21,44 @@ describe('parseQidoQuery', () => {
     expect(parseQidoQuery('StudyTime=10-1030', 'study').matches[0].cond).toEqual({ op: 'time', from: '100000.000000', to: '103099.999999' });
   });
 });
+
+describe('parseQidoQuery and text PostgreSQL cannot take', () => {
+  const bad = (qs: string, message: RegExp) => {
+    let err: unknown;
+    try {
+      parseQidoQuery(qs, 'study');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ status: 400, code: 'InvalidQuery' });
+    expect((err as Error).message).toMatch(message);
+  };
+
+  it('refuses a NUL in a value, naming the parameter', () => bad('PatientSex=*%00*', /^query parameter PatientSex contains the control character U\+0000$/));
+  it('refuses NULs after a person name', () => bad(`PatientName=${'%00'.repeat(200)}`, /PatientName contains the control character U\+0000/));
+  it('refuses other control characters, C1 ones included', () => {
+    bad('PatientID=a%01b', /PatientID contains the control character U\+0001/);
+    bad('AccessionNumber=%7F', /AccessionNumber .*U\+007F/);
+    bad('StudyDescription=%C2%85', /StudyDescription .*U\+0085/);
+  });
+  it('refuses bytes that are not UTF-8', () => {
+    bad('PatientName=%FF', /^query parameter PatientName is not valid UTF-8$/);
+    bad('PatientName=%C3', /PatientName is not valid UTF-8/);
+    // An encoded lone surrogate (CESU-8) is not UTF-8 either.
+    bad('PatientID=%ED%A0%80', /PatientID is not valid UTF-8/);
+  });
+  it('checks every parameter, names and the optional ones too', () => {
+    bad('includefield=%00', /includefield contains/);
+    bad('limit=1%00', /limit contains/);
+    bad('Patient%00Name=x', /query parameter "Patient%00Name" contains/);
+  });
+  it('decodes as before what is valid: UTF-8, "+" as a space, a "%" that escapes nothing', () => {
+    const q = parseQidoQuery('PatientName=M%C3%BCller*&StudyDescription=a+b&PatientID=100%25&AccessionNumber=50%', 'study');
+    expect(q.matches.map((m) => m.cond)).toEqual([
+      { op: 'pn', groups: ['MÜLLER%'] },
+      { op: 'in', values: ['a b'] },
+      { op: 'in', values: ['100%'] },
+      { op: 'in', values: ['50%'] },
+    ]);
+  });
+});
