@@ -92,7 +92,7 @@ function wantsMultipartValue(accepts: Acceptable[]): boolean {
   return !accepts.some((a) => !a.multipart && (a.type === OCTETS || a.type === '*/*')) && accepts.some((a) => a.multipart);
 }
 
-/** The 406 for a representation that cannot be served (messages as CONFORMANCE.md quotes them). */
+/** The 406 for a representation that cannot be served, saying what the client could ask for instead. */
 function notAcceptable(asked: Asked, ts: string, sopInstanceUid: string): ApiError {
   if (asked.kind === 'instances') {
     return new ApiError(406, 'NotAcceptable', `no acceptable media type for instance ${sopInstanceUid} stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`);
