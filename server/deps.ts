@@ -3,6 +3,7 @@ import type { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
+import type { Presenter } from './present.js';
 
 /** What createApp and every handler receive (DESIGN.md house style 3: dependencies are arguments). */
 export interface AppDeps {
@@ -11,4 +12,6 @@ export interface AppDeps {
   blobs: BlobStore;
   log: Logger;
   tokens: TokenService;
+  /** The view of attributes each caller gets (server/present.ts); absent: attributes as stored. */
+  presenter?: Presenter;
 }

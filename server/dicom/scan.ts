@@ -1,6 +1,7 @@
 import { ByteReader } from './byte-reader.js';
 import { decodeText, needsCharsetDecoding } from './charset.js';
 import { vrOf } from './tags.js';
+import { IMPLICIT_VR_LE, transferSyntax } from './transfer-syntax.js';
 
 // A streaming walk over a Part-10 file (PS3.10 §7.1, PS3.5 §7) that keeps
 // only the header: small elements are copied into a compact Part-10 buffer
@@ -56,13 +57,6 @@ export interface ScanResult {
   littleEndian: boolean;
 }
 
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-const IMPLICIT_LE = '1.2.840.10008.1.2';
-const EXPLICIT_BE = '1.2.840.10008.1.2.2';
-// Transfer syntaxes whose data set itself is deflated (PS3.5 §A.5; JPIP
-// Referenced Deflate, §A.7). Deflated Image Frame Compression (…1.2.8.1)
-// deflates only the frames and is read like any encapsulated syntax.
-const DEFLATED = ['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.4.95'];
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const ALL_VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
@@ -131,9 +125,13 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       meta.push({ h, value });
     }
     if (!tsUid) throw new NotDicomError('the file meta information has no Transfer Syntax UID (0002,0010)');
-    if (DEFLATED.includes(tsUid)) throw new UnsupportedError(`deflated transfer syntax ${tsUid} is not supported`);
-    ctx.explicit = tsUid !== IMPLICIT_LE;
-    ctx.le = tsUid !== EXPLICIT_BE;
+    // A data set that is itself deflated (PS3.5 §A.5) cannot be walked. Deflated
+    // Image Frame Compression (…1.2.8.1) deflates only the frames and is read
+    // like any encapsulated syntax.
+    const syntax = transferSyntax(tsUid);
+    if (syntax.deflated) throw new UnsupportedError(`deflated transfer syntax ${tsUid} is not supported`);
+    ctx.explicit = syntax.explicitVr;
+    ctx.le = syntax.littleEndian;
     // Some writers label an Implicit VR data set as explicit (a known fault of
     // older toolkits): when the first element has no valid VR but reads as
     // implicit, read it as implicit, as pydicom and dcm4che do.
@@ -143,7 +141,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       // Only the header copy changes, never the bytes being stored: the
       // buffers read are views of the very chunks on their way to the blob.
       const ts = meta.find((m) => m.h.tag === '00020010')!;
-      ts.value = Buffer.from(`${IMPLICIT_LE}\0`, 'latin1');
+      ts.value = Buffer.from(`${IMPLICIT_VR_LE}\0`, 'latin1');
       ts.h = { ...ts.h, raw: Buffer.from(ts.h.raw) };
       ts.h.raw.writeUInt16LE(ts.value.length, 6);
       const groupLength = meta.find((m) => m.h.tag === '00020000');

@@ -5,14 +5,14 @@ import { ApiError } from '../errors.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { parseAccept, typeMatches } from '../http/accept.js';
 import { callerOf } from '../http/guard.js';
+import { present } from '../present.js';
 import { notFound, targetOf } from './target.js';
 
 /**
  * WADO-RS metadata (PS3.18 §10.4.1.1.2) at study, series or instance level:
- * the DICOM JSON kept at ingest, joined without parsing and without opening a
- * blob. BulkDataURIs are stored relative to the DICOMweb root and get this
- * server's base here; the key `"BulkDataURI":"` cannot occur inside a JSON
- * string value, whose quotes are always escaped.
+ * the DICOM JSON kept at ingest, read without opening a blob and sent through
+ * the attributes seam (server/present.ts), which gives BulkDataURIs this
+ * server's base.
  */
 export function retrieveMetadata(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
@@ -21,10 +21,10 @@ export function retrieveMetadata(deps: AppDeps) {
       throw new ApiError(406, 'NotAcceptable', 'metadata is available as application/dicom+json only');
     }
     const t = targetOf(ctx);
-    const texts = await findMetadata(deps.db, callerOf(ctx), t);
+    const caller = callerOf(ctx);
+    const texts = await findMetadata(deps.db, caller, t);
     if (!texts.length) throw notFound(t);
-    const base = dicomwebBase(ctx, deps.config);
     ctx.type = 'application/dicom+json';
-    ctx.body = `[${texts.join(',')}]`.replaceAll('"BulkDataURI":"', `"BulkDataURI":"${base}/`);
+    ctx.body = present(deps, caller, texts, { set: 'metadata', bulkDataBase: dicomwebBase(ctx, deps.config) });
   };
 }

@@ -10,6 +10,7 @@ import { parseAccept, typeMatches } from '../http/accept.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { parseQidoQuery, type QidoQuery } from './qido-params.js';
 import { callerOf } from '../http/guard.js';
+import { present } from '../present.js';
 
 // QIDO-RS (PS3.18 §10.6) on the six search paths of the route table.
 
@@ -83,7 +84,8 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
       metadata: level === 'instance' && (q.includeAll || [...q.include].some((t) => levelOf(t) === 'instance' && !INSTANCE_COLUMNS.has(t))),
     },
   };
-  const rows = await searchIndex(deps.db, callerOf(ctx), spec);
+  const caller = callerOf(ctx);
+  const rows = await searchIndex(deps.db, caller, spec);
   const base = dicomwebBase(ctx, deps.config);
   const page = rows.slice(0, q.limit);
   const warnings = q.unsupported.map((p) => `299 ${base}: ${UNSUPPORTED[p]}`);
@@ -93,7 +95,7 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
   if (warnings.length) ctx.append('Warning', warnings);
   ctx.type = 'application/dicom+json';
   const plan = planOf(level, parts, q, spec, base);
-  ctx.body = `[${page.map((r) => resultOf(r, plan)).join(',')}]`;
+  ctx.body = present(deps, caller, page.map((r) => resultOf(r, plan)), { set: level });
 }
 
 const UNSUPPORTED = {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ApiError } from '../errors.js';
 
@@ -183,13 +182,21 @@ export class MultipartReader {
 }
 
 type Chunks = AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>;
+/** A part's bytes: one buffer, or chunks from a stream. */
+export type PartBody = Buffer | Chunks;
 
 export interface OutPart {
   contentType: string;
   headers?: Record<string, string>;
   /** The body's byte count, when known, for Content-Length. */
   length?: number;
-  body: () => Promise<Chunks> | Chunks;
+  body: () => Promise<PartBody> | PartBody;
+  /**
+   * Writes the body's `length` bytes into `into`: offered by a part small
+   * enough to be read whole, so that a payload of that one part can be
+   * built in one buffer (multipartBuffer).
+   */
+  fill?: (into: Buffer) => Promise<unknown>;
 }
 
 function partHead(boundary: string, part: OutPart): Buffer {
@@ -216,7 +223,7 @@ export function multipartLength(boundary: string, parts: OutPart[]): number | un
 export function multipartStream(boundary: string, parts: OutPart[]): Readable {
   async function* gen(): AsyncGenerator<Buffer | Uint8Array> {
     let next = parts.length ? Promise.resolve(parts[0].body()) : null;
-    let body: Chunks | undefined;
+    let body: PartBody | undefined;
     try {
       for (let i = 0; i < parts.length; i++) {
         body = await next!;
@@ -224,7 +231,8 @@ export function multipartStream(boundary: string, parts: OutPart[]): Readable {
         // A prefetched body that is never reached must not become an unhandled rejection.
         next?.catch(() => undefined);
         yield partHead(boundary, parts[i]);
-        for await (const chunk of body) yield chunk;
+        if (Buffer.isBuffer(body)) yield body;
+        else for await (const chunk of body) yield chunk;
         body = undefined;
         yield CRLF;
       }
@@ -241,7 +249,7 @@ export function multipartStream(boundary: string, parts: OutPart[]): Readable {
 
 const CRLF = Buffer.from('\r\n');
 
-function discard(body: Chunks): void {
+function discard(body: PartBody): void {
   const destroy = (body as { destroy?: () => void }).destroy;
   if (typeof destroy === 'function') destroy.call(body);
 }
@@ -270,13 +278,4 @@ export async function openFirst(parts: OutPart[]): Promise<OutPart[]> {
   if (!parts.length) return parts;
   const first = await parts[0].body();
   return [{ ...parts[0], body: () => first }, ...parts.slice(1)];
-}
-
-/** Sets a multipart/related response of these parts (PS3.18 §8.6.1.2): Content-Type with a fresh boundary, exact Content-Length, streamed body. */
-export function respondMultipart(ctx: { type: string; length: number; body: unknown }, partType: string, parts: OutPart[]): void {
-  const boundary = randomUUID();
-  ctx.type = `multipart/related; type="${partType}"; boundary=${boundary}`;
-  const length = multipartLength(boundary, parts);
-  if (length !== undefined) ctx.length = length;
-  ctx.body = multipartStream(boundary, parts);
 }
