@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Touched, type Caller } from '../server/access.js';
+import { newCaller, type Caller } from '../server/access.js';
 import type { BlobStore } from '../server/blob/blob-store.js';
 import type { FramedInstance, StoredInstance } from '../server/db/lookup.js';
 import { ApiError } from '../server/errors.js';
@@ -34,7 +34,7 @@ const FRAGMENTS = [[{ offset: 100, length: 10 }, { offset: 118, length: 6 }], [{
 
 let dir: string;
 let blobs: BlobStore;
-const caller: Caller = { principal: ADMIN, touched: new Touched() };
+const caller: Caller = newCaller(ADMIN, { protocol: 'cli', command: 'retrieve test' });
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-retrieve-'));
