@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 
-// Access control (issue 3): sensitivity labels on studies and series, local
+// Access control: sensitivity labels on studies and series, local
 // user accounts for the login page, and the audit trail.
 //
 // Labels are text arrays so that visibility is one array containment test per

@@ -1,6 +1,5 @@
 import type { Context, Next } from 'koa';
 import type { Caller } from './access.js';
-import type { Identity } from './auth/authenticate.js';
 import { createSyslogSink, type AuditSink } from './audit-syslog.js';
 import type { Config } from './config.js';
 import { appendAuditEvent, type AuditEvent } from './db/audit.js';
@@ -8,6 +7,7 @@ import type { Db } from './db/knex.js';
 import type { AppDeps } from './deps.js';
 import { ApiError } from './errors.js';
 import { httpVia } from './http/guard.js';
+import './http/state.js';
 import type { Logger } from './log.js';
 
 // The audit trail: one append-only row per call (an HTTP request, a DIMSE
@@ -113,6 +113,13 @@ export async function recordAudit(deps: AuditDeps, who: Audited, action: AuditAc
  * Caller, handlers may add detail, and this records the row with what only
  * HTTP has (method, path, status, query string, how the credentials came).
  */
+/** The audit record the auditTrail middleware opened for this request; without one the request fails closed. */
+export function auditRecordOf(ctx: Context): AuditRecord {
+  const record = ctx.state.audit;
+  if (!record) throw new Error(`no audit trail on ${ctx.method} ${ctx.path}`);
+  return record;
+}
+
 export function auditTrail(deps: AppDeps) {
   const audit = openAudit(deps);
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -129,8 +136,8 @@ export function auditTrail(deps: AppDeps) {
       status = typeof st === 'number' && st >= 400 ? st : 500;
     }
     if (record.action) {
-      const caller = ctx.state.caller as Caller | undefined;
-      const identity = ctx.state.identity as Identity | undefined;
+      const caller = ctx.state.caller;
+      const identity = ctx.state.identity;
       const refused: Audited = { via: httpVia(ctx), principal: identity?.principal, breakGlass: ctx.get('x-break-glass').trim() || undefined };
       const who: Audited = { ...(caller ?? refused), ...(record.sub !== undefined ? { sub: record.sub } : {}) };
       const detail: Record<string, unknown> = { ...record.detail };

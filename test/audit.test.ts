@@ -7,7 +7,7 @@ import { dicomwebRouter } from '../server/dicomweb/routes.js';
 import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';
 
-// The audit trail (issue 3): append-only, searchable by auditors and admins,
+// The audit trail: append-only, searchable by auditors and admins,
 // written before the data leaves; and the server log never holds patient
 // names, IDs or birth dates.
 

@@ -1,7 +1,7 @@
 import Router, { type RouterContext } from '@koa/router';
 import { LABEL_PATTERN } from '../access.js';
 import { relabel } from '../archive.js';
-import type { AuditRecord } from '../audit.js';
+import { auditRecordOf } from '../audit.js';
 import { queryAuditEvents } from '../db/audit.js';
 import { readLabels, type LabelTarget } from '../db/labels.js';
 import type { AppDeps } from '../deps.js';
@@ -58,7 +58,7 @@ async function change(deps: AppDeps, ctx: RouterContext, labels: string[]): Prom
   const t = labelTarget(ctx);
   const changed = await relabel(deps, callerOf(ctx), t, labels);
   if (!changed) throw missing(t);
-  (ctx.state.audit as AuditRecord).detail = changed;
+  auditRecordOf(ctx).detail = changed;
   deps.log.info({ studyUid: t.studyUid, seriesUid: t.seriesUid, ...changed }, 'labels changed');
   answer(ctx, t, changed.after);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Router, { type RouterContext } from '@koa/router';
 import { permits, type Principal } from '../access.js';
-import type { AuditRecord } from '../audit.js';
+import { auditRecordOf } from '../audit.js';
 import { recentLoginFailures } from '../db/audit.js';
 import { findUser } from '../db/users.js';
 import type { AppDeps } from '../deps.js';
@@ -9,10 +9,9 @@ import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
 import { checkText } from '../http/client-text.js';
 import { parseMediaType } from '../http/multipart.js';
-import { CSRF_COOKIE, SESSION_COOKIE, type Identity } from './authenticate.js';
+import { CSRF_COOKIE, SESSION_COOKIE } from './authenticate.js';
 import { loginPage } from './login-page.js';
 import { checkPassword } from './passwords.js';
-import type { AuthFailure } from './tokens.js';
 
 const LOGIN_FAILURE_LIMIT = 10;
 const LOGIN_FAILURE_WINDOW_MINUTES = 15;
@@ -30,8 +29,8 @@ export function authRouter(deps: AppDeps): Router {
   r.post('/auth/logout', logout);
   r.get('/auth/logout', logout);
   r.get('/auth/me', (ctx) => {
-    const identity = ctx.state.identity as Identity | undefined;
-    const failure = ctx.state.authFailure as AuthFailure | undefined;
+    const identity = ctx.state.identity;
+    const failure = ctx.state.authFailure;
     if (failure) throw failure.toApiError();
     if (!identity) throw new ApiError(401, 'AuthenticationRequired', 'not logged in', { 'WWW-Authenticate': 'Bearer realm="cairn"' });
     ctx.set('Cache-Control', 'no-store');
@@ -51,7 +50,7 @@ function wantsJson(ctx: RouterContext): boolean {
 
 function login(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
-    const audit = ctx.state.audit as AuditRecord;
+    const audit = auditRecordOf(ctx);
     audit.action = 'login-failed';
     // Login CSRF: a form on another site must not log the browser in as
     // someone else. Browsers send Origin with every cross-site POST.
@@ -110,7 +109,7 @@ function login(deps: AppDeps) {
 }
 
 async function logout(ctx: RouterContext): Promise<void> {
-  (ctx.state.audit as AuditRecord).action = 'logout';
+  auditRecordOf(ctx).action = 'logout';
   const expired = { path: '/', sameSite: 'strict' as const, maxAge: 0, overwrite: true };
   ctx.cookies.set(SESSION_COOKIE, '', { ...expired, httpOnly: true });
   ctx.cookies.set(CSRF_COOKIE, '', { ...expired, httpOnly: false });

@@ -7,7 +7,7 @@ import { LABEL_PATTERN, toRoles, type Principal } from '../access.js';
 import type { AuthConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 
-// Bearer JWTs (issue 3). Which key verifies a token follows from its `alg`,
+// Bearer JWTs. Which key verifies a token follows from its `alg`,
 // and each key is used with its own algorithm only: HS256 with the shared
 // secret, RS256 / ES256 with the configured public key or a JWKS key. So an
 // HS256 token "signed" with the public key (algorithm confusion) meets the

@@ -1,10 +1,8 @@
 import type { RouterContext } from '@koa/router';
 import type { Context, Next } from 'koa';
 import { breakGlassReasonProblem, mayBreakGlass, newCaller, permits, type Action, type Caller, type Via } from '../access.js';
-import type { Identity } from '../auth/authenticate.js';
-import type { AuthFailure } from '../auth/tokens.js';
 import { ApiError } from '../errors.js';
-import type { AuditAction, AuditRecord } from '../audit.js';
+import type { AuditAction } from '../audit.js';
 
 /** Marks guard middleware, so a test can check that every route has one. */
 export const GUARD = Symbol('cairn.guard');
@@ -21,16 +19,16 @@ const REALM = 'Bearer realm="cairn"';
  */
 export function guard(action: Action, auditAs: AuditAction) {
   const mw = async (ctx: RouterContext, next: Next): Promise<void> => {
-    const audit = ctx.state.audit as AuditRecord | undefined;
+    const audit = ctx.state.audit;
     if (audit) audit.action = auditAs;
-    const failure = ctx.state.authFailure as AuthFailure | undefined;
+    const failure = ctx.state.authFailure;
     if (failure) {
       const status = failure.error === 'invalid_request' ? 400 : 401;
       throw new ApiError(status, status === 400 ? 'InvalidRequest' : 'InvalidToken', failure.message, {
         'WWW-Authenticate': `${REALM}, error="${failure.error}", error_description="${failure.message.replace(/"/g, "'")}"`,
       });
     }
-    const identity = ctx.state.identity as Identity | undefined;
+    const identity = ctx.state.identity;
     if (!identity) throw new ApiError(401, 'AuthenticationRequired', 'this request needs a bearer token or a session (log in at /login)', { 'WWW-Authenticate': REALM });
     if (ctx.state.csrfFailure) throw new ApiError(403, 'CsrfTokenInvalid', `a request with the session cookie that changes state needs the X-CSRF-Token header of the session`);
     const { principal } = identity;
@@ -48,7 +46,7 @@ export function guard(action: Action, auditAs: AuditAction) {
 
 /** The Caller the route's guard made; a route without a guard fails closed. */
 export function callerOf(ctx: Context): Caller {
-  const caller = ctx.state.caller as Caller | undefined;
+  const caller = ctx.state.caller;
   if (!caller) throw new Error(`no guard on ${ctx.method} ${ctx.path}`);
   return caller;
 }

@@ -4,7 +4,7 @@ import { createTestArchive, multipartBody, type TestArchive } from '../helpers.j
 import { syntheticInstance, uid } from '../synthetic.js';
 
 // Sensitivity labels: from rules in configuration at ingest, and from the
-// admin label API (issue 3).
+// admin label API.
 
 const RULES = parseLabelRules(
   JSON.stringify([

@@ -5,7 +5,7 @@ import { saveUser } from '../../server/db/users.js';
 import { createTestArchive, multipartBody, type TestArchive } from '../helpers.js';
 import { syntheticInstance } from '../synthetic.js';
 
-// The login page and its session cookie (issue 3): local accounts with
+// The login page and its session cookie: local accounts with
 // bcrypt hashes, an HttpOnly SameSite=Strict cookie carrying the same kind of
 // JWT as a bearer token, accepted for reads, and a CSRF token required for
 // every state-changing request made with it.

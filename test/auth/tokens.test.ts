@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestArchive, type TestArchive } from '../helpers.js';
 
-// Token attacks and identity providers (issue 3), over real HTTP requests
+// Token attacks and identity providers, over real HTTP requests
 // through the whole middleware chain. Each refusal is a 401 (400 for a token
 // in the wrong place) with a JSON body and a WWW-Authenticate header.
 
