@@ -13,15 +13,17 @@ function usage(problem?: string): never {
   process.exit(2);
 }
 
-let args;
-try {
-  args = parseArgs({
-    options: { base: { type: 'string' }, fixtures: { type: 'string' }, delete: { type: 'boolean', default: false }, token: { type: 'string' } },
-    strict: true,
-  }).values;
-} catch (err) {
-  usage((err as Error).message);
+function readArgs() {
+  try {
+    return parseArgs({
+      options: { base: { type: 'string' }, fixtures: { type: 'string' }, delete: { type: 'boolean', default: false }, token: { type: 'string' } },
+      strict: true,
+    }).values;
+  } catch (err) {
+    usage((err as Error).message);
+  }
 }
+const args = readArgs();
 const { base, fixtures, token } = args;
 if (!base) usage();
 const fixturesDir = resolve(fixtures ?? resolve(repoRoot, 'test/fixtures/samples'));

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import type { BlobStore } from './blob/blob-store.js';
 import { newInstanceKey, recentInstancePrefixes } from './blob/blob-store.js';
 import type { Config } from './config.js';
-import { deleteInstances, indexedBlobKeys, indexInstance } from './db/write.js';
+import { deleteInstances, indexedBlobKeys, indexInstance, type IndexOutcome } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { replaceLabels, type LabelTarget } from './db/labels.js';
@@ -173,7 +173,7 @@ async function finish(ctx: ArchiveContext, caller: Caller, parsed: ParsedInstanc
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
   const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 }, labelsFor(ctx.config.labelRules, parsed.dataset));
-  let outcome;
+  let outcome: IndexOutcome;
   try {
     outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');
   } catch (err) {

@@ -62,7 +62,10 @@ describe('multipartStream cut short', () => {
     const bodies = [0, 1, 2].map(() => new Readable({ read() {} }));
     bodies[0].push(Buffer.alloc(1000, 1));
     const opened: number[] = [];
-    const out = multipartStream('b', bodies.map((b, i) => ({ contentType: 'application/dicom', body: () => (opened.push(i), b) })));
+    const out = multipartStream('b', bodies.map((b, i) => ({ contentType: 'application/dicom', body: () => {
+        opened.push(i);
+        return b;
+      } })));
     await new Promise((r) => out.once('data', r));
     await new Promise((r) => setImmediate(r));
     out.destroy();

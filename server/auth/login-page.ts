@@ -1,7 +1,7 @@
 // The login page: plain HTML with no script, so it works under a strict
 // Content-Security-Policy and without the viewer loaded.
 
-function escape(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -37,7 +37,7 @@ export function loginPage(opts: { next: string; failed: boolean; locked: boolean
   <input id="username" name="username" autocomplete="username" required autofocus>
   <label for="password">Password</label>
   <input id="password" name="password" type="password" autocomplete="current-password" required>
-  <input type="hidden" name="next" value="${escape(opts.next)}">
+  <input type="hidden" name="next" value="${escapeHtml(opts.next)}">
   <button type="submit">Log in</button>
 </form>
 </body>

@@ -120,7 +120,10 @@ function foldersOnTheWay(dir: string): string[] {
   return full
     .split(path.sep)
     .filter(Boolean)
-    .reduce<string[]>((acc, part) => [...acc, path.join(acc[acc.length - 1], part)], [path.sep]);
+    .reduce<string[]>((acc, part) => {
+      acc.push(path.join(acc[acc.length - 1], part));
+      return acc;
+    }, [path.sep]);
 }
 
 function searchable(st: fs.Stats, account: Account): boolean {

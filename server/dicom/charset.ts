@@ -134,7 +134,7 @@ function decodeIso2022(bytes: Uint8Array, initial: string[], extensions: boolean
   // may contain '\' as text (PS3.5 §6.2).
   const delimiters = new Set<number>();
   if (!['ST', 'LT', 'UT', 'UR'].includes(vr)) delimiters.add(0x5c);
-  if (vr === 'PN') [0x5e, 0x3d].forEach((d) => delimiters.add(d));
+  if (vr === 'PN') for (const d of [0x5e, 0x3d]) delimiters.add(d);
 
   let out = '';
   let run: number[] = [];

@@ -1,7 +1,7 @@
 import dcmjs from 'dcmjs';
 import { mapFrames, type FrameMap } from './frames.js';
 import { firstNumber, firstString, toDicomJson, type DicomJson } from './json.js';
-import { LimitError, NotDicomError, scanPart10, TooLargeError, UnsupportedError, type BulkElement, type ScanOptions } from './scan.js';
+import { LimitError, NotDicomError, scanPart10, TooLargeError, UnsupportedError, type BulkElement, type ScanOptions, type ScanResult } from './scan.js';
 import { Tag } from './tags.js';
 import { TruncatedError } from './byte-reader.js';
 import { isValidUid } from './uid.js';
@@ -41,7 +41,7 @@ export class ParseError extends Error {
 
 /** Reads a Part-10 stream to its end and returns what the index keeps of it. */
 export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOptions): Promise<ParsedInstance> {
-  let scan;
+  let scan: ScanResult;
   try {
     scan = await scanPart10(source, opts);
   } catch (err) {
@@ -52,7 +52,7 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOpt
     if (err instanceof LimitError) throw new ParseError({ kind: 'limit', message: err.message });
     throw err;
   }
-  let dict;
+  let dict: ReturnType<typeof dcmjs.data.DicomMessage.readFile>;
   try {
     const ab = scan.header.buffer.slice(scan.header.byteOffset, scan.header.byteOffset + scan.header.length);
     dict = dcmjs.data.DicomMessage.readFile(ab, { ignoreErrors: false, untilTag: null, includeUntilTagValue: false, noCopy: false, forceStoreRaw: false });

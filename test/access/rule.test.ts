@@ -37,12 +37,12 @@ const sorted = (rows: { st: number; se: number }[]): Pair[] => rows.map((r): Pai
 /** The rule in words: every label of the rows it looks at is among the clearances, or the glass is broken. */
 function expected(caller: Caller, rows: ('st' | 'se')[]): Pair[] {
   const out: Pair[] = [];
-  LABEL_SETS.forEach((stLabels, st) =>
-    LABEL_SETS.forEach((seLabels, se) => {
+  for (const [st, stLabels] of LABEL_SETS.entries()) {
+    for (const [se, seLabels] of LABEL_SETS.entries()) {
       const labels = [...(rows.includes('st') ? stLabels : []), ...(rows.includes('se') ? seLabels : [])];
       if (caller.breakGlass !== undefined || labels.every((l) => caller.principal.clearances.includes(l))) out.push([st, se]);
-    }),
-  );
+    }
+  }
   return out;
 }
 

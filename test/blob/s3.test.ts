@@ -186,7 +186,7 @@ describe.runIf(s3)('S3 outage', () => {
       expect(err.message).toMatch(/no response within 200 ms/);
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
-      held.forEach((s) => s.destroy());
+      for (const s of held) s.destroy();
       await new Promise((r) => silent.close(r));
     }
   });

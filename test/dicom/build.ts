@@ -22,7 +22,7 @@ export function text(s: string, pad = ' '): Buffer {
 
 export function u16(...values: number[]): Buffer {
   const b = Buffer.alloc(values.length * 2);
-  values.forEach((v, i) => b.writeUInt16LE(v & 0xffff, i * 2));
+  for (const [i, v] of values.entries()) b.writeUInt16LE(v & 0xffff, i * 2);
   return b;
 }
 

@@ -86,7 +86,10 @@ describe('attributes seam', () => {
 
   it('gives a view BulkDataURIs under this server\'s base', async () => {
     let uri: string | undefined;
-    const app = supertest(createApp({ ...a.deps, presenter: () => (attrs) => ((uri = attrs['7FE00010'].BulkDataURI), attrs) }).callback());
+    const app = supertest(createApp({ ...a.deps, presenter: () => (attrs) => {
+          uri = attrs['7FE00010'].BulkDataURI;
+          return attrs;
+        } }).callback());
     await as(app, RESEARCHER)(`/dicom-web/studies/${CT.study}/metadata`);
     expect(uri).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`));
   });
