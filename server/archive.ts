@@ -86,18 +86,38 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
   // The store sees sink errors through its own pipeline; this listener only
   // keeps an abort before the store has attached from being unhandled.
   sink.on('error', () => undefined);
-  const put = ctx.blobs.put(key, sink);
-  put.catch((err) => sink.destroy(err));
+  // The blob write starts only once the part's first 132 bytes show a
+  // Part-10 file (the preamble and "DICM", PS3.10 §7.1): a part that is
+  // empty, tiny or not DICOM fails from those bytes alone and never costs a
+  // blob write and delete.
+  let put: Promise<unknown> | undefined;
   const hash = createHash('sha256');
   let size = 0;
   async function* tee(): AsyncGenerator<Buffer> {
+    let head: Buffer[] | undefined = [];
+    const copy = async (chunk: Buffer) => {
+      // A failed blob write stops the copying, not the reading: the part is
+      // still read to its end and then fails alone (see finish()).
+      if (!sink.destroyed && !sink.write(chunk)) await once(sink, 'drain').catch(() => undefined);
+    };
     try {
       for await (const chunk of body) {
         hash.update(chunk);
         size += chunk.length;
-        // A failed blob write stops the copying, not the reading: the part is
-        // still read to its end and then fails alone (see finish()).
-        if (!sink.destroyed && !sink.write(chunk)) await once(sink, 'drain').catch(() => undefined);
+        if (put) await copy(chunk);
+        else if (head) {
+          head.push(chunk);
+          if (size >= PART10_PREFIX) {
+            const prefix = Buffer.concat(head);
+            const held = head;
+            head = undefined;
+            if (prefix.toString('latin1', 128, 132) === 'DICM') {
+              put = ctx.blobs.put(key, sink);
+              put.catch((err) => sink.destroy(err));
+              for (const c of held) await copy(c);
+            }
+          }
+        }
         yield chunk;
       }
       sink.end();
@@ -112,8 +132,10 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
     parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes, maxSequenceDepth: ctx.config.maxSequenceDepth, maxDataElements: ctx.config.maxDataElements });
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
-    await put.catch(() => undefined);
-    await discardBlob(ctx, key);
+    if (put) {
+      await put.catch(() => undefined);
+      await discardBlob(ctx, key);
+    }
     if (err instanceof ParseError) {
       const { message, sopInstanceUid, sopClassUid } = err.failure;
       return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }) };
@@ -124,10 +146,14 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
     ctx.log({ msg: 'instance could not be processed', error: String((err as Error).stack ?? err) });
     return { outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }) };
   }
-  const outcome = finish(ctx, caller, parsed, { key, put, size, sha256: hash.digest('hex') }, expectStudyUid);
+  // A parsed instance began with "DICM", so its blob write was started.
+  const outcome = finish(ctx, caller, parsed, { key, put: put ?? Promise.reject(new Error('no blob write was started')), size, sha256: hash.digest('hex') }, expectStudyUid);
   outcome.catch(() => undefined);
   return { outcome };
 }
+
+/** The preamble and the "DICM" prefix of a Part-10 file. */
+const PART10_PREFIX = 132;
 
 /**
  * Removes a blob the index does not (or no longer) name. Best effort: when

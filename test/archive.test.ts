@@ -33,6 +33,32 @@ describe('storeInstance', () => {
     expect(res).toMatchObject({ ok: true, sopInstanceUid: inst.sopInstanceUid, duplicate: false });
   });
 
+  it('never touches the blob store for a part whose first bytes show it is not a Part-10 file', async () => {
+    let puts = 0;
+    const counting = {
+      ...ctx(),
+      blobs: {
+        ...a.deps.blobs,
+        put: (key: string, body: Readable) => {
+          puts++;
+          return a.deps.blobs.put(key, body);
+        },
+      },
+    };
+    const notDicom = [Buffer.alloc(0), Buffer.from('abcd'), Buffer.alloc(131), Buffer.concat([Buffer.alloc(128), Buffer.from('DICX'), Buffer.alloc(400)])];
+    for (const bytes of notDicom) {
+      const res = await storeInstance(counting, caller(), chunks(bytes, 5));
+      expect(res).toMatchObject({ ok: false, reason: 0xc000 });
+    }
+    expect(puts).toBe(0);
+    // A Part-10 file delivered in chunks smaller than its prefix still gets its blob, whole.
+    const inst = syntheticInstance();
+    expect(await storeInstance(counting, caller(), chunks(inst.bytes, 5))).toMatchObject({ ok: true, sopInstanceUid: inst.sopInstanceUid });
+    expect(puts).toBe(1);
+    const row = await a.deps.db('instances').where({ sop_instance_uid: inst.sopInstanceUid }).first('blob_key', 'size');
+    expect(Buffer.compare(await a.deps.blobs.read(row.blob_key, row.size), inst.bytes)).toBe(0);
+  });
+
   it('deletes the blob when the index write fails, and reports 0x0110', async () => {
     const inst = syntheticInstance();
     const before = await blobKeys();
