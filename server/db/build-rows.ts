@@ -1,5 +1,5 @@
 import { dicomJsonText, firstNumber, firstString, type DicomJson } from '../dicom/json.js';
-import { ATTRIBUTES, type IndexValues, type Level } from '../dicom/attributes.js';
+import { ATTRIBUTES, type IndexColumn, type IndexValues, type Level } from '../dicom/attributes.js';
 import { pick, SERIES_LEVEL, STUDY_LEVEL } from '../dicom/levels.js';
 import type { ParsedInstance } from '../dicom/parse.js';
 import { Tag } from '../dicom/tags.js';
@@ -29,11 +29,16 @@ function copies(level: Level): Copy[] {
   );
 }
 
-/** The level's index columns that are plain copies, typed by IndexValues (server/dicom/attributes.ts). */
-function copied<L extends Level>(d: DicomJson, level: L): Omit<IndexValues<L>, Special> {
-  const out: Record<string, string | number | null> = {};
+/**
+ * A level's row: the columns given, with the plain copies filled in. R must
+ * have each copied column with the type IndexValues gives it, and `row` every
+ * other column. (Filling the literal in place, rather than spreading an object
+ * of copies into it, keeps this at a fraction of a microsecond.)
+ */
+function withCopies<L extends Level, R extends Omit<IndexValues<L>, Special>>(d: DicomJson, level: L, row: Omit<R, Exclude<IndexColumn<L>, Special>>): R {
+  const out: Record<string, unknown> = row;
   for (const c of COPIES[level]) out[c.column] = c.read(d, c.tag);
-  return out as Omit<IndexValues<L>, Special>;
+  return out as R;
 }
 
 function text(d: DicomJson, tag: string): string | null {
@@ -58,29 +63,26 @@ export function buildRows(
   const d = p.dataset;
   const studyAttributes = pick(d, STUDY_LEVEL);
   const seriesAttributes = pick(d, SERIES_LEVEL);
-  const study: StudyRow = {
-    ...copied(d, 'study'),
+  const study = withCopies<'study', StudyRow>(d, 'study', {
     study_uid: p.studyUid,
     attributes: studyAttributes,
     attributes_text: attributesText(studyAttributes),
     labels: labels.study,
-  };
-  const series: SeriesRow = {
-    ...copied(d, 'series'),
+  });
+  const series = withCopies<'series', SeriesRow>(d, 'series', {
     series_uid: p.seriesUid,
     study_uid: p.studyUid,
     attributes: seriesAttributes,
     attributes_text: attributesText(seriesAttributes),
     labels: labels.series,
-  };
+  });
   const base = instancePath(p.studyUid, p.seriesUid, p.sopInstanceUid);
   const meta: DicomJson = { ...d };
   for (const [tag, b] of Object.entries(p.bulk)) meta[tag] = { vr: b.vr, BulkDataURI: `${base}/bulkdata/${tag}` };
-  const instance: InstanceRow = {
+  const instance = withCopies<'instance', InstanceRow>(d, 'instance', {
     sop_instance_uid: p.sopInstanceUid,
     series_uid: p.seriesUid,
     study_uid: p.studyUid,
-    ...copied(d, 'instance'),
     sop_class_uid: p.sopClassUid,
     transfer_syntax_uid: p.transferSyntaxUid,
     blob_key: blob.blobKey,
@@ -91,7 +93,7 @@ export function buildRows(
     bulk: p.bulk,
     frames: p.frames,
     metadata: dicomJsonText(meta),
-  };
+  });
   return { study, series, instance };
 }
 
