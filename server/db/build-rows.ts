@@ -1,4 +1,5 @@
 import { dicomJsonText, firstNumber, firstString, type DicomJson } from '../dicom/json.js';
+import { ATTRIBUTES, type IndexColumn, type IndexValues, type Level } from '../dicom/attributes.js';
 import { pick, SERIES_LEVEL, STUDY_LEVEL } from '../dicom/levels.js';
 import type { ParsedInstance } from '../dicom/parse.js';
 import { Tag } from '../dicom/tags.js';
@@ -7,6 +8,46 @@ import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
 /** The path of an instance below the DICOMweb root (PS3.18 §10.4.1). */
 export function instancePath(studyUid: string, seriesUid: string, sopInstanceUid: string): string {
   return `studies/${studyUid}/series/${seriesUid}/instances/${sopInstanceUid}`;
+}
+
+/**
+ * Index columns that are not a plain copy of one attribute's value: the UIDs
+ * as parse() checked them, and Number of Frames with its default.
+ */
+type Special = 'study_uid' | 'series_uid' | 'sop_instance_uid' | 'sop_class_uid' | 'number_of_frames';
+const SPECIAL: ReadonlySet<string> = new Set<Special>(['study_uid', 'series_uid', 'sop_instance_uid', 'sop_class_uid', 'number_of_frames']);
+
+/** The plain copies of each level: column, tag, and how the value is read (by its VR). */
+type Copy = { column: string; tag: string; read: (d: DicomJson, tag: string) => string | number | null };
+const COPIES: Record<Level, Copy[]> = { study: copies('study'), series: copies('series'), instance: copies('instance') };
+
+function copies(level: Level): Copy[] {
+  return ATTRIBUTES.flatMap((e) =>
+    e.level !== level || e.column === null || SPECIAL.has(e.column)
+      ? []
+      : [{ column: e.column, tag: e.tag, read: e.vr === 'PN' ? pnText : e.vr === 'IS' || e.vr === 'US' ? integer : text }],
+  );
+}
+
+/**
+ * A level's row: the columns given, with the plain copies filled in. R must
+ * have each copied column with the type IndexValues gives it, and `row` every
+ * other column. (Filling the literal in place, rather than spreading an object
+ * of copies into it, keeps this at a fraction of a microsecond.)
+ */
+function withCopies<L extends Level, R extends Omit<IndexValues<L>, Special>>(d: DicomJson, level: L, row: Omit<R, Exclude<IndexColumn<L>, Special>>): R {
+  const out: Record<string, unknown> = row;
+  for (const c of COPIES[level]) out[c.column] = c.read(d, c.tag);
+  return out as R;
+}
+
+function text(d: DicomJson, tag: string): string | null {
+  return firstString(d, tag) ?? null;
+}
+
+function integer(d: DicomJson, tag: string): number | null {
+  const n = firstNumber(d, tag);
+  return n === undefined ? null : Math.trunc(n);
 }
 
 /**
@@ -20,65 +61,39 @@ export function buildRows(
   labels: { study: string[]; series: string[] } = { study: [], series: [] },
 ): { study: StudyRow; series: SeriesRow; instance: InstanceRow } {
   const d = p.dataset;
-  const str = (tag: string) => firstString(d, tag) ?? null;
-  const num = (tag: string) => {
-    const n = firstNumber(d, tag);
-    return n === undefined ? null : Math.trunc(n);
-  };
   const studyAttributes = pick(d, STUDY_LEVEL);
   const seriesAttributes = pick(d, SERIES_LEVEL);
-  const study: StudyRow = {
+  const study = withCopies<'study', StudyRow>(d, 'study', {
     study_uid: p.studyUid,
-    patient_id: str(Tag.PatientID),
-    patient_name: pnText(d, Tag.PatientName),
-    patient_birth_date: str(Tag.PatientBirthDate),
-    patient_sex: str(Tag.PatientSex),
-    study_date: str(Tag.StudyDate),
-    study_time: str(Tag.StudyTime),
-    accession_number: str(Tag.AccessionNumber),
-    study_id: str(Tag.StudyID),
-    referring_physician_name: pnText(d, Tag.ReferringPhysicianName),
-    study_description: str(Tag.StudyDescription),
     attributes: studyAttributes,
     attributes_text: attributesText(studyAttributes),
     labels: labels.study,
-  };
-  const series: SeriesRow = {
+  });
+  const series = withCopies<'series', SeriesRow>(d, 'series', {
     series_uid: p.seriesUid,
     study_uid: p.studyUid,
-    modality: str(Tag.Modality),
-    series_number: num(Tag.SeriesNumber),
-    series_description: str(Tag.SeriesDescription),
-    body_part_examined: str(Tag.BodyPartExamined),
-    pps_start_date: str(Tag.PerformedProcedureStepStartDate),
-    pps_start_time: str(Tag.PerformedProcedureStepStartTime),
     attributes: seriesAttributes,
     attributes_text: attributesText(seriesAttributes),
     labels: labels.series,
-  };
+  });
   const base = instancePath(p.studyUid, p.seriesUid, p.sopInstanceUid);
   const meta: DicomJson = { ...d };
   for (const [tag, b] of Object.entries(p.bulk)) meta[tag] = { vr: b.vr, BulkDataURI: `${base}/bulkdata/${tag}` };
-  const instance: InstanceRow = {
+  const instance = withCopies<'instance', InstanceRow>(d, 'instance', {
     sop_instance_uid: p.sopInstanceUid,
     series_uid: p.seriesUid,
     study_uid: p.studyUid,
     sop_class_uid: p.sopClassUid,
-    instance_number: num(Tag.InstanceNumber),
     transfer_syntax_uid: p.transferSyntaxUid,
     blob_key: blob.blobKey,
     size: blob.size,
     sha256: blob.sha256,
     // The stored Number of Frames (0028,0008); a single-frame image without it has one.
-    number_of_frames: num(Tag.NumberOfFrames) ?? (p.frames ? p.frames.length : null),
-    rows: num(Tag.Rows),
-    columns: num(Tag.Columns),
-    bits_allocated: num(Tag.BitsAllocated),
-    samples_per_pixel: num(Tag.SamplesPerPixel),
+    number_of_frames: integer(d, Tag.NumberOfFrames) ?? (p.frames ? p.frames.length : null),
     bulk: p.bulk,
     frames: p.frames,
     metadata: dicomJsonText(meta),
-  };
+  });
   return { study, series, instance };
 }
 

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import { visible, type Caller, type IndexPath } from '../access.js';
+import { ATTRIBUTES, type Level } from '../dicom/attributes.js';
+import { Tag } from '../dicom/tags.js';
 import { preparedQuery, type Db } from './knex.js';
 
 // QIDO-RS search over the index (PS3.18 §10.6, matching per PS3.4 §C.2.2.2).
@@ -8,7 +10,7 @@ import { preparedQuery, type Db } from './knex.js';
 // JSON text, spliced into results unparsed), and the counts and
 // ModalitiesInStudy are computed for those rows only.
 
-export type Level = 'study' | 'series' | 'instance';
+export type { Level };
 
 /** How one matching key constrains rows; universal matching never gets here. */
 export type Condition =
@@ -66,30 +68,11 @@ export interface SearchRow {
   metadata?: string;
 }
 
-// Indexed columns for the matching keys; everything here is a constant, never client text.
-const COLUMN: Record<string, string> = {
-  '00080020': 's.study_date',
-  '00080030': 's.study_time',
-  '00080050': 's.accession_number',
-  '00080090': 's.referring_physician_name',
-  '00081030': 's.study_description',
-  '00100010': 's.patient_name',
-  '00100020': 's.patient_id',
-  '00100030': 's.patient_birth_date',
-  '00100040': 's.patient_sex',
-  '0020000D': 's.study_uid',
-  '00200010': 's.study_id',
-  '00080060': 'se.modality',
-  '0008103E': 'se.series_description',
-  '00180015': 'se.body_part_examined',
-  '0020000E': 'se.series_uid',
-  '00200011': 'se.series_number',
-  '00400244': 'se.pps_start_date',
-  '00400245': 'se.pps_start_time',
-  '00080016': 'i.sop_class_uid',
-  '00080018': 'i.sop_instance_uid',
-  '00200013': 'i.instance_number',
-};
+// Indexed columns for the matching keys (server/dicom/attributes.ts); everything here is a constant, never client text.
+const ALIAS: Record<Level, string> = { study: 's', series: 'se', instance: 'i' };
+export const COLUMN: Readonly<Record<string, string>> = Object.fromEntries(
+  ATTRIBUTES.filter((e) => e.matching !== null && e.column !== null).map((e) => [e.tag, `${ALIAS[e.level]}.${e.column}`]),
+);
 
 // `path`: the rows each level reads, joined by joinUp(), for the visibility rule.
 const LEVEL: Record<Level, { from: string; key: string; order: string; dir: string; path: IndexPath }> = {
@@ -150,7 +133,7 @@ function joinUp(q: Knex.QueryBuilder, level: Level): void {
 
 function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match, caller: Caller): void {
   const { tag, cond } = match;
-  if (tag === '00080061') {
+  if (tag === Tag.ModalitiesInStudy) {
     // ModalitiesInStudy: a study matches if any of its series that the caller may see has a matching Modality.
     q.whereExists(
       db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where(visible(db, { study: 's', series: 'x', checked: 'study' }, caller)).where((w) => applyCondition(w, 'x.modality', cond)),

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { visible, type Caller } from '../access.js';
+import { indexColumns } from '../dicom/attributes.js';
 import { prepared, type Db } from './knex.js';
 import type { InstanceRow, SeriesRow, StudyRow } from './rows.js';
 
@@ -42,15 +43,13 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
   });
 }
 
-// The columns each row writes, in the order of the statement's parameters.
-const STUDY_COLUMNS = ['study_uid', 'patient_id', 'patient_name', 'patient_birth_date', 'patient_sex', 'study_date', 'study_time', 'accession_number', 'study_id',
-  'referring_physician_name', 'study_description', 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof StudyRow)[];
-const SERIES_COLUMNS = ['series_uid', 'study_uid', 'modality', 'series_number', 'series_description', 'body_part_examined', 'pps_start_date', 'pps_start_time',
-  'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof SeriesRow)[];
-const INSTANCE_COLUMNS = ['sop_instance_uid', 'series_uid', 'study_uid', 'sop_class_uid', 'instance_number', 'transfer_syntax_uid', 'blob_key', 'size', 'sha256',
-  'number_of_frames', 'rows', 'columns', 'bits_allocated', 'samples_per_pixel', 'bulk', 'frames', 'metadata'] as const satisfies readonly (keyof InstanceRow)[];
+// The columns each row writes, in the order of the statement's parameters:
+// the registry's index columns (server/dicom/attributes.ts), then the rest.
+const STUDY_COLUMNS = [...indexColumns('study'), 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof StudyRow)[];
+const SERIES_COLUMNS = [...indexColumns('series'), 'study_uid', 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof SeriesRow)[];
+const INSTANCE_COLUMNS = [...indexColumns('instance'), 'series_uid', 'study_uid', 'transfer_syntax_uid', 'blob_key', 'size', 'sha256', 'bulk', 'frames', 'metadata'] as const satisfies readonly (keyof InstanceRow)[];
 
-// A column added to a row type and not here fails the type check.
+// A column added to a row type and not here (nor in the registry) fails the type check.
 type Exhaustive<R, C extends readonly (keyof R)[]> = [Exclude<keyof R, C[number]>] extends [never] ? true : Exclude<keyof R, C[number]>;
 const everyColumn: [Exhaustive<StudyRow, typeof STUDY_COLUMNS>, Exhaustive<SeriesRow, typeof SERIES_COLUMNS>, Exhaustive<InstanceRow, typeof INSTANCE_COLUMNS>] = [true, true, true];
 void everyColumn;

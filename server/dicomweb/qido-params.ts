@@ -1,3 +1,4 @@
+import { ATTRIBUTES, SEQUENCE_MATCHING_KEYS, type Matching } from '../dicom/attributes.js';
 import { resolveAttribute } from '../dicom/tags.js';
 import { isValidUid } from '../dicom/uid.js';
 import type { Condition, Level, Match } from '../db/search.js';
@@ -11,37 +12,14 @@ import { queryPairs } from '../http/client-text.js';
 /** Server maximum page size, also the default (PS3.18 §8.3.4.4: the origin server may cap results). */
 export const MAX_LIMIT = 1000;
 
-type KeyType = 'uid' | 'text' | 'pn' | 'date' | 'time' | 'int' | 'list';
-
-// The supported matching keys: every required key of PS3.18 Table 10.6.1-5
-// plus a few optional ones with their own columns. Keys of a higher level may
-// be used at a lower one (relational queries, §10.6.1.2).
-const KEYS: Record<string, { level: Level; type: KeyType }> = {
-  '00080020': { level: 'study', type: 'date' }, // StudyDate
-  '00080030': { level: 'study', type: 'time' }, // StudyTime
-  '00080050': { level: 'study', type: 'text' }, // AccessionNumber
-  '00080061': { level: 'study', type: 'list' }, // ModalitiesInStudy
-  '00080090': { level: 'study', type: 'pn' }, // ReferringPhysicianName
-  '00081030': { level: 'study', type: 'text' }, // StudyDescription
-  '00100010': { level: 'study', type: 'pn' }, // PatientName
-  '00100020': { level: 'study', type: 'text' }, // PatientID
-  '00100030': { level: 'study', type: 'date' }, // PatientBirthDate
-  '00100040': { level: 'study', type: 'text' }, // PatientSex
-  '0020000D': { level: 'study', type: 'uid' }, // StudyInstanceUID
-  '00200010': { level: 'study', type: 'text' }, // StudyID
-  '00080060': { level: 'series', type: 'text' }, // Modality
-  '0008103E': { level: 'series', type: 'text' }, // SeriesDescription
-  '00180015': { level: 'series', type: 'text' }, // BodyPartExamined
-  '0020000E': { level: 'series', type: 'uid' }, // SeriesInstanceUID
-  '00200011': { level: 'series', type: 'int' }, // SeriesNumber
-  '00400244': { level: 'series', type: 'date' }, // PerformedProcedureStepStartDate
-  '00400245': { level: 'series', type: 'time' }, // PerformedProcedureStepStartTime
-  '00400275.00400009': { level: 'series', type: 'text' }, // RequestAttributesSequence>ScheduledProcedureStepID
-  '00400275.00401001': { level: 'series', type: 'text' }, // RequestAttributesSequence>RequestedProcedureID
-  '00080016': { level: 'instance', type: 'uid' }, // SOPClassUID
-  '00080018': { level: 'instance', type: 'uid' }, // SOPInstanceUID
-  '00200013': { level: 'instance', type: 'int' }, // InstanceNumber
-};
+// The supported matching keys (server/dicom/attributes.ts): every required
+// key of PS3.18 Table 10.6.1-5 plus a few optional ones with their own
+// columns. Keys of a higher level may be used at a lower one (relational
+// queries, §10.6.1.2).
+export const KEYS: Readonly<Record<string, { level: Level; type: Matching }>> = Object.fromEntries([
+  ...ATTRIBUTES.flatMap((e) => (e.matching ? [[e.tag, { level: e.level, type: e.matching }] as const] : [])),
+  ...SEQUENCE_MATCHING_KEYS.map((k) => [k.path, { level: k.level, type: k.matching }] as const),
+]);
 
 const DEPTH: Record<Level, number> = { study: 0, series: 1, instance: 2 };
 
@@ -115,7 +93,7 @@ function matchingKey(name: string, level: Level): string {
 }
 
 /** The condition for one key's value; undefined for universal matching (§C.2.2.2.3, and a lone "*" per §C.2.2.2.4). */
-function condition(name: string, type: KeyType, value: string): Condition | undefined {
+function condition(name: string, type: Matching, value: string): Condition | undefined {
   if (value === '' || (value === '*' && type !== 'uid' && type !== 'int')) return undefined;
   switch (type) {
     case 'uid': {
