@@ -5,7 +5,20 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // leaves out the files that never touch a blob (parsing, tokens, logins,
 // operator commands), which would only run the same code twice, and the
 // browser tests, which read through the same API the s3 project covers.
-const blobFree = ['test/e2e/**', 'test/dicom/**', 'test/auth/**', 'test/cli.test.ts', 'test/config.test.ts', 'test/http-multipart.test.ts', 'test/dicomweb/qido-params.test.ts', 'test/audit-syslog.test.ts', 'test/embedded-pg.test.ts', 'test/global-setup-report.test.ts', 'test/client-text.test.ts', 'test/exit-code.test.ts'];
+const blobFree = [
+  'test/e2e/**',
+  'test/dicom/**',
+  'test/auth/**',
+  'test/cli.test.ts',
+  'test/config.test.ts',
+  'test/http-multipart.test.ts',
+  'test/dicomweb/qido-params.test.ts',
+  'test/audit-syslog.test.ts',
+  'test/embedded-pg.test.ts',
+  'test/global-setup-report.test.ts',
+  'test/client-text.test.ts',
+  'test/exit-code.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -4,40 +4,81 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
-import { assertLoopback, closeAgent, DICOM_MULTIPART, FRAME_ACCEPT, getJson, latency, loop, request, setDefaultHeaders, stow,
-  type LoopResult, type Reply } from './client.js';
+import {
+  assertLoopback,
+  closeAgent,
+  DICOM_MULTIPART,
+  FRAME_ACCEPT,
+  getJson,
+  latency,
+  loop,
+  request,
+  setDefaultHeaders,
+  stow,
+  type LoopResult,
+  type Reply,
+} from './client.js';
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 
-const { values: a } = parseArgs({ options: {
-  base: { type: 'string' }, token: { type: 'string' }, sizes: { type: 'string', default: '10000,100000' },
-  'stow-instances': { type: 'string', default: '400' }, pid: { type: 'string' }, out: { type: 'string' },
-  concurrency: { type: 'string', default: '4' }, 'fill-batch': { type: 'string', default: '50' },
-  'fill-minutes': { type: 'string', default: '60' }, 'no-memory': { type: 'boolean', default: false },
-  'memory-request-mb': { type: 'string', default: '1024' }, 'memory-instance-mb': { type: 'string', default: '500' },
-} });
-const SERIES = 50; const BIG_SERIES = 500; const ROWS = 512; const FILL_ROWS = 64;
+const { values: a } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    token: { type: 'string' },
+    sizes: { type: 'string', default: '10000,100000' },
+    'stow-instances': { type: 'string', default: '400' },
+    pid: { type: 'string' },
+    out: { type: 'string' },
+    concurrency: { type: 'string', default: '4' },
+    'fill-batch': { type: 'string', default: '50' },
+    'fill-minutes': { type: 'string', default: '60' },
+    'no-memory': { type: 'boolean', default: false },
+    'memory-request-mb': { type: 'string', default: '1024' },
+    'memory-instance-mb': { type: 'string', default: '500' },
+  },
+});
+const SERIES = 50;
+const BIG_SERIES = 500;
+const ROWS = 512;
+const FILL_ROWS = 64;
 const conc = Math.max(1, Number(a.concurrency));
 const stowN = Math.max(SERIES, Number(a['stow-instances']));
 const WARM_UP = stowN;
-const sizes = String(a.sizes).split(',').map(Number).filter((n) => n > 0).sort((x, y) => x - y);
+const sizes = String(a.sizes)
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0)
+  .sort((x, y) => x - y);
 const fillBatch = Math.max(1, Number(a['fill-batch']));
 const fillDeadline = Date.now() + Number(a['fill-minutes']) * 60_000;
 let sampler: RssSampler | undefined;
-const log = (m: string): void => { if (sampler) sampler.phase = m; process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`) };
+const log = (m: string): void => {
+  if (sampler) sampler.phase = m;
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+};
 
 let cairn: Cairn | undefined;
-let base: string; let pid: number | undefined;
-if (a.base) { base = String(a.base).replace(/\/+$/, ''); assertLoopback(base); pid = a.pid ? Number(a.pid) : undefined;
-  if (a.token) setDefaultHeaders({ Authorization: `Bearer ${a.token}` }) }
-else {
+let base: string;
+let pid: number | undefined;
+if (a.base) {
+  base = String(a.base).replace(/\/+$/, '');
+  assertLoopback(base);
+  pid = a.pid ? Number(a.pid) : undefined;
+  if (a.token) setDefaultHeaders({ Authorization: `Bearer ${a.token}` });
+} else {
   log('starting Cairn (built, then node dist/server/main.js, as npm start runs it), access control on');
-  cairn = await startCairn(); base = cairn.base; pid = cairn.pid; setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
+  cairn = await startCairn();
+  base = cairn.base;
+  pid = cairn.pid;
+  setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
 }
 sampler = pid ? new RssSampler(pid).start() : undefined;
-const onSignal = (): void => { void cairn?.stop().finally(() => process.exit(130)) };
-process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal);
+const onSignal = (): void => {
+  void cairn?.stop().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 /** Sums STOW failures: non-2xx replies, plus FailedSOPSequence (0008,1198) items in a 2xx reply. */
 function failedCount(r: Reply, sent: number): number {
@@ -46,27 +87,45 @@ function failedCount(r: Reply, sent: number): number {
   try {
     const j = JSON.parse(r.body?.toString('utf8') || '{}') as Record<string, { Value?: unknown[] }>;
     listed = j['00081198']?.Value?.length;
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return success ? Math.min(sent, listed ?? 0) : sent;
 }
 
-interface StowRun { instances: number; failed: number; bytes: number; ms: number;
-  refs: InstanceRef[]; first?: Uint8Array; firstError?: string }
+interface StowRun {
+  instances: number;
+  failed: number;
+  bytes: number;
+  ms: number;
+  refs: InstanceRef[];
+  first?: Uint8Array;
+  firstError?: string;
+}
 /** Sends every batch of `gen` with `conc` concurrent clients. */
 async function stowAll(gen: Iterator<Batch>, maxMs: number, keepRefs: boolean): Promise<StowRun> {
   const run: StowRun = { instances: 0, failed: 0, bytes: 0, ms: 0, refs: [] };
-  const r = await loop(conc, Infinity, maxMs, async () => {
-    const b = gen.next();
-    if (b.done) return null;
-    run.first ??= b.value.files[0];
-    const rep = await stow(base, b.value.files);
-    const failed = failedCount(rep, b.value.files.length);
-    if (failed) run.firstError ??= `HTTP ${rep.status} ${rep.body?.toString('utf8').slice(0, 300) ?? ''}`;
-    run.failed += failed; run.instances += b.value.files.length - failed; run.bytes += b.value.bytes;
-    if (keepRefs && failed === 0) run.refs.push(...b.value.refs);
-    return { ...rep, status: failed ? 500 : 200 };
-  }, () => true);
-  run.ms = r.elapsedMs; run.firstError ??= r.firstError;
+  const r = await loop(
+    conc,
+    Infinity,
+    maxMs,
+    async () => {
+      const b = gen.next();
+      if (b.done) return null;
+      run.first ??= b.value.files[0];
+      const rep = await stow(base, b.value.files);
+      const failed = failedCount(rep, b.value.files.length);
+      if (failed) run.firstError ??= `HTTP ${rep.status} ${rep.body?.toString('utf8').slice(0, 300) ?? ''}`;
+      run.failed += failed;
+      run.instances += b.value.files.length - failed;
+      run.bytes += b.value.bytes;
+      if (keepRefs && failed === 0) run.refs.push(...b.value.refs);
+      return { ...rep, status: failed ? 500 : 200 };
+    },
+    () => true,
+  );
+  run.ms = r.elapsedMs;
+  run.firstError ??= r.firstError;
   if (r.errors) run.failed += r.errors;
   return run;
 }
@@ -82,7 +141,18 @@ let stored = 0;
 // As many instances as the measured STOW phase, so that phase meets the
 // server in service rather than still starting up.
 log(`warm-up: ${WARM_UP} instances stored, untimed`);
-const warm = await stowAll(batches((function* () { for (;;) yield newStudy(newPatient(), [40]) })(), 10, ROWS, WARM_UP), 120_000, true);
+const warm = await stowAll(
+  batches(
+    (function* () {
+      for (;;) yield newStudy(newPatient(), [40]);
+    })(),
+    10,
+    ROWS,
+    WARM_UP,
+  ),
+  120_000,
+  true,
+);
 stored += warm.instances;
 
 // 1. STOW throughput with full-size CT instances (4 series of 50 per study).
@@ -91,7 +161,16 @@ log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 in
 // so stowN of them in the bench's memory): building them cost the client
 // about 2 ms of CPU an instance, taken from the server on a small machine.
 const t0Gen = performance.now();
-const stowBatches = [...batches((function* () { for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]) })(), 10, ROWS, stowN)];
+const stowBatches = [
+  ...batches(
+    (function* () {
+      for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]);
+    })(),
+    10,
+    ROWS,
+    stowN,
+  ),
+];
 const stowGenMs = performance.now() - t0Gen;
 const st = await stowAll(stowBatches.values(), 600_000, true);
 stowBatches.length = 0;
@@ -116,8 +195,10 @@ const seriesN = Math.max(8, series50.length * 2);
 if (warm.refs.length) await loop(conc, 4, 30_000, () => get(seriesUrl(warm.refs[0]), DICOM_MULTIPART), ok);
 const yard = await startYardstick(st.first ?? new Uint8Array(0), SERIES);
 await loop(conc, 200, 30_000, () => get(yard.url, DICOM_MULTIPART), ok);
-const wadoIRounds: LoopResult[] = []; const yardIRounds: LoopResult[] = [];
-const wadoSRounds: LoopResult[] = []; const yardSRounds: LoopResult[] = [];
+const wadoIRounds: LoopResult[] = [];
+const yardIRounds: LoopResult[] = [];
+const wadoSRounds: LoopResult[] = [];
+const yardSRounds: LoopResult[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   wadoIRounds.push(await loop(conc, 400, 30_000, (i) => get(instUrl(st.refs[i % st.refs.length]), DICOM_MULTIPART), ok));
   yardIRounds.push(await loop(conc, 400, 30_000, () => get(yard.url, DICOM_MULTIPART), ok));
@@ -145,13 +226,23 @@ const bigRef: InstanceRef = { study: bigStudy.uid, series: bigStudy.series[0].ui
 log('series metadata (500)');
 const meta500 = await latency(10, 60_000, () => get(`${seriesUrl(bigRef)}/metadata`, 'application/dicom+json'));
 
-const patients: string[] = []; const surnames = new Set<string>();
-const fillStudies = function* () {
-  for (;;) { const p = newPatient(); patients.push(p.id); surnames.add(p.name.split('^')[0]); yield newStudy(p, [10, 10]) }
-}();
-interface SizeResult { targetInstances: number; storedByThisRun: number;
+const patients: string[] = [];
+const surnames = new Set<string>();
+const fillStudies = (function* () {
+  for (;;) {
+    const p = newPatient();
+    patients.push(p.id);
+    surnames.add(p.name.split('^')[0]);
+    yield newStudy(p, [10, 10]);
+  }
+})();
+interface SizeResult {
+  targetInstances: number;
+  storedByThisRun: number;
   fill: { status: 'ok' | 'failed'; instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null };
-  patientId: Lat & { emptyResults: number }; patientName: Lat & { emptyResults: number } }
+  patientId: Lat & { emptyResults: number };
+  patientName: Lat & { emptyResults: number };
+}
 const qido: SizeResult[] = [];
 /** QIDO latency loop that also counts 200 replies without any matching study. */
 async function qidoLoop(url: (i: number) => string): Promise<Lat & { emptyResults: number }> {
@@ -175,61 +266,151 @@ for (const size of sizes) {
   const patientId = await qidoLoop((i) => `${base}/studies?PatientID=${encodeURIComponent(pick(i))}`);
   const prefixes = [...surnames];
   const patientName = await qidoLoop((i) => `${base}/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length] + '*')}`);
-  qido.push({ targetInstances: size, storedByThisRun: stored, patientId, patientName, fill: {
-    status: f.failed || stored < size ? 'failed' : 'ok', instances: f.instances, failed: f.failed, instancesPerSec: round(f.instances / (f.ms / 1000), 1), mbPerSec: mbps(f.bytes, f.ms) } });
+  qido.push({
+    targetInstances: size,
+    storedByThisRun: stored,
+    patientId,
+    patientName,
+    fill: {
+      status: f.failed || stored < size ? 'failed' : 'ok',
+      instances: f.instances,
+      failed: f.failed,
+      instancesPerSec: round(f.instances / (f.ms / 1000), 1),
+      mbPerSec: mbps(f.bytes, f.ms),
+    },
+  });
 }
 
 // 4. Memory phases: one ~1 GB STOW-RS request, one ~500 MB instance, then its frame 1000.
-let memory: MemoryResult | undefined; let memoryError: string | undefined;
+let memory: MemoryResult | undefined;
+let memoryError: string | undefined;
 if (!a['no-memory']) {
-  try { memory = await memoryPhases(base, pid, Number(a['memory-request-mb']), Number(a['memory-instance-mb']), log) }
-  catch (e) { memoryError = String((e as Error).message ?? e); log(`memory phases failed: ${memoryError}`) }
+  try {
+    memory = await memoryPhases(base, pid, Number(a['memory-request-mb']), Number(a['memory-instance-mb']), log);
+  } catch (e) {
+    memoryError = String((e as Error).message ?? e);
+    log(`memory phases failed: ${memoryError}`);
+  }
 }
 
 // 5. Report.
 const peakRssMB = sampler?.stop() ?? null;
-const yardMBps = medianMBps(yardIRounds); const yardSMBps = medianMBps(yardSRounds);
+const yardMBps = medianMBps(yardIRounds);
+const yardSMBps = medianMBps(yardSRounds);
 const pctOf = (v: number | null, y: number | null): number | null => (v !== null && y ? round((100 * v) / y, 1) : null);
-const wadoIMBps = medianMBps(wadoIRounds); const wadoSMBps = medianMBps(wadoSRounds);
-const wadoI = merged(wadoIRounds); const wadoS = merged(wadoSRounds);
+const wadoIMBps = medianMBps(wadoIRounds);
+const wadoSMBps = medianMBps(wadoSRounds);
+const wadoI = merged(wadoIRounds);
+const wadoS = merged(wadoSRounds);
 const result = {
-  target: base, server: cairn ? 'cairn (spawned by bench)' : 'external', date: new Date().toISOString(), node: process.version,
-  config: { concurrency: conc, stowInstances: stowN, instanceBytes, rows: ROWS, fillRows: FILL_ROWS, fillBatch, sizes,
-    note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances` },
-  stow: { status: st.failed || !st.instances ? 'failed' : 'ok', instances: st.instances, failed: st.failed, seconds: round(st.ms / 1000), instancesPerSec: round(st.instances / (st.ms / 1000), 1),
-    mbPerSec: mbps(st.bytes, st.ms), clientGenerationSeconds: round(stowGenMs / 1000), firstError: st.firstError },
-  wado: { instanceStatus: status(wadoI), seriesStatus: status(wadoS), instanceMBps: wadoIMBps, instancePctOfYardstick: pctOf(wadoIMBps, yardMBps), instanceRequests: wadoI.count, instanceErrors: wadoI.errors,
-    seriesMBps: wadoSMBps, seriesPctOfYardstick: pctOf(wadoSMBps, yardSMBps), seriesRequests: wadoS.count, seriesErrors: wadoS.errors,
-    yardstickMBps: yardMBps, yardstickSeriesMBps: yardSMBps, firstError: wadoI.firstError ?? wadoS.firstError,
-    rounds: { instanceMBps: roundMBps(wadoIRounds), yardstickMBps: roundMBps(yardIRounds), seriesMBps: roundMBps(wadoSRounds), yardstickSeriesMBps: roundMBps(yardSRounds) } },
+  target: base,
+  server: cairn ? 'cairn (spawned by bench)' : 'external',
+  date: new Date().toISOString(),
+  node: process.version,
+  config: {
+    concurrency: conc,
+    stowInstances: stowN,
+    instanceBytes,
+    rows: ROWS,
+    fillRows: FILL_ROWS,
+    fillBatch,
+    sizes,
+    note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances`,
+  },
+  stow: {
+    status: st.failed || !st.instances ? 'failed' : 'ok',
+    instances: st.instances,
+    failed: st.failed,
+    seconds: round(st.ms / 1000),
+    instancesPerSec: round(st.instances / (st.ms / 1000), 1),
+    mbPerSec: mbps(st.bytes, st.ms),
+    clientGenerationSeconds: round(stowGenMs / 1000),
+    firstError: st.firstError,
+  },
+  wado: {
+    instanceStatus: status(wadoI),
+    seriesStatus: status(wadoS),
+    instanceMBps: wadoIMBps,
+    instancePctOfYardstick: pctOf(wadoIMBps, yardMBps),
+    instanceRequests: wadoI.count,
+    instanceErrors: wadoI.errors,
+    seriesMBps: wadoSMBps,
+    seriesPctOfYardstick: pctOf(wadoSMBps, yardSMBps),
+    seriesRequests: wadoS.count,
+    seriesErrors: wadoS.errors,
+    yardstickMBps: yardMBps,
+    yardstickSeriesMBps: yardSMBps,
+    firstError: wadoI.firstError ?? wadoS.firstError,
+    rounds: {
+      instanceMBps: roundMBps(wadoIRounds),
+      yardstickMBps: roundMBps(yardIRounds),
+      seriesMBps: roundMBps(wadoSRounds),
+      yardstickSeriesMBps: roundMBps(yardSRounds),
+    },
+  },
   loopbackFloor: lat(floor),
-  frame: lat(frames), qidoSeriesInstances50: lat(qidoSeries), seriesMetadata50: lat(meta50), seriesMetadata500: lat(meta500),
-  qido, memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
-  peakRssMB, peakRssPhase: sampler?.peakPhase ?? null, rssPid: pid ?? null,
+  frame: lat(frames),
+  qidoSeriesInstances50: lat(qidoSeries),
+  seriesMetadata50: lat(meta50),
+  seriesMetadata500: lat(meta500),
+  qido,
+  memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
+  peakRssMB,
+  peakRssPhase: sampler?.peakPhase ?? null,
+  rssPid: pid ?? null,
 };
 /** Each round's MB/s. */
-function roundMBps(rs: LoopResult[]): (number | null)[] { return rs.map((x) => mbps(x.bytes, x.elapsedMs)) }
+function roundMBps(rs: LoopResult[]): (number | null)[] {
+  return rs.map((x) => mbps(x.bytes, x.elapsedMs));
+}
 /** The median of the rounds' MB/s. */
 function medianMBps(rs: LoopResult[]): number | null {
-  const v = roundMBps(rs).filter((x): x is number => x !== null).sort((x, y) => x - y);
+  const v = roundMBps(rs)
+    .filter((x): x is number => x !== null)
+    .sort((x, y) => x - y);
   return v.length ? v[Math.floor(v.length / 2)] : null;
 }
 /** The rounds as one result, for counts and errors. */
 function merged(rs: LoopResult[]): LoopResult {
-  return rs.reduce((m, x) => ({ count: m.count + x.count, errors: m.errors + x.errors, bytes: m.bytes + x.bytes, elapsedMs: m.elapsedMs + x.elapsedMs,
-    latencies: [...m.latencies, ...x.latencies], firstError: m.firstError ?? x.firstError }), { count: 0, errors: 0, bytes: 0, elapsedMs: 0, latencies: [] } as LoopResult);
+  return rs.reduce(
+    (m, x) => ({
+      count: m.count + x.count,
+      errors: m.errors + x.errors,
+      bytes: m.bytes + x.bytes,
+      elapsedMs: m.elapsedMs + x.elapsedMs,
+      latencies: [...m.latencies, ...x.latencies],
+      firstError: m.firstError ?? x.firstError,
+    }),
+    { count: 0, errors: 0, bytes: 0, elapsedMs: 0, latencies: [] } as LoopResult,
+  );
 }
-function memOk(m: MemoryResult): boolean { return m.request1GB.ok && m.instance500MB.ok && m.instance500MB.frame1000.ok }
+function memOk(m: MemoryResult): boolean {
+  return m.request1GB.ok && m.instance500MB.ok && m.instance500MB.frame1000.ok;
+}
 const failed = (ok: boolean): string => (ok ? '' : 'FAILED  ');
-const streamRow = (r: StreamResult): string => `${failed(r.ok)}HTTP ${fmt(r.status)}  ${fmt(r.referenced)}/${r.sentInstances} referenced  ` +
+const streamRow = (r: StreamResult): string =>
+  `${failed(r.ok)}HTTP ${fmt(r.status)}  ${fmt(r.referenced)}/${r.sentInstances} referenced  ` +
   `${(r.bytes / 1e6).toFixed(0)} MB in ${fmt(r.seconds, ' s')} = ${fmt(r.mbPerSec, ' MB/s')}  peak RSS ${fmt(r.peakRssMB, ' MB')} ` +
   `(before ${fmt(r.baselineRssMB, ' MB')})${r.error ? '  ' + r.error.slice(0, 100) : ''}`;
 const rows: Row[] = [
-  ['Target', base], ['Data', result.config.note],
-  [`STOW (${conc} clients x 10/request)`, `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, built beforehand in ${fmt(result.stow.clientGenerationSeconds, ' s')})`],
-  ['WADO instance retrieve', `${failed(status(wadoI) === 'ok')}${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req in ${ROUNDS} rounds, ${wadoI.errors} errors)`],
-  ['WADO series retrieve (50 inst)', `${failed(status(wadoS) === 'ok')}${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req in ${ROUNDS} rounds, ${wadoS.errors} errors)`],
-  ['Yardstick (node:http, same bytes)', `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}  (medians of ${ROUNDS} rounds, taking turns with the server)`],
+  ['Target', base],
+  ['Data', result.config.note],
+  [
+    `STOW (${conc} clients x 10/request)`,
+    `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, built beforehand in ${fmt(result.stow.clientGenerationSeconds, ' s')})`,
+  ],
+  [
+    'WADO instance retrieve',
+    `${failed(status(wadoI) === 'ok')}${fmt(wadoIMBps, ' MB/s')}  = ${fmt(result.wado.instancePctOfYardstick, '%')} of yardstick  (${wadoI.count} req in ${ROUNDS} rounds, ${wadoI.errors} errors)`,
+  ],
+  [
+    'WADO series retrieve (50 inst)',
+    `${failed(status(wadoS) === 'ok')}${fmt(wadoSMBps, ' MB/s')}  = ${fmt(result.wado.seriesPctOfYardstick, '%')} of yardstick  (${wadoS.count} req in ${ROUNDS} rounds, ${wadoS.errors} errors)`,
+  ],
+  [
+    'Yardstick (node:http, same bytes)',
+    `instance ${fmt(yardMBps, ' MB/s')}  series ${fmt(yardSMBps, ' MB/s')}  (medians of ${ROUNDS} rounds, taking turns with the server)`,
+  ],
   ['Loopback floor (tiny reply, 2 processes)', fmtLat(result.loopbackFloor)],
   ['Frame retrieve frames/1', fmtLat(result.frame)],
   ['QIDO series instances (50)', fmtLat(result.qidoSeriesInstances50)],
@@ -237,16 +418,23 @@ const rows: Row[] = [
   ['Series metadata (500)', fmtLat(result.seriesMetadata500)],
 ];
 for (const q of qido) {
-  rows.push([`Index ${q.storedByThisRun} instances`, `${failed(q.fill.status === 'ok')}(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`]);
+  rows.push([
+    `Index ${q.storedByThisRun} instances`,
+    `${failed(q.fill.status === 'ok')}(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`,
+  ]);
   rows.push(['  QIDO /studies?PatientID=', fmtLat(q.patientId) + (q.patientId.emptyResults ? `  EMPTY ${q.patientId.emptyResults}` : '')]);
   rows.push(['  QIDO /studies?PatientName=X*', fmtLat(q.patientName) + (q.patientName.emptyResults ? `  EMPTY ${q.patientName.emptyResults}` : '')]);
 }
 if (memory) {
-  const m = memory; const f = m.instance500MB.frame1000;
+  const m = memory;
+  const f = m.instance500MB.frame1000;
   rows.push([`Memory: 1 STOW request ~${m.request1GB.requestMB} MiB`, streamRow(m.request1GB)]);
   rows.push([`Memory: 1 instance ${m.instance500MB.frames} frames`, streamRow(m.instance500MB)]);
-  rows.push([`  frames/1000 of it`, `${failed(f.ok)}first ${fmt(f.firstMs, ' ms')}  p50 ${fmt(f.p50Ms, ' ms')} (n=${Math.max(0, f.n - 1)})  ` +
-    `${(f.bytes / 1e3).toFixed(1)} kB, content ${f.ok ? 'matches' : 'WRONG'}${f.error ? '  ' + f.error.slice(0, 100) : ''}`]);
+  rows.push([
+    `  frames/1000 of it`,
+    `${failed(f.ok)}first ${fmt(f.firstMs, ' ms')}  p50 ${fmt(f.p50Ms, ' ms')} (n=${Math.max(0, f.n - 1)})  ` +
+      `${(f.bytes / 1e3).toFixed(1)} kB, content ${f.ok ? 'matches' : 'WRONG'}${f.error ? '  ' + f.error.slice(0, 100) : ''}`,
+  ]);
 } else if (memoryError) rows.push(['Memory phases', `FAILED  ${memoryError.slice(0, 120)}`]);
 rows.push(['Peak RSS', pid ? `${fmt(peakRssMB, ' MB')} (pid ${pid}, this process only; during "${sampler?.peakPhase}")` : 'n/a (pass --pid)']);
 console.log(table(rows));

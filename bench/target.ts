@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
-import { DICOM_MULTIPART, request, setDefaultHeaders } from './client.js';
+import { DICOM_MULTIPART, request } from './client.js';
 import { buildServer, DIST_MAIN, ROOT } from '../server/build.mjs';
 
 const READY_PROBE_UID = '1.2.3';
@@ -26,11 +26,17 @@ export function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export interface Cairn { base: string; pid: number; dataDir: string; stop(): Promise<void>; log(): string;
+export interface Cairn {
+  base: string;
+  pid: number;
+  dataDir: string;
+  stop(): Promise<void>;
+  log(): string;
   /** A bearer token for an administrator of this Cairn (access control stays on while measured). */
   token: string;
   /** undefined while running, else the exit code (null when killed by a signal). */
-  exitCode(): number | null | undefined }
+  exitCode(): number | null | undefined;
+}
 
 /**
  * Builds Cairn and spawns it as `npm start` runs it (`node dist/server/main.js`)
@@ -44,21 +50,40 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
   // a separate "postgres" user, which must be able to traverse DATA_DIR.
   chmodSync(dataDir, 0o755);
   const secret = randomBytes(32).toString('hex');
-  const token = jwt.sign({ roles: ['admin'], clearances: [] }, secret, { algorithm: 'HS256', expiresIn: '12h', issuer: 'cairn', audience: 'cairn', subject: 'bench' });
+  const token = jwt.sign({ roles: ['admin'], clearances: [] }, secret, {
+    algorithm: 'HS256',
+    expiresIn: '12h',
+    issuer: 'cairn',
+    audience: 'cairn',
+    subject: 'bench',
+  });
   const env: NodeJS.ProcessEnv = {
-    ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, AUTH_JWT_SECRET: secret, AUTH: 'on',
-    EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    AUTH_JWT_SECRET: secret,
+    AUTH: 'on',
+    EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
   await buildServer();
-  const child: ChildProcess = spawn(process.execPath, [DIST_MAIN],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [DIST_MAIN], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const keep = (c: Buffer): void => { out = (out + c.toString('utf8')).slice(-20_000) };
-  child.stdout?.on('data', keep); child.stderr?.on('data', keep);
+  const keep = (c: Buffer): void => {
+    out = (out + c.toString('utf8')).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   let exited: number | null | undefined;
-  child.on('exit', (code, signal) => { exited = code; if (signal) out += `\n[exited on ${signal}]` });
+  child.on('exit', (code, signal) => {
+    exited = code;
+    if (signal) out += `\n[exited on ${signal}]`;
+  });
   // If the bench dies mid-run, still ask Cairn (and so its embedded postgres) to shut down.
-  process.on('exit', () => { if (exited === undefined) child.kill('SIGTERM') });
+  process.on('exit', () => {
+    if (exited === undefined) child.kill('SIGTERM');
+  });
   const base = `http://127.0.0.1:${port}/dicom-web`;
   const stop = async (): Promise<void> => {
     if (exited === undefined) {
@@ -68,23 +93,40 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
     }
     if (!process.env.BENCH_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
   };
-  const t0 = Date.now(); let last = 'no answer';
+  const t0 = Date.now();
+  let last = 'no answer';
   while (Date.now() - t0 < timeoutMs) {
-    if (exited !== undefined) { await stop(); throw new Error(`Cairn exited early (code ${exited}):\n${out}`) }
+    if (exited !== undefined) {
+      await stop();
+      throw new Error(`Cairn exited early (code ${exited}):\n${out}`);
+    }
     try {
       // Ready once a WADO-RS lookup of a study that cannot exist is answered (404 from the index).
       // This does not depend on QIDO-RS, so a server whose search is still a 501 stub can be measured.
-      const r = await request('GET', `${base}/studies/${READY_PROBE_UID}`, { Accept: DICOM_MULTIPART, Authorization: `Bearer ${token}` }, undefined, false, 2000);
+      const r = await request(
+        'GET',
+        `${base}/studies/${READY_PROBE_UID}`,
+        { Accept: DICOM_MULTIPART, Authorization: `Bearer ${token}` },
+        undefined,
+        false,
+        2000,
+      );
       if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token };
       last = `HTTP ${r.status}`;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await sleep(250);
   }
   await stop();
   throw new Error(`Cairn did not answer 404 on ${base}/studies/${READY_PROBE_UID} within ${timeoutMs} ms (last: ${last}):\n${out}`);
 }
 
-export interface Yardstick { url: string; seriesUrl: string; close(): Promise<void> }
+export interface Yardstick {
+  url: string;
+  seriesUrl: string;
+  close(): Promise<void>;
+}
 
 /**
  * The yardstick: a trivial node:http server that answers GET /instance with the
@@ -110,8 +152,13 @@ export async function startYardstick(instance: Uint8Array, seriesSize: number): 
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${port}/instance`, seriesUrl: `http://127.0.0.1:${port}/series`,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }),
+    url: `http://127.0.0.1:${port}/instance`,
+    seriesUrl: `http://127.0.0.1:${port}/series`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -126,7 +173,12 @@ export async function startFloorServer(): Promise<{ url: string; close(): void }
   const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}/`;
   for (let i = 0; i < 100; i++) {
-    try { await request('GET', url, {}, undefined, false, 1000); return { url, close: () => child.kill() } } catch { await sleep(50) }
+    try {
+      await request('GET', url, {}, undefined, false, 1000);
+      return { url, close: () => child.kill() };
+    } catch {
+      await sleep(50);
+    }
   }
   child.kill();
   throw new Error('the floor server did not start');

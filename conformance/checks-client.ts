@@ -13,9 +13,7 @@ interface Client {
   searchForSeries(o: { studyInstanceUID: string }): Promise<unknown>;
   retrieveSeriesMetadata(o: { studyInstanceUID: string; seriesInstanceUID: string }): Promise<unknown>;
   retrieveInstance(o: { studyInstanceUID: string; seriesInstanceUID: string; sopInstanceUID: string }): Promise<unknown>;
-  retrieveInstanceFrames(o: {
-    studyInstanceUID: string; seriesInstanceUID: string; sopInstanceUID: string; frameNumbers: number[];
-  }): Promise<unknown>;
+  retrieveInstanceFrames(o: { studyInstanceUID: string; seriesInstanceUID: string; sopInstanceUID: string; frameNumbers: number[] }): Promise<unknown>;
 }
 const DICOMwebClient = dwc.api.DICOMwebClient as unknown as new (o: { url: string; verbose: boolean; headers?: Record<string, string> }) => Client;
 
@@ -32,7 +30,7 @@ async function call<T>(what: string, p: Promise<T>): Promise<T> {
     return await p;
   } catch (e) {
     const err = e as { status?: number; message?: string };
-    throw new Error(`${what} failed: ${err.status !== undefined ? `HTTP ${err.status}` : err.message ?? String(e)}`);
+    throw new Error(`${what} failed: ${err.status !== undefined ? `HTTP ${err.status}` : (err.message ?? String(e))}`);
   }
 }
 
@@ -69,8 +67,7 @@ export const clientChecks: Check[] = [
     name: 'client dicomweb-client retrieveSeriesMetadata (WADO §10.4)',
     run: async (ctx) => {
       const s = ctx.syn;
-      const r = await call('retrieveSeriesMetadata',
-        client(ctx).retrieveSeriesMetadata({ studyInstanceUID: s.studyA, seriesInstanceUID: s.seriesA1 }));
+      const r = await call('retrieveSeriesMetadata', client(ctx).retrieveSeriesMetadata({ studyInstanceUID: s.studyA, seriesInstanceUID: s.seriesA1 }));
       sameSet(uidsOf(r as any[], '00080018'), [s.a1.sop, s.a2.sop], 'instances in metadata');
     },
   },
@@ -78,9 +75,14 @@ export const clientChecks: Check[] = [
     name: 'client dicomweb-client retrieveInstance byte-identical (WADO §10.4)',
     run: async (ctx) => {
       const a1 = ctx.syn.a1;
-      const r = await call('retrieveInstance', client(ctx).retrieveInstance({
-        studyInstanceUID: a1.study, seriesInstanceUID: a1.series, sopInstanceUID: a1.sop,
-      }));
+      const r = await call(
+        'retrieveInstance',
+        client(ctx).retrieveInstance({
+          studyInstanceUID: a1.study,
+          seriesInstanceUID: a1.series,
+          sopInstanceUID: a1.sop,
+        }),
+      );
       assert(r instanceof ArrayBuffer || ArrayBuffer.isView(r), 'no ArrayBuffer returned');
       const got = r instanceof ArrayBuffer ? new Uint8Array(r) : new Uint8Array((r as Uint8Array).buffer);
       assert(bytesEqual(got, a1.bytes), `${got.length} bytes, differs from the stored ${a1.bytes.length}`);
@@ -90,9 +92,15 @@ export const clientChecks: Check[] = [
     name: 'client dicomweb-client retrieveInstanceFrames frame 2 (WADO §10.4)',
     run: async (ctx) => {
       const b1 = ctx.syn.b1;
-      const r = await call('retrieveInstanceFrames', client(ctx).retrieveInstanceFrames({
-        studyInstanceUID: b1.study, seriesInstanceUID: b1.series, sopInstanceUID: b1.sop, frameNumbers: [2],
-      }));
+      const r = await call(
+        'retrieveInstanceFrames',
+        client(ctx).retrieveInstanceFrames({
+          studyInstanceUID: b1.study,
+          seriesInstanceUID: b1.series,
+          sopInstanceUID: b1.sop,
+          frameNumbers: [2],
+        }),
+      );
       assert(Array.isArray(r) && r.length === 1, `expected 1 frame, got ${Array.isArray(r) ? r.length : typeof r}`);
       const got = new Uint8Array(r[0] as ArrayBuffer);
       assert(bytesEqual(got, b1.frameData[1]!), `frame 2: ${got.length} bytes differ from ${b1.frameData[1]!.length}`);

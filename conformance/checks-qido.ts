@@ -1,8 +1,5 @@
 // QIDO-RS checks (PS3.18 §10.6), exact assertions on the synthetic studies.
-import {
-  assert, DICOM_JSON, expectStatus, first, get, jsonArray, pnAlpha, sameSet, uidsOf, values,
-  type Check, type Ctx,
-} from './http.js';
+import { assert, DICOM_JSON, expectStatus, first, get, jsonArray, pnAlpha, sameSet, uidsOf, values, type Check, type Ctx } from './http.js';
 
 const q = async (ctx: Ctx, path: string) => jsonArray(await get(ctx, path, DICOM_JSON));
 
@@ -69,13 +66,13 @@ export const qidoChecks: Check[] = [
   },
   {
     name: 'QIDO §8.3.4.6 PatientName single value match with ^ component separator',
-    run: (ctx) => expectUids(ctx, `/studies?PatientName=${encodeURIComponent(ctx.syn.patientName)}`, '0020000D',
-      [ctx.syn.studyA, ctx.syn.studyB]),
+    run: (ctx) => expectUids(ctx, `/studies?PatientName=${encodeURIComponent(ctx.syn.patientName)}`, '0020000D', [ctx.syn.studyA, ctx.syn.studyB]),
   },
   {
     name: 'QIDO §8.3.4.6 PatientName wildcard *',
     run: async (ctx) => {
-      const s = ctx.syn, both = [s.studyA, s.studyB];
+      const s = ctx.syn,
+        both = [s.studyA, s.studyB];
       await expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`Cnfx${s.token}*`)}`, '0020000D', both);
       return expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`*${s.token}*`)}`, '0020000D', both);
     },
@@ -83,20 +80,22 @@ export const qidoChecks: Check[] = [
   {
     name: 'QIDO §8.3.4.6 PatientName wildcard ?',
     run: async (ctx) => {
-      const s = ctx.syn, both = [s.studyA, s.studyB];
+      const s = ctx.syn,
+        both = [s.studyA, s.studyB];
       await expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`Cnfx${s.token.slice(0, -1)}?*`)}`, '0020000D', both);
       return expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`Cnfx${s.token}^Alic?`)}`, '0020000D', both);
     },
   },
   {
     name: 'QIDO §8.3.4.6 PatientName wildcard case-insensitive (PS3.4 C.2.2.2.1 PN)',
-    run: (ctx) => expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`cnfx${ctx.syn.token.toLowerCase()}*`)}`,
-      '0020000D', [ctx.syn.studyA, ctx.syn.studyB]),
+    run: (ctx) =>
+      expectUids(ctx, `/studies?PatientName=${encodeURIComponent(`cnfx${ctx.syn.token.toLowerCase()}*`)}`, '0020000D', [ctx.syn.studyA, ctx.syn.studyB]),
   },
   {
     name: 'QIDO §8.3.4.6 StudyDate range a-b, a-, -b',
     run: async (ctx) => {
-      const s = ctx.syn, p = `/studies?PatientID=${s.patientId}&StudyDate=`;
+      const s = ctx.syn,
+        p = `/studies?PatientID=${s.patientId}&StudyDate=`;
       await expectUids(ctx, p + '20010101-20011231', '0020000D', [s.studyA]);
       await expectUids(ctx, p + '20010203-20050607', '0020000D', [s.studyA, s.studyB]);
       await expectUids(ctx, p + '20030101-', '0020000D', [s.studyB]);
@@ -115,7 +114,8 @@ export const qidoChecks: Check[] = [
   {
     name: 'QIDO §10.6.1 ModalitiesInStudy matching',
     run: async (ctx) => {
-      const s = ctx.syn, p = `/studies?PatientID=${s.patientId}&ModalitiesInStudy=`;
+      const s = ctx.syn,
+        p = `/studies?PatientID=${s.patientId}&ModalitiesInStudy=`;
       await expectUids(ctx, p + 'CT', '0020000D', [s.studyA]);
       await expectUids(ctx, p + 'MR', '0020000D', [s.studyA]);
       await expectUids(ctx, p + 'OT', '0020000D', [s.studyB]);
@@ -127,8 +127,7 @@ export const qidoChecks: Check[] = [
       const s = ctx.syn;
       const [st] = await q(ctx, `/studies?StudyInstanceUID=${s.studyA}`);
       assert(st, 'study not found');
-      const chk = (tag: string, exp: unknown) =>
-        assert(String(first(st, tag)) === String(exp), `${tag} is ${JSON.stringify(st[tag])}, expected ${exp}`);
+      const chk = (tag: string, exp: unknown) => assert(String(first(st, tag)) === String(exp), `${tag} is ${JSON.stringify(st[tag])}, expected ${exp}`);
       chk('00201206', 2);
       chk('00201208', 3);
       sameSet(values(st, '00080061').map(String), ['CT', 'MR'], '00080061 ModalitiesInStudy');
@@ -159,7 +158,8 @@ export const qidoChecks: Check[] = [
   {
     name: 'QIDO §8.3.4.3 includefield by keyword, by tag, and all',
     run: async (ctx) => {
-      const s = ctx.syn, p = `/studies?StudyInstanceUID=${s.studyA}&includefield=`;
+      const s = ctx.syn,
+        p = `/studies?StudyInstanceUID=${s.studyA}&includefield=`;
       const want = `Conformance study A ${s.token}`;
       for (const v of ['StudyDescription', '00081030', 'all']) {
         const [st] = await q(ctx, p + v);
@@ -170,7 +170,8 @@ export const qidoChecks: Check[] = [
   {
     name: 'QIDO §8.3.4.4 limit and offset',
     run: async (ctx) => {
-      const s = ctx.syn, p = `/studies/${s.studyA}/instances?`;
+      const s = ctx.syn,
+        p = `/studies/${s.studyA}/instances?`;
       const all = uidsOf(await q(ctx, p), '00080018');
       assert(all.length === 3, `unpaged: ${all.length}`);
       const pg1 = await q(ctx, p + 'limit=2');

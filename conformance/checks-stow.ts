@@ -1,14 +1,17 @@
 // STOW-RS checks (PS3.18 §10.5).
 import type { Instance, SampleName } from './fixtures.js';
-import {
-  assert, dicomPart, DICOM_JSON, expectStatus, first, jsonArray, get, req, stow, stowResult, wadoPath,
-  type Check, type Ctx, type Res,
-} from './http.js';
+import { assert, dicomPart, DICOM_JSON, expectStatus, first, jsonArray, get, req, stow, stowResult, wadoPath, type Check, type Ctx, type Res } from './http.js';
 
 /** Samples stored in the main batch (MR_small_implicit and SC_rgb_jpeg are exercised separately). */
 export const BATCH: SampleName[] = [
-  'CT_small.dcm', 'MR_small.dcm', 'JPEG-lossy.dcm', 'JPEG2000.dcm', 'SC_rgb_rle_2frame.dcm',
-  'chrGerm.dcm', 'chrJapMulti.dcm', 'test-SR.dcm',
+  'CT_small.dcm',
+  'MR_small.dcm',
+  'JPEG-lossy.dcm',
+  'JPEG2000.dcm',
+  'SC_rgb_rle_2frame.dcm',
+  'chrGerm.dcm',
+  'chrJapMulti.dcm',
+  'test-SR.dcm',
 ];
 
 let batchRes: Res | undefined;
@@ -44,7 +47,12 @@ export const stowChecks: Check[] = [
     name: 'STOW §10.5 store sample files (multipart/related; type="application/dicom"; quoted boundary) → 200',
     run: async (ctx) => {
       batchRes = undefined;
-      const r = await stow(ctx, '/studies', BATCH.map((n) => dicomPart(ctx.samples[n])), true);
+      const r = await stow(
+        ctx,
+        '/studies',
+        BATCH.map((n) => dicomPart(ctx.samples[n])),
+        true,
+      );
       expectStatus(r, 200);
       batchRes = r;
       const { ok } = stowResult(r);

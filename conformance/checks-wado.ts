@@ -2,8 +2,19 @@
 import { readPart10, type Instance } from './fixtures.js';
 import { checkJapaneseName } from './checks-qido.js';
 import {
-  ACCEPT_DICOM, ACCEPT_OCTET, assert, DICOM_JSON, expectStatus, expectType, first, get, jsonArray, multipartOf,
-  wadoPath, type Check, type Ctx,
+  ACCEPT_DICOM,
+  ACCEPT_OCTET,
+  assert,
+  DICOM_JSON,
+  expectStatus,
+  expectType,
+  first,
+  get,
+  jsonArray,
+  multipartOf,
+  wadoPath,
+  type Check,
+  type Ctx,
 } from './http.js';
 import { bytesEqual, parseMediaType, parseMultipart } from './multipart.js';
 
@@ -59,7 +70,8 @@ export const wadoChecks: Check[] = [
   {
     name: 'WADO §8.7.3.5 Accept transfer-syntax=* returns stored JPEG/RLE/JPEG 2000 files as-is',
     run: async (ctx) => {
-      const s = ctx.samples, acc = `${ACCEPT_DICOM}; transfer-syntax=*`;
+      const s = ctx.samples,
+        acc = `${ACCEPT_DICOM}; transfer-syntax=*`;
       await retrieveIdentical(ctx, wadoPath(s['JPEG-lossy.dcm']), [s['JPEG-lossy.dcm']], acc);
       await retrieveIdentical(ctx, wadoPath(s['SC_rgb_rle_2frame.dcm']), [s['SC_rgb_rle_2frame.dcm']], acc);
       return retrieveIdentical(ctx, `/studies/${s['JPEG2000.dcm'].study}`, [s['JPEG-lossy.dcm'], s['JPEG2000.dcm']], acc);
@@ -72,7 +84,8 @@ export const wadoChecks: Check[] = [
   {
     name: 'WADO §8.7.3.5 transfer syntax needing transcoding (JPEG-LS) → 406, or 200 in that syntax',
     run: async (ctx) => {
-      const ls = '1.2.840.10008.1.2.4.80', ct = ctx.samples['CT_small.dcm'];
+      const ls = '1.2.840.10008.1.2.4.80',
+        ct = ctx.samples['CT_small.dcm'];
       const r = await get(ctx, wadoPath(ct), `${ACCEPT_DICOM}; transfer-syntax=${ls}`);
       expectStatus(r, 200, 406);
       if (r.status === 406) return '406 (no transcoding)';
@@ -140,13 +153,18 @@ export const wadoChecks: Check[] = [
   },
   {
     name: 'WADO §8.7.4 frames: encapsulated JPEG (image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.51)',
-    run: (ctx) => frames(ctx, ctx.samples['JPEG-lossy.dcm'], [1],
-      'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.51', 'image/jpeg'),
+    run: (ctx) => frames(ctx, ctx.samples['JPEG-lossy.dcm'], [1], 'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.51', 'image/jpeg'),
   },
   {
     name: 'WADO §8.7.4 frames: RLE multi-frame, frame 2 (image/dicom-rle)',
-    run: (ctx) => frames(ctx, ctx.samples['SC_rgb_rle_2frame.dcm'], [2],
-      'multipart/related; type="image/dicom-rle"; transfer-syntax=1.2.840.10008.1.2.5', 'image/dicom-rle'),
+    run: (ctx) =>
+      frames(
+        ctx,
+        ctx.samples['SC_rgb_rle_2frame.dcm'],
+        [2],
+        'multipart/related; type="image/dicom-rle"; transfer-syntax=1.2.840.10008.1.2.5',
+        'image/dicom-rle',
+      ),
   },
   {
     name: 'WADO §10.4 unknown Study Instance UID → 404 (retrieve and metadata)',

@@ -33,7 +33,8 @@ export function readPart10(name: string, bytes: Uint8Array): Instance {
   let pos = 132;
   let explicit = true;
   const head = (p: number) => {
-    const group = dv.getUint16(p, true), elem = dv.getUint16(p + 2, true);
+    const group = dv.getUint16(p, true),
+      elem = dv.getUint16(p + 2, true);
     const tag = group * 0x10000 + elem;
     if (group === 0xfffe) return { tag, vr: '', len: dv.getUint32(p + 4, true), val: p + 8 };
     const vr = str(p + 4, 2);
@@ -49,11 +50,17 @@ export function readPart10(name: string, bytes: Uint8Array): Instance {
       const h = head(p);
       if (h.tag === 0xfffee0dd) return h.val;
       if (h.tag !== 0xfffee000) throw new Error(`${name}: bad item at ${p}`);
-      if (h.len !== UNDEF) { p = h.val + h.len; continue; }
+      if (h.len !== UNDEF) {
+        p = h.val + h.len;
+        continue;
+      }
       p = h.val;
       for (;;) {
         const e = head(p);
-        if (e.tag === 0xfffee00d) { p = e.val; break; }
+        if (e.tag === 0xfffee00d) {
+          p = e.val;
+          break;
+        }
         p = e.len === UNDEF ? skipUndefined(e.val) : e.val + e.len;
       }
     }
@@ -69,19 +76,24 @@ export function readPart10(name: string, bytes: Uint8Array): Instance {
   explicit = ts !== '1.2.840.10008.1.2' && /^[A-Z]{2}$/.test(str(pos + 4, 2));
   const out: Instance = { name, bytes, ts, sopClass: '', study: '', series: '', sop: '', frames: 1, frameData: [] };
   let fragments: Uint8Array[] | undefined;
-  let bot: number[] = [];
+  const bot: number[] = [];
   while (pos + 8 <= bytes.length) {
     const h = head(pos);
     if (h.tag === 0x7fe00010) {
-      if (h.len !== UNDEF) { out.pixelData = bytes.slice(h.val, h.val + h.len); break; }
+      if (h.len !== UNDEF) {
+        out.pixelData = bytes.slice(h.val, h.val + h.len);
+        break;
+      }
       fragments = [];
-      let p = h.val, first = true;
+      let p = h.val,
+        first = true;
       for (;;) {
         const it = head(p);
         if (it.tag === 0xfffee0dd) break;
         const data = bytes.slice(it.val, it.val + it.len);
-        if (first) { for (let i = 0; i + 4 <= data.length; i += 4) bot.push(dv.getUint32(it.val + i, true)); }
-        else fragments.push(data);
+        if (first) {
+          for (let i = 0; i + 4 <= data.length; i += 4) bot.push(dv.getUint32(it.val + i, true));
+        } else fragments.push(data);
         first = false;
         p = it.val + it.len;
       }
@@ -101,11 +113,16 @@ export function readPart10(name: string, bytes: Uint8Array): Instance {
   } else if (fragments) {
     if (bot.length === out.frames && out.frames > 1) {
       // group fragments by basic offset table (offsets count item headers: 8 bytes each)
-      let off = 0, cur: Uint8Array[] = [];
+      let off = 0,
+        cur: Uint8Array[] = [];
       const starts = new Set(bot);
       for (const f of fragments) {
-        if (starts.has(off) && cur.length) { out.frameData.push(concat(cur)); cur = []; }
-        cur.push(f); off += f.length + 8;
+        if (starts.has(off) && cur.length) {
+          out.frameData.push(concat(cur));
+          cur = [];
+        }
+        cur.push(f);
+        off += f.length + 8;
       }
       out.frameData.push(concat(cur));
     } else if (fragments.length === out.frames) out.frameData = fragments;
@@ -115,8 +132,16 @@ export function readPart10(name: string, bytes: Uint8Array): Instance {
 }
 
 export const SAMPLE_FILES = [
-  'CT_small.dcm', 'MR_small.dcm', 'MR_small_implicit.dcm', 'JPEG-lossy.dcm', 'JPEG2000.dcm',
-  'SC_rgb_jpeg.dcm', 'SC_rgb_rle_2frame.dcm', 'chrGerm.dcm', 'chrJapMulti.dcm', 'test-SR.dcm',
+  'CT_small.dcm',
+  'MR_small.dcm',
+  'MR_small_implicit.dcm',
+  'JPEG-lossy.dcm',
+  'JPEG2000.dcm',
+  'SC_rgb_jpeg.dcm',
+  'SC_rgb_rle_2frame.dcm',
+  'chrGerm.dcm',
+  'chrJapMulti.dcm',
+  'test-SR.dcm',
 ] as const;
 export type SampleName = (typeof SAMPLE_FILES)[number];
 
@@ -151,57 +176,154 @@ export interface Synthetic {
   patientId: string;
   patientName: string;
   accession: string;
-  studyA: string; seriesA1: string; seriesA2: string;
-  a1: Instance; a2: Instance; a3: Instance; // a1,a2: MR in seriesA1; a3: CT in seriesA2
-  studyB: string; b1: Instance; // 3-frame native 8-bit, same patient, other date
+  studyA: string;
+  seriesA1: string;
+  seriesA2: string;
+  a1: Instance;
+  a2: Instance;
+  a3: Instance; // a1,a2: MR in seriesA1; a3: CT in seriesA2
+  studyB: string;
+  b1: Instance; // 3-frame native 8-bit, same patient, other date
   c1: Instance; // another study, used for the study-level STOW mismatch
   d1: Instance; // stored through dicomweb-client
-  frameRows: number; frameCols: number;
+  frameRows: number;
+  frameCols: number;
 }
 
 export function makeSynthetic(): Synthetic {
   const token = randomBytes(4).toString('hex').toUpperCase();
-  const patientId = `CNF${token}`, patientName = `Cnfx${token}^Alice`, accession = `ACC${token}`;
-  const studyA = newUid(), seriesA1 = newUid(), seriesA2 = newUid(), studyB = newUid();
+  const patientId = `CNF${token}`,
+    patientName = `Cnfx${token}^Alice`,
+    accession = `ACC${token}`;
+  const studyA = newUid(),
+    seriesA1 = newUid(),
+    seriesA2 = newUid(),
+    studyB = newUid();
   const common = {
-    PatientID: patientId, PatientName: patientName, PatientBirthDate: '19700101', PatientSex: 'F',
-    StudyID: 'S1', ReferringPhysicianName: '', SpecificCharacterSet: 'ISO_IR 100',
+    PatientID: patientId,
+    PatientName: patientName,
+    PatientBirthDate: '19700101',
+    PatientSex: 'F',
+    StudyID: 'S1',
+    ReferringPhysicianName: '',
+    SpecificCharacterSet: 'ISO_IR 100',
   };
   const img16 = (i: number) => {
     const px = new Uint8Array(4 * 4 * 2);
     for (let k = 0; k < px.length; k++) px[k] = (k * 7 + i) & 0xff;
     return px;
   };
-  const mono16 = { Rows: 4, Columns: 4, BitsAllocated: 16, BitsStored: 12, HighBit: 11, PixelRepresentation: 0,
-    SamplesPerPixel: 1, PhotometricInterpretation: 'MONOCHROME2' };
-  const studyAAttrs = { ...common, StudyInstanceUID: studyA, StudyDate: '20010203', StudyTime: '101112',
-    AccessionNumber: accession, StudyDescription: `Conformance study A ${token}` };
-  const inst = (name: string, series: string, modality: string, cls: string, n: number, extra: object = {}) => build(name, {
-    ...studyAAttrs, SOPClassUID: cls, SOPInstanceUID: newUid(), SeriesInstanceUID: series, Modality: modality,
-    SeriesNumber: modality === 'MR' ? '1' : '2', InstanceNumber: String(n), ...mono16, ...extra,
-  }, img16(n), 'OW');
-  const MR = '1.2.840.10008.5.1.4.1.1.4', CT = '1.2.840.10008.5.1.4.1.1.2', SC = '1.2.840.10008.5.1.4.1.1.7';
+  const mono16 = {
+    Rows: 4,
+    Columns: 4,
+    BitsAllocated: 16,
+    BitsStored: 12,
+    HighBit: 11,
+    PixelRepresentation: 0,
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: 'MONOCHROME2',
+  };
+  const studyAAttrs = {
+    ...common,
+    StudyInstanceUID: studyA,
+    StudyDate: '20010203',
+    StudyTime: '101112',
+    AccessionNumber: accession,
+    StudyDescription: `Conformance study A ${token}`,
+  };
+  const inst = (name: string, series: string, modality: string, cls: string, n: number, extra: object = {}) =>
+    build(
+      name,
+      {
+        ...studyAAttrs,
+        SOPClassUID: cls,
+        SOPInstanceUID: newUid(),
+        SeriesInstanceUID: series,
+        Modality: modality,
+        SeriesNumber: modality === 'MR' ? '1' : '2',
+        InstanceNumber: String(n),
+        ...mono16,
+        ...extra,
+      },
+      img16(n),
+      'OW',
+    );
+  const MR = '1.2.840.10008.5.1.4.1.1.4',
+    CT = '1.2.840.10008.5.1.4.1.1.2',
+    SC = '1.2.840.10008.5.1.4.1.1.7';
   const a1 = inst('synthetic a1 (MR)', seriesA1, 'MR', MR, 1);
   const a2 = inst('synthetic a2 (MR)', seriesA1, 'MR', MR, 2);
   const a3 = inst('synthetic a3 (CT)', seriesA2, 'CT', CT, 3, { RescaleIntercept: '-1024', RescaleSlope: '1', ImageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'] });
-  const frameRows = 16, frameCols = 16;
+  const frameRows = 16,
+    frameCols = 16;
   const px = new Uint8Array(frameRows * frameCols * 3);
   for (let k = 0; k < px.length; k++) px[k] = (Math.floor(k / (frameRows * frameCols)) * 80 + k) & 0xff;
-  const b1 = build('synthetic b1 (3-frame)', {
-    ...common, StudyInstanceUID: studyB, StudyDate: '20050607', StudyTime: '080000', AccessionNumber: `ACB${token}`,
-    SeriesInstanceUID: newUid(), SOPClassUID: SC, SOPInstanceUID: newUid(), Modality: 'OT', SeriesNumber: '1',
-    InstanceNumber: '1', ConversionType: 'WSD', NumberOfFrames: '3', Rows: frameRows, Columns: frameCols,
-    BitsAllocated: 8, BitsStored: 8, HighBit: 7, PixelRepresentation: 0, SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-  }, px, 'OB');
-  const other = (name: string, pid: string) => build(name, {
-    ...common, PatientID: pid, PatientName: `Cnfo${token}^Other`, StudyInstanceUID: newUid(), StudyDate: '20100101',
-    StudyTime: '000000', AccessionNumber: '', SeriesInstanceUID: newUid(), SOPClassUID: MR, SOPInstanceUID: newUid(),
-    Modality: 'MR', SeriesNumber: '1', InstanceNumber: '1', ...mono16,
-  }, img16(9), 'OW');
+  const b1 = build(
+    'synthetic b1 (3-frame)',
+    {
+      ...common,
+      StudyInstanceUID: studyB,
+      StudyDate: '20050607',
+      StudyTime: '080000',
+      AccessionNumber: `ACB${token}`,
+      SeriesInstanceUID: newUid(),
+      SOPClassUID: SC,
+      SOPInstanceUID: newUid(),
+      Modality: 'OT',
+      SeriesNumber: '1',
+      InstanceNumber: '1',
+      ConversionType: 'WSD',
+      NumberOfFrames: '3',
+      Rows: frameRows,
+      Columns: frameCols,
+      BitsAllocated: 8,
+      BitsStored: 8,
+      HighBit: 7,
+      PixelRepresentation: 0,
+      SamplesPerPixel: 1,
+      PhotometricInterpretation: 'MONOCHROME2',
+    },
+    px,
+    'OB',
+  );
+  const other = (name: string, pid: string) =>
+    build(
+      name,
+      {
+        ...common,
+        PatientID: pid,
+        PatientName: `Cnfo${token}^Other`,
+        StudyInstanceUID: newUid(),
+        StudyDate: '20100101',
+        StudyTime: '000000',
+        AccessionNumber: '',
+        SeriesInstanceUID: newUid(),
+        SOPClassUID: MR,
+        SOPInstanceUID: newUid(),
+        Modality: 'MR',
+        SeriesNumber: '1',
+        InstanceNumber: '1',
+        ...mono16,
+      },
+      img16(9),
+      'OW',
+    );
   return {
-    token, patientId, patientName, accession, studyA, seriesA1, seriesA2, a1, a2, a3, studyB, b1,
-    c1: other('synthetic c1 (other study)', `CNC${token}`), d1: other('synthetic d1 (client)', `CND${token}`),
-    frameRows, frameCols,
+    token,
+    patientId,
+    patientName,
+    accession,
+    studyA,
+    seriesA1,
+    seriesA2,
+    a1,
+    a2,
+    a3,
+    studyB,
+    b1,
+    c1: other('synthetic c1 (other study)', `CNC${token}`),
+    d1: other('synthetic d1 (client)', `CND${token}`),
+    frameRows,
+    frameCols,
   };
 }

@@ -14,6 +14,7 @@ export interface Ctx {
 
 export interface Check {
   name: string;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a check that passes returns nothing; one that fails returns why
   run: (ctx: Ctx) => Promise<string | void>;
 }
 
@@ -111,7 +112,8 @@ export function uidsOf(items: any[], tag: string): string[] {
 }
 
 export function sameSet(actual: string[], expected: string[], what: string): void {
-  const a = [...actual].sort().join(','), e = [...expected].sort().join(',');
+  const a = [...actual].sort().join(','),
+    e = [...expected].sort().join(',');
   assert(a === e, `${what}: got [${a}] expected [${e}]`);
 }
 

@@ -29,7 +29,9 @@ const TIMEOUT_MS = 30_000;
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms); });
+  const timeout = new Promise<never>((_, rej) => {
+    t = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms);
+  });
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 

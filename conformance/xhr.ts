@@ -26,11 +26,17 @@ class FetchXHR {
     this.url = url;
     this.readyState = 1;
   }
-  setRequestHeader(k: string, v: string): void { this.reqHeaders[k] = v; }
-  getResponseHeader(k: string): string | null { return this.resHeaders.get(k); }
+  setRequestHeader(k: string, v: string): void {
+    this.reqHeaders[k] = v;
+  }
+  getResponseHeader(k: string): string | null {
+    return this.resHeaders.get(k);
+  }
   getAllResponseHeaders(): string {
     let s = '';
-    this.resHeaders.forEach((v, k) => { s += `${k}: ${v}\r\n`; });
+    this.resHeaders.forEach((v, k) => {
+      s += `${k}: ${v}\r\n`;
+    });
     return s;
   }
   send(data?: ArrayBuffer | Uint8Array | string | null): void {
@@ -45,10 +51,20 @@ class FetchXHR {
         const text = () => new TextDecoder().decode(buf);
         if (this.responseType === 'arraybuffer') this.response = buf;
         else if (this.responseType === 'json') {
-          try { this.response = buf.byteLength ? JSON.parse(text()) : null; } catch { this.response = null; }
-        } else { this.responseText = text(); this.response = this.responseText; }
+          try {
+            this.response = buf.byteLength ? JSON.parse(text()) : null;
+          } catch {
+            this.response = null;
+          }
+        } else {
+          this.responseText = text();
+          this.response = this.responseText;
+        }
       })
-      .catch(() => { this.status = 0; this.onerror?.(); })
+      .catch(() => {
+        this.status = 0;
+        this.onerror?.();
+      })
       .finally(() => {
         this.readyState = 4;
         this.onreadystatechange?.();

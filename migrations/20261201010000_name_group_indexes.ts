@@ -8,7 +8,9 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(
     "create index studies_patient_name_ideographic on studies (upper(split_part(patient_name, '=', 2)) text_pattern_ops) where patient_name like '%=%'",
   );
-  await knex.raw("create index studies_patient_name_phonetic on studies (upper(split_part(patient_name, '=', 3)) text_pattern_ops) where patient_name like '%=%'");
+  await knex.raw(
+    "create index studies_patient_name_phonetic on studies (upper(split_part(patient_name, '=', 3)) text_pattern_ops) where patient_name like '%=%'",
+  );
   await knex.raw('create index studies_date_order on studies (study_date desc nulls last, study_uid)');
 }
 

@@ -25,10 +25,12 @@ export async function up(knex: Knex): Promise<void> {
       if (after !== undefined) q.where(key, '>', after);
       const rows: Record<string, unknown>[] = await q;
       if (!rows.length) break;
-      await knex.raw(
-        `update ?? as t set attributes_text = v.text from unnest(?::text[], ?::text[]) as v(k, text) where t.?? = v.k`,
-        [table, rows.map((r) => String(r[key])), rows.map((r) => JSON.stringify(r.attributes)), key],
-      );
+      await knex.raw(`update ?? as t set attributes_text = v.text from unnest(?::text[], ?::text[]) as v(k, text) where t.?? = v.k`, [
+        table,
+        rows.map((r) => String(r[key])),
+        rows.map((r) => JSON.stringify(r.attributes)),
+        key,
+      ]);
       after = String(rows[rows.length - 1][key]);
     }
     await knex.schema.alterTable(table, (t) => t.dropNullable('attributes_text'));

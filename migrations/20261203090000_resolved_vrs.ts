@@ -60,7 +60,12 @@ export async function up(knex: Knex): Promise<void> {
   ]) {
     let last = '';
     for (;;) {
-      const rows: Record<string, unknown>[] = await knex(table).select(key, 'attributes').where(key, '>', last).andWhereRaw('attributes_text ~ ?', [NOT_A_VR]).orderBy(key).limit(BATCH);
+      const rows: Record<string, unknown>[] = await knex(table)
+        .select(key, 'attributes')
+        .where(key, '>', last)
+        .andWhereRaw('attributes_text ~ ?', [NOT_A_VR])
+        .orderBy(key)
+        .limit(BATCH);
       if (!rows.length) break;
       for (const row of rows) {
         const attributes = row.attributes as DicomJson;

@@ -93,7 +93,10 @@ export function mayBreakGlass(principal: Principal): boolean {
 
 /** The least a break-glass reason must say: a few words, not a keystroke. */
 export function breakGlassReasonProblem(reason: string): string | undefined {
-  const words = reason.trim().split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w));
+  const words = reason
+    .trim()
+    .split(/\s+/)
+    .filter((w) => /[\p{L}\p{N}]/u.test(w));
   if (words.length < 3 || reason.trim().length < 12) return 'X-Break-Glass must give the reason in a few words (at least 3 words, 12 characters)';
   if (reason.length > 500) return 'X-Break-Glass reason is longer than 500 characters';
   return undefined;

@@ -79,7 +79,12 @@ export async function storeInstance(ctx: ArchiveContext, caller: Caller, body: A
  * failures after the body was read are settled values or rethrown when
  * awaited.
  */
-export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body: AsyncIterable<Buffer>, expectStudyUid?: string): Promise<{ outcome: Promise<StoreOutcome> }> {
+export async function receiveInstance(
+  ctx: ArchiveContext,
+  caller: Caller,
+  body: AsyncIterable<Buffer>,
+  expectStudyUid?: string,
+): Promise<{ outcome: Promise<StoreOutcome> }> {
   authorise(caller, 'store');
   const key = newInstanceKey(randomUUID());
   const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -129,7 +134,12 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
 
   let parsed: ParsedInstance;
   try {
-    parsed = await parseInstance(tee(), { bulkThreshold: ctx.config.bulkDataThreshold, maxHeaderBytes: ctx.config.maxHeaderBytes, maxSequenceDepth: ctx.config.maxSequenceDepth, maxDataElements: ctx.config.maxDataElements });
+    parsed = await parseInstance(tee(), {
+      bulkThreshold: ctx.config.bulkDataThreshold,
+      maxHeaderBytes: ctx.config.maxHeaderBytes,
+      maxSequenceDepth: ctx.config.maxSequenceDepth,
+      maxDataElements: ctx.config.maxDataElements,
+    });
   } catch (err) {
     if (!sink.writableEnded) sink.destroy(new Error('the instance could not be parsed'));
     if (put) {
@@ -147,7 +157,13 @@ export async function receiveInstance(ctx: ArchiveContext, caller: Caller, body:
     return { outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }) };
   }
   // A parsed instance began with "DICM", so its blob write was started.
-  const outcome = finish(ctx, caller, parsed, { key, put: put ?? Promise.reject(new Error('no blob write was started')), size, sha256: hash.digest('hex') }, expectStudyUid);
+  const outcome = finish(
+    ctx,
+    caller,
+    parsed,
+    { key, put: put ?? Promise.reject(new Error('no blob write was started')), size, sha256: hash.digest('hex') },
+    expectStudyUid,
+  );
   outcome.catch(() => undefined);
   return { outcome };
 }
@@ -177,7 +193,13 @@ function failureReason(err: ParseError): number {
   }
 }
 
-async function finish(ctx: ArchiveContext, caller: Caller, parsed: ParsedInstance, blob: { key: string; put: Promise<unknown>; size: number; sha256: string }, expectStudyUid?: string): Promise<StoreOutcome> {
+async function finish(
+  ctx: ArchiveContext,
+  caller: Caller,
+  parsed: ParsedInstance,
+  blob: { key: string; put: Promise<unknown>; size: number; sha256: string },
+  expectStudyUid?: string,
+): Promise<StoreOutcome> {
   const { key } = blob;
   const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
   try {
@@ -239,7 +261,11 @@ async function finish(ctx: ArchiveContext, caller: Caller, parsed: ParsedInstanc
 export async function deleteFromArchive(ctx: ArchiveContext, caller: Caller, t: Target): Promise<number | undefined> {
   authorise(caller, 'delete');
   if (!(await findInstances(ctx.db, caller, t)).length) return undefined;
-  const keys = await deleteInstances(ctx.db, caller, { study_uid: t.studyUid, ...(t.seriesUid ? { series_uid: t.seriesUid } : {}), ...(t.sopInstanceUid ? { sop_instance_uid: t.sopInstanceUid } : {}) });
+  const keys = await deleteInstances(ctx.db, caller, {
+    study_uid: t.studyUid,
+    ...(t.seriesUid ? { series_uid: t.seriesUid } : {}),
+    ...(t.sopInstanceUid ? { sop_instance_uid: t.sopInstanceUid } : {}),
+  });
   for (const key of keys) await discardBlob(ctx, key);
   return keys.length;
 }
@@ -250,7 +276,12 @@ export async function deleteFromArchive(ctx: ArchiveContext, caller: Caller, t: 
  * the labels before and after, or undefined when there is no such study or
  * series.
  */
-export async function relabel(ctx: Pick<ArchiveContext, 'db'>, caller: Caller, t: LabelTarget, labels: readonly string[]): Promise<{ before: string[]; after: string[] } | undefined> {
+export async function relabel(
+  ctx: Pick<ArchiveContext, 'db'>,
+  caller: Caller,
+  t: LabelTarget,
+  labels: readonly string[],
+): Promise<{ before: string[]; after: string[] } | undefined> {
   authorise(caller, 'label');
   caller.touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
   const before = await replaceLabels(ctx.db, t, labels);

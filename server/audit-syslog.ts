@@ -52,15 +52,20 @@ export function auditMessage(e: AuditEvent & { at: Date }, sourceId: string): st
   // The process that served the call: the HTTP request, or the protocol (DIMSE, a command).
   const served = e.method !== null ? `${e.method} ${e.path}` : e.protocol;
   parts.push(`<ActiveParticipant UserID="${xml(served)}" AlternativeUserID="${xml(sourceId)}" UserIsRequestor="false"/>`);
-  parts.push(`<AuditSourceIdentification AuditSourceID="${xml(sourceId)}"><AuditSourceTypeCode csd-code="4" originalText="Application Server Process"/></AuditSourceIdentification>`);
+  parts.push(
+    `<AuditSourceIdentification AuditSourceID="${xml(sourceId)}"><AuditSourceTypeCode csd-code="4" originalText="Application Server Process"/></AuditSourceIdentification>`,
+  );
   for (const uid of e.study_uids) {
     parts.push(`<ParticipantObjectIdentification ParticipantObjectID="${xml(uid)}" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">`);
     parts.push(code(['110180', 'Study Instance UID'], 'ParticipantObjectIDTypeCode'));
-    if (e.instance_uids.length) parts.push(`<ParticipantObjectDescription><SOPClass NumberOfInstances="${e.instance_uids.length}"/></ParticipantObjectDescription>`);
+    if (e.instance_uids.length)
+      parts.push(`<ParticipantObjectDescription><SOPClass NumberOfInstances="${e.instance_uids.length}"/></ParticipantObjectDescription>`);
     parts.push('</ParticipantObjectIdentification>');
   }
   if (e.break_glass && e.reason) {
-    parts.push(`<ParticipantObjectIdentification ParticipantObjectID="break-glass" ParticipantObjectTypeCode="4"><ParticipantObjectIDTypeCode csd-code="110127" codeSystemName="DCM" originalText="Emergency Override Started"/><ParticipantObjectDetail type="Reason" value="${Buffer.from(e.reason).toString('base64')}"/></ParticipantObjectIdentification>`);
+    parts.push(
+      `<ParticipantObjectIdentification ParticipantObjectID="break-glass" ParticipantObjectTypeCode="4"><ParticipantObjectIDTypeCode csd-code="110127" codeSystemName="DCM" originalText="Emergency Override Started"/><ParticipantObjectDetail type="Reason" value="${Buffer.from(e.reason).toString('base64')}"/></ParticipantObjectIdentification>`,
+    );
   }
   return `<?xml version="1.0" encoding="UTF-8"?><AuditMessage>${parts.join('')}</AuditMessage>`;
 }
@@ -83,7 +88,8 @@ export function createSyslogSink(url: string, log: Logger): AuditSink {
     log.warn({ err: String(err), target: `${u.protocol}//${host}:${port}` }, 'audit message could not be sent to syslog (the audit table has it)');
   };
   // RFC 5424: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG; facility authpriv (10), severity notice (5).
-  const frame = (e: AuditEvent & { at: Date }) => Buffer.from(`<85>1 ${e.at.toISOString()} ${hostname} cairn ${process.pid} IHE+RFC-3881 - \uFEFF${auditMessage(e, hostname)}`);
+  const frame = (e: AuditEvent & { at: Date }) =>
+    Buffer.from(`<85>1 ${e.at.toISOString()} ${hostname} cairn ${process.pid} IHE+RFC-3881 - \uFEFF${auditMessage(e, hostname)}`);
 
   if (u.protocol === 'udp:') {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');

@@ -17,17 +17,7 @@ import type { Logger } from './log.js';
 // before the response leaves: if the row cannot be written the request fails
 // with 500 and its data is not sent.
 
-export type AuditAction =
-  | 'search'
-  | 'retrieve'
-  | 'store'
-  | 'delete'
-  | 'label-read'
-  | 'label-change'
-  | 'audit-read'
-  | 'login'
-  | 'login-failed'
-  | 'logout';
+export type AuditAction = 'search' | 'retrieve' | 'store' | 'delete' | 'label-read' | 'label-change' | 'audit-read' | 'login' | 'login-failed' | 'logout';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {
@@ -81,7 +71,14 @@ export interface HttpRequestFacts {
  * written; a row that cannot be written rejects, and the caller must then
  * fail the call.
  */
-export async function recordAudit(deps: AuditDeps, who: Audited, action: AuditAction, outcome: string, detail?: Record<string, unknown>, http?: HttpRequestFacts): Promise<void> {
+export async function recordAudit(
+  deps: AuditDeps,
+  who: Audited,
+  action: AuditAction,
+  outcome: string,
+  detail?: Record<string, unknown>,
+  http?: HttpRequestFacts,
+): Promise<void> {
   const { via, principal, touched } = who;
   const more: Record<string, unknown> = { ...detail };
   if (via.protocol === 'dimse') more.callingAe = via.callingAe;

@@ -21,7 +21,12 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
   try {
     await migrate(db);
     blobs = await openBlobStore(config);
-    log.info(config.storage === 's3' ? { storage: 's3', endpoint: `${config.s3.endPoint}:${config.s3.port}`, bucket: config.s3.bucket } : { storage: 'fs', dir: path.join(config.dataDir, 'blobs') }, 'blob store ready');
+    log.info(
+      config.storage === 's3'
+        ? { storage: 's3', endpoint: `${config.s3.endPoint}:${config.s3.port}`, bucket: config.s3.bucket }
+        : { storage: 'fs', dir: path.join(config.dataDir, 'blobs') },
+      'blob store ready',
+    );
   } catch (err) {
     await db.destroy();
     await embedded?.stop();

@@ -19,7 +19,11 @@ const schema = z.object({
   TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   VIEWER_DIR: z.string().optional(),
   DUPLICATE_POLICY: z.enum(['reject', 'overwrite']).default('reject'),
-  MAX_HEADER_BYTES: z.coerce.number().int().min(65536).default(64 * 1024 * 1024),
+  MAX_HEADER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(65536)
+    .default(64 * 1024 * 1024),
   BULKDATA_THRESHOLD: z.coerce.number().int().min(0).default(1024),
   MAX_SEQUENCE_DEPTH: z.coerce.number().int().min(1).max(1000).default(32),
   MAX_DATA_ELEMENTS: z.coerce.number().int().min(1000).default(1_000_000),
@@ -27,7 +31,10 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
   STORAGE: z.enum(['fs', 's3']).default('fs'),
-  S3_ENDPOINT: z.string().regex(/^[^/:]+$/, 'a host name only (no scheme, port or path: those are S3_USE_SSL and S3_PORT)').default('127.0.0.1'),
+  S3_ENDPOINT: z
+    .string()
+    .regex(/^[^/:]+$/, 'a host name only (no scheme, port or path: those are S3_USE_SSL and S3_PORT)')
+    .default('127.0.0.1'),
   S3_PORT: z.coerce.number().int().min(1).max(65535).default(9000),
   S3_USE_SSL: flag.default(false),
   S3_BUCKET: z.string().min(3).default('cairn'),
@@ -44,11 +51,18 @@ const schema = z.object({
   AUTH_CLAIM_SUB: z.string().min(1).default('sub'),
   AUTH_CLAIM_ROLES: z.string().min(1).default('roles'),
   AUTH_CLAIM_CLEARANCES: z.string().min(1).default('clearances'),
-  SESSION_TTL_SECONDS: z.coerce.number().int().min(60).default(8 * 3600),
+  SESSION_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(8 * 3600),
   PASSWORD_HASH_ROUNDS: z.coerce.number().int().min(4).max(15).default(12),
   LABEL_RULES: z.string().optional(),
   LABEL_RULES_FILE: z.string().optional(),
-  AUDIT_SYSLOG: z.string().regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port').optional(),
+  AUDIT_SYSLOG: z
+    .string()
+    .regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port')
+    .optional(),
 });
 
 export interface Config {

@@ -25,7 +25,9 @@ export interface LabelRule {
 const ruleSchema = z.object({
   label: z.string().regex(LABEL_PATTERN, 'a label is 1-64 letters, digits, "_", ".", ":" or "-"'),
   level: z.enum(['study', 'series']).default('study'),
-  when: z.record(z.string(), z.union([z.literal('present'), z.array(z.string()).min(1)])).refine((w) => Object.keys(w).length > 0, 'a rule needs at least one condition'),
+  when: z
+    .record(z.string(), z.union([z.literal('present'), z.array(z.string()).min(1)]))
+    .refine((w) => Object.keys(w).length > 0, 'a rule needs at least one condition'),
 });
 
 /** Parses and checks rules; throws with a message naming the bad rule. */

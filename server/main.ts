@@ -28,7 +28,10 @@ if (!config.auth.enabled) {
   log.warn('authentication is OFF (AUTH=off): every caller acts as an administrator and every response says so; for local experiments only');
 } else if ((await countUsers(deps.db)) === 0) {
   // Never a default password: the first administrator is made by the operator.
-  log.warn({ command: 'npm run user -- add <name> --roles admin' }, 'no user accounts yet; create the first administrator with: npm run user -- add <name> --roles admin');
+  log.warn(
+    { command: 'npm run user -- add <name> --roles admin' },
+    'no user accounts yet; create the first administrator with: npm run user -- add <name> --roles admin',
+  );
 }
 const app = createApp(deps);
 const server = app.listen(config.port, config.host, () => {

@@ -95,9 +95,18 @@ function wantsMultipartValue(accepts: Acceptable[]): boolean {
 /** The 406 for a representation that cannot be served, saying what the client could ask for instead. */
 function notAcceptable(asked: Asked, ts: string, sopInstanceUid: string): ApiError {
   if (asked.kind === 'instances') {
-    return new ApiError(406, 'NotAcceptable', `no acceptable media type for instance ${sopInstanceUid} stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`);
+    return new ApiError(
+      406,
+      'NotAcceptable',
+      `no acceptable media type for instance ${sopInstanceUid} stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`,
+    );
   }
-  if (asked.kind === 'frames') return new ApiError(406, 'NotAcceptable', `frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`);
+  if (asked.kind === 'frames')
+    return new ApiError(
+      406,
+      'NotAcceptable',
+      `frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`,
+    );
   return new ApiError(406, 'NotAcceptable', `pixel data is stored as ${ts}; Cairn does not transcode`);
 }
 
@@ -113,7 +122,7 @@ type Blobs = Pick<AppDeps, 'blobs'>;
  * Range outside the value. `caller` is who the bytes are for, for a
  * conversion that depends on it (a de-identified view).
  */
-export async function retrieveBytes(deps: Blobs, caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+export async function retrieveBytes(deps: Blobs, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
   if (asked.kind === 'instances') return instances(deps, accepts, asked);
   if (asked.kind === 'frames') return frames(deps, accepts, asked);
   return bulk(deps, accepts, asked);
@@ -160,7 +169,11 @@ function bulk(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 
   if (range || !c.multipart) {
     const r = range ?? { start: 0, end: el.length - 1 };
     if (range) headers['Content-Range'] = `bytes ${r.start}-${r.end}/${el.length}`;
-    const part = { contentType: c.contentType, length: r.end - r.start + 1, body: () => (el.length ? deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : Buffer.alloc(0)) };
+    const part = {
+      contentType: c.contentType,
+      length: r.end - r.start + 1,
+      body: () => (el.length ? deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : Buffer.alloc(0)),
+    };
     return { multipart: false, part, status: range ? 206 : undefined, headers };
   }
   return { multipart: true, partType: OCTETS, parts: partsOf(c, { key: row.blob_key, frames: [[el]] }, deps), headers };
@@ -176,14 +189,20 @@ function partsOf(c: Conversion, src: Source, deps: Blobs): OutPart[] {
       if ('instance' in src) {
         const r = src.instance;
         const small = r.size <= SMALL_BLOB;
-        return [{
-          contentType: c.contentType,
-          length: r.size,
-          body: () => (small ? deps.blobs.read(r.blob_key, r.size) : deps.blobs.get(r.blob_key)),
-          fill: small ? (into) => deps.blobs.read(r.blob_key, r.size, into) : undefined,
-        }];
+        return [
+          {
+            contentType: c.contentType,
+            length: r.size,
+            body: () => (small ? deps.blobs.read(r.blob_key, r.size) : deps.blobs.get(r.blob_key)),
+            fill: small ? (into) => deps.blobs.read(r.blob_key, r.size, into) : undefined,
+          },
+        ];
       }
-      return src.frames.map((spans) => ({ contentType: c.contentType, length: spans.reduce((a, s) => a + s.length, 0), body: spansBody(deps, src.key, spans) }));
+      return src.frames.map((spans) => ({
+        contentType: c.contentType,
+        length: spans.reduce((a, s) => a + s.length, 0),
+        body: spansBody(deps, src.key, spans),
+      }));
     }
   }
 }
@@ -206,7 +225,8 @@ function mediaTypeOf(contentType: string): string {
 function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
   if (!header) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) throw new ApiError(416, 'RangeNotSatisfiable', `unsupported Range "${header}"; one bytes range is supported`, { 'Content-Range': `bytes */${size}` });
+  if (!m || (m[1] === '' && m[2] === ''))
+    throw new ApiError(416, 'RangeNotSatisfiable', `unsupported Range "${header}"; one bytes range is supported`, { 'Content-Range': `bytes */${size}` });
   let start: number;
   let end: number;
   if (m[1] === '') {
@@ -216,6 +236,7 @@ function parseRange(header: string | undefined, size: number): { start: number; 
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
-  if (start > end || start >= size) throw new ApiError(416, 'RangeNotSatisfiable', `Range "${header}" is outside the ${size} bytes of the value`, { 'Content-Range': `bytes */${size}` });
+  if (start > end || start >= size)
+    throw new ApiError(416, 'RangeNotSatisfiable', `Range "${header}" is outside the ${size} bytes of the value`, { 'Content-Range': `bytes */${size}` });
   return { start, end };
 }

@@ -24,7 +24,11 @@ export interface VerifyReport {
  * instance's blob exists, has the recorded size and the recorded SHA-256,
  * streaming each blob through the hash.
  */
-export async function verifyStorage(db: Db, blobs: BlobStore, opts: { pageSize?: number; concurrency?: number; onProblem?: (p: VerifyProblem) => void } = {}): Promise<VerifyReport> {
+export async function verifyStorage(
+  db: Db,
+  blobs: BlobStore,
+  opts: { pageSize?: number; concurrency?: number; onProblem?: (p: VerifyProblem) => void } = {},
+): Promise<VerifyReport> {
   const pageSize = opts.pageSize ?? 500;
   const concurrency = opts.concurrency ?? 4;
   const report: VerifyReport = { checked: 0, bytes: 0, problems: [] };

@@ -147,7 +147,10 @@ describe('storeInstance keeps the bytes', () => {
     const bytes = sample('SC_rgb_jpeg.dcm');
     const res = await storeInstance(ctx(), caller(), chunks(bytes, 4096));
     expect(res.ok).toBe(true);
-    const row = await a.deps.db('instances').where({ sop_instance_uid: res.ok ? res.sopInstanceUid : '' }).first('blob_key', 'size');
+    const row = await a.deps
+      .db('instances')
+      .where({ sop_instance_uid: res.ok ? res.sopInstanceUid : '' })
+      .first('blob_key', 'size');
     expect(Buffer.compare(await a.deps.blobs.read(row.blob_key, row.size), bytes)).toBe(0);
   });
 });

@@ -35,8 +35,20 @@ describe('a caller that is not an HTTP request', () => {
     expect(res.status).toBe(200);
     expect(res.body.events).toHaveLength(1);
     expect(res.body.events[0]).toMatchObject({
-      sub: 'import-job', roles: ['uploader'], protocol: 'cli', client: null, action: 'store', method: null, path: null, status: null, outcome: 'success',
-      study_uids: [inst.studyUid], series_uids: [inst.seriesUid], instance_uids: [inst.sopInstanceUid], break_glass: false, reason: null,
+      sub: 'import-job',
+      roles: ['uploader'],
+      protocol: 'cli',
+      client: null,
+      action: 'store',
+      method: null,
+      path: null,
+      status: null,
+      outcome: 'success',
+      study_uids: [inst.studyUid],
+      series_uids: [inst.seriesUid],
+      instance_uids: [inst.sopInstanceUid],
+      break_glass: false,
+      reason: null,
       detail: { files: 1, command: 'import /data/incoming' },
     });
   });
@@ -48,7 +60,14 @@ describe('a caller that is not an HTTP request', () => {
     await recordAudit(openAudit(a.deps), caller, 'store', 'success');
     const res = await auditor().get(`/api/audit?study=${inst.studyUid}`);
     expect(res.body.events).toHaveLength(1);
-    expect(res.body.events[0]).toMatchObject({ sub: 'ct-scanner-3', protocol: 'dimse', client: '10.1.2.3', method: null, detail: { callingAe: 'CT3' }, instance_uids: [inst.sopInstanceUid] });
+    expect(res.body.events[0]).toMatchObject({
+      sub: 'ct-scanner-3',
+      protocol: 'dimse',
+      client: '10.1.2.3',
+      method: null,
+      detail: { callingAe: 'CT3' },
+      instance_uids: [inst.sopInstanceUid],
+    });
   });
 
   it('a store the caller may not make is refused before anything is stored, and can be audited as denied', async () => {
@@ -66,22 +85,61 @@ describe('HTTP rows', () => {
   it('say they came over HTTP, with method, path and status', async () => {
     const inst = syntheticInstance();
     const { body, contentType } = multipartBody([inst.bytes]);
-    await a.as({ sub: 'pacs-2', roles: ['uploader'] }).post('/dicom-web/studies').set('Content-Type', contentType).send(body);
+    await a
+      .as({ sub: 'pacs-2', roles: ['uploader'] })
+      .post('/dicom-web/studies')
+      .set('Content-Type', contentType)
+      .send(body);
     const res = await auditor().get('/api/audit?user=pacs-2');
-    expect(res.body.events[0]).toMatchObject({ protocol: 'http', method: 'POST', path: '/dicom-web/studies', status: 200, instance_uids: [inst.sopInstanceUid] });
+    expect(res.body.events[0]).toMatchObject({
+      protocol: 'http',
+      method: 'POST',
+      path: '/dicom-web/studies',
+      status: 200,
+      instance_uids: [inst.sopInstanceUid],
+    });
   });
 
   it('cannot be written without method, path and status (the table refuses them)', async () => {
-    const event = { sub: 'x', roles: [], protocol: 'http' as const, client: null, action: 'search', method: null, path: null, status: null, outcome: 'success',
-      study_uids: [], series_uids: [], instance_uids: [], break_glass: false, reason: null, detail: null };
+    const event = {
+      sub: 'x',
+      roles: [],
+      protocol: 'http' as const,
+      client: null,
+      action: 'search',
+      method: null,
+      path: null,
+      status: null,
+      outcome: 'success',
+      study_uids: [],
+      series_uids: [],
+      instance_uids: [],
+      break_glass: false,
+      reason: null,
+      detail: null,
+    };
     await expect(appendAuditEvent(a.deps.db, event)).rejects.toThrow(/audit_events_http_request/);
   });
 });
 
 describe('the syslog copy of a row that is not HTTP', () => {
   it('names the protocol where an HTTP row names the request, and grades the outcome without a status', () => {
-    const base = { sub: 'import-job', roles: ['uploader'], client: null, action: 'store', method: null, path: null, status: null,
-      study_uids: ['1.2.3'], series_uids: [], instance_uids: ['1.2.3.4'], break_glass: false, reason: null, detail: null, at: new Date() };
+    const base = {
+      sub: 'import-job',
+      roles: ['uploader'],
+      client: null,
+      action: 'store',
+      method: null,
+      path: null,
+      status: null,
+      study_uids: ['1.2.3'],
+      series_uids: [],
+      instance_uids: ['1.2.3.4'],
+      break_glass: false,
+      reason: null,
+      detail: null,
+      at: new Date(),
+    };
     const ok = auditMessage({ ...base, protocol: 'cli', outcome: 'success' }, 'host');
     expect(ok).toContain('<ActiveParticipant UserID="cli" AlternativeUserID="host" UserIsRequestor="false"/>');
     expect(ok).not.toContain('null');

@@ -45,7 +45,10 @@ describe('DICOM audit messages over syslog', () => {
   });
 
   it('a break-glass search is a Query flagged as an Emergency Override, with the reason', async () => {
-    await a.as({ sub: 'dr-er', roles: ['clinician'] }).get('/dicom-web/studies').set('X-Break-Glass', 'trauma call, patient unconscious');
+    await a
+      .as({ sub: 'dr-er', roles: ['clinician'] })
+      .get('/dicom-web/studies')
+      .set('X-Break-Glass', 'trauma call, patient unconscious');
     const m = await next((x) => x.includes('UserID="dr-er"'));
     expect(m).toContain('<EventID csd-code="110112" codeSystemName="DCM" originalText="Query"/>');
     expect(m).toContain('<EventTypeCode csd-code="110127" codeSystemName="DCM" originalText="Emergency Override Started"/>');

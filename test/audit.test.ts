@@ -25,10 +25,20 @@ const inst = syntheticInstance({ PatientName: 'Zyxwer^Qlorinda', PatientID: 'PID
 beforeAll(async () => {
   a = await createTestArchive({ log: pino({ level: 'debug' }, sink) });
   const { body, contentType } = multipartBody([inst.bytes]);
-  expect((await a.as({ sub: 'pacs-1', roles: ['uploader'] }).post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
+  expect(
+    (
+      await a
+        .as({ sub: 'pacs-1', roles: ['uploader'] })
+        .post('/dicom-web/studies')
+        .set('Content-Type', contentType)
+        .send(body)
+    ).status,
+  ).toBe(200);
   await a.as({ sub: 'dr-a', roles: ['clinician'] }).get('/dicom-web/studies?PatientName=Zyxwer*&PatientID=PID-77123&PatientBirthDate=19440229');
   await a.as({ sub: 'dr-a', roles: ['clinician'] }).get(`/dicom-web/studies/${inst.studyUid}/metadata`);
-  await a.as({ sub: 'dr-b', roles: ['clinician'] }).get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`);
+  await a
+    .as({ sub: 'dr-b', roles: ['clinician'] })
+    .get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`);
 });
 afterAll(async () => {
   await a?.close();
@@ -43,7 +53,15 @@ describe('GET /api/audit', () => {
     const ids = res.body.events.map((e: any) => e.id);
     expect(ids).toEqual([...ids].sort((x: number, y: number) => y - x));
     const stored = res.body.events.find((e: any) => e.action === 'store');
-    expect(stored).toMatchObject({ sub: 'pacs-1', roles: ['uploader'], method: 'POST', status: 200, outcome: 'success', study_uids: [inst.studyUid], instance_uids: [inst.sopInstanceUid] });
+    expect(stored).toMatchObject({
+      sub: 'pacs-1',
+      roles: ['uploader'],
+      method: 'POST',
+      status: 200,
+      outcome: 'success',
+      study_uids: [inst.studyUid],
+      instance_uids: [inst.sopInstanceUid],
+    });
     expect(stored.client).toMatch(/127\.0\.0\.1|::1|::ffff/);
     const search = res.body.events.find((e: any) => e.action === 'search');
     expect(search.detail.query).toContain('PatientName=Zyxwer');

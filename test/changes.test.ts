@@ -39,7 +39,11 @@ async function lastSeq(): Promise<number> {
 async function changesOf(write: () => Promise<unknown>): Promise<Change[]> {
   const before = await lastSeq();
   await write();
-  const rows: Change[] = await a.deps.db('changes').where('seq', '>', before).orderBy('seq').select('seq', 'kind', 'study_uid', 'series_uid', 'sop_instance_uid', a.deps.db.raw('tx::text as tx'));
+  const rows: Change[] = await a.deps
+    .db('changes')
+    .where('seq', '>', before)
+    .orderBy('seq')
+    .select('seq', 'kind', 'study_uid', 'series_uid', 'sop_instance_uid', a.deps.db.raw('tx::text as tx'));
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
@@ -170,7 +174,9 @@ describe('a relabel', () => {
     expect(brief(study)).toEqual([['relabelled', i.studyUid, null, null]]);
     const series = await changesOf(async () => expect((await a.request.delete(`/api/studies/${i.studyUid}/series/${i.seriesUid}/labels`)).status).toBe(200));
     expect(series).toEqual([]);
-    const labelled = await changesOf(async () => expect((await a.request.put(`/api/studies/${i.studyUid}/series/${i.seriesUid}/labels`).send({ labels: ['photo'] })).status).toBe(200));
+    const labelled = await changesOf(async () =>
+      expect((await a.request.put(`/api/studies/${i.studyUid}/series/${i.seriesUid}/labels`).send({ labels: ['photo'] })).status).toBe(200),
+    );
     expect(brief(labelled)).toEqual([['relabelled', i.studyUid, i.seriesUid, null]]);
   });
 
@@ -178,7 +184,9 @@ describe('a relabel', () => {
     const i = syntheticInstance();
     await put(i.bytes);
     await relabel(a.deps, admin(), { studyUid: i.studyUid }, ['b', 'a']);
-    const rows = await changesOf(async () => expect(await relabel(a.deps, admin(), { studyUid: i.studyUid }, ['a', 'b', 'a'])).toEqual({ before: ['a', 'b'], after: ['a', 'b'] }));
+    const rows = await changesOf(async () =>
+      expect(await relabel(a.deps, admin(), { studyUid: i.studyUid }, ['a', 'b', 'a'])).toEqual({ before: ['a', 'b'], after: ['a', 'b'] }),
+    );
     expect(rows).toEqual([]);
   });
 

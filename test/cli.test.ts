@@ -13,8 +13,11 @@ const SECRET = 'cli-test-secret-cli-test-secret-0123456789';
 
 function run(script: string, args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', script, ...args],
+      { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin?.end(stdin ?? '');
   });
@@ -30,7 +33,10 @@ afterAll(async () => {
 
 describe('npm run token', () => {
   it('prints a token with the roles and clearances asked for, signed with the archive secret', async () => {
-    const r = await run('server/cli/token.ts', ['--sub', 'pacs-1', '--roles', 'uploader', '--clearances', 'vip', '--ttl', '30d'], { AUTH_JWT_SECRET: SECRET, DATA_DIR: a.deps.config.dataDir });
+    const r = await run('server/cli/token.ts', ['--sub', 'pacs-1', '--roles', 'uploader', '--clearances', 'vip', '--ttl', '30d'], {
+      AUTH_JWT_SECRET: SECRET,
+      DATA_DIR: a.deps.config.dataDir,
+    });
     expect(r.code, r.stderr).toBe(0);
     const { principal } = await createTokenService(testConfig().auth, SECRET).verify(r.stdout.trim());
     expect(principal).toEqual({ sub: 'pacs-1', roles: ['uploader'], clearances: ['vip'] });

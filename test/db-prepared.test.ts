@@ -13,7 +13,12 @@ afterAll(async () => {
 describe('prepared statements on the knex pool', () => {
   it('runs the statement under its name, with parameters', async () => {
     // pg_prepared_statements lists the statements of the session running the query, this one included.
-    const rows = await prepared<{ name: string; n: number }>(a.deps.db, 'cairn_test_self', 'select name, $2::int + 1 as n from pg_prepared_statements where name = $1', ['cairn_test_self', 41]);
+    const rows = await prepared<{ name: string; n: number }>(
+      a.deps.db,
+      'cairn_test_self',
+      'select name, $2::int + 1 as n from pg_prepared_statements where name = $1',
+      ['cairn_test_self', 41],
+    );
     expect(rows).toEqual([{ name: 'cairn_test_self', n: 42 }]);
   });
 

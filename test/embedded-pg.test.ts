@@ -65,7 +65,9 @@ function state(pid: number): string | undefined {
 /** A Cairn of its own (another process) that starts the embedded PostgreSQL on dataDir and keeps running. */
 async function startInAnotherProcess(dataDir: string, port: number): Promise<ChildProcess> {
   const script = `import { startEmbeddedPostgres } from './server/db/embedded-pg.ts'; await startEmbeddedPostgres(process.argv[1], Number(process.argv[2]), () => {}); process.stdout.write('ready\\n'); setInterval(() => {}, 60_000);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dataDir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dataDir, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -75,27 +77,30 @@ async function startInAnotherProcess(dataDir: string, port: number): Promise<Chi
 }
 
 describe('the embedded PostgreSQL after a crash', () => {
-  it.skipIf(!fs.existsSync('/proc/self/stat'))('starts on the first try after kill -9 of Cairn and PostgreSQL, with the killed postmaster still a zombie', async () => {
-    const dataDir = path.join(tempDir('cairn-pg-crash-'), 'pg');
-    const port = await freePort();
-    for (let cycle = 0; cycle < 3; cycle++) {
-      const crashed = await startInAnotherProcess(dataDir, port);
-      const pid = postmasterPid(dataDir);
-      // Cairn is stopped before PostgreSQL is killed, so nothing collects the
-      // postmaster: it stays a zombie, as under a container's PID 1 that
-      // does not reap, and kill(pid, 0) still succeeds for it.
-      crashed.kill('SIGSTOP');
-      process.kill(pid, 'SIGKILL');
-      for (let i = 0; i < 100 && state(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(state(pid), `cycle ${cycle}`).toBe('Z');
-      const again = await startEmbeddedPostgres(dataDir, port, () => {});
-      expect(await queryOnce(again.url), `cycle ${cycle}`).toBe('cairn');
-      crashed.kill('SIGKILL');
-      await again.stop();
-    }
-  });
+  it.skipIf(!fs.existsSync('/proc/self/stat'))(
+    'starts on the first try after kill -9 of Cairn and PostgreSQL, with the killed postmaster still a zombie',
+    async () => {
+      const dataDir = path.join(tempDir('cairn-pg-crash-'), 'pg');
+      const port = await freePort();
+      for (let cycle = 0; cycle < 3; cycle++) {
+        const crashed = await startInAnotherProcess(dataDir, port);
+        const pid = postmasterPid(dataDir);
+        // Cairn is stopped before PostgreSQL is killed, so nothing collects the
+        // postmaster: it stays a zombie, as under a container's PID 1 that
+        // does not reap, and kill(pid, 0) still succeeds for it.
+        crashed.kill('SIGSTOP');
+        process.kill(pid, 'SIGKILL');
+        for (let i = 0; i < 100 && state(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(state(pid), `cycle ${cycle}`).toBe('Z');
+        const again = await startEmbeddedPostgres(dataDir, port, () => {});
+        expect(await queryOnce(again.url), `cycle ${cycle}`).toBe('cairn');
+        crashed.kill('SIGKILL');
+        await again.stop();
+      }
+    },
+  );
 
-  it('starts on the first try right after its own PostgreSQL was killed, while that one\'s server processes are still exiting', async () => {
+  it("starts on the first try right after its own PostgreSQL was killed, while that one's server processes are still exiting", async () => {
     const dataDir = path.join(tempDir('cairn-pg-crash-'), 'pg');
     const port = await freePort();
     let current = await startEmbeddedPostgres(dataDir, port, () => {});
@@ -160,7 +165,14 @@ describe('as root, in a folder the postgres user may not enter', () => {
 
   it('runs from a copy of the binaries and keeps a new cluster in the fallback folder, linked from DATA_DIR', () => {
     const base = tempDir('cairn-pg-place-');
-    const place = placeCluster({ dir: path.join(base, 'private', 'data', 'pg'), nativeDir: path.join(base, 'private', 'native'), version: '1.2.3', account, fallbackDir: path.join(base, 'fallback'), canEnter: denyPrivate });
+    const place = placeCluster({
+      dir: path.join(base, 'private', 'data', 'pg'),
+      nativeDir: path.join(base, 'private', 'native'),
+      version: '1.2.3',
+      account,
+      fallbackDir: path.join(base, 'fallback'),
+      canEnter: denyPrivate,
+    });
     expect(place.copyFrom).toBe(path.join(base, 'private', 'native'));
     expect(place.binDir).toBe(path.join(base, 'fallback', `1.2.3-${process.platform}-${process.arch}`, 'bin'));
     expect(place.dataDir).toMatch(new RegExp(`^${base}/fallback/data-[0-9a-f]{16}/pg$`));
@@ -171,8 +183,14 @@ describe('as root, in a folder the postgres user may not enter', () => {
     const base = tempDir('cairn-pg-place-');
     const dir = path.join(base, 'open', 'data', 'pg');
     const native = path.join(base, 'open', 'native');
-    expect(placeCluster({ dir, nativeDir: native, version: '1', account, fallbackDir: path.join(base, 'fb'), canEnter: denyPrivate })).toEqual({ dataDir: dir, binDir: path.join(native, 'bin') });
-    expect(placeCluster({ dir: path.join(base, 'private', 'pg'), nativeDir: native, version: '1' })).toEqual({ dataDir: path.join(base, 'private', 'pg'), binDir: path.join(native, 'bin') });
+    expect(placeCluster({ dir, nativeDir: native, version: '1', account, fallbackDir: path.join(base, 'fb'), canEnter: denyPrivate })).toEqual({
+      dataDir: dir,
+      binDir: path.join(native, 'bin'),
+    });
+    expect(placeCluster({ dir: path.join(base, 'private', 'pg'), nativeDir: native, version: '1' })).toEqual({
+      dataDir: path.join(base, 'private', 'pg'),
+      binDir: path.join(native, 'bin'),
+    });
   });
 
   it('an existing cluster the postgres user may not reach stops the start with one sentence naming the folder and both ways out', () => {
@@ -199,9 +217,16 @@ describe('as root, in a folder the postgres user may not enter', () => {
   it('a fallback folder the postgres user may not enter either stops the start the same way', () => {
     const base = tempDir('cairn-pg-place-');
     fs.mkdirSync(path.join(base, 'private'), { mode: 0o700 });
-    expect(() => placeCluster({ dir: path.join(base, 'private', 'pg'), nativeDir: bundled.nativeDir, version: '1', account, fallbackDir: path.join(base, 'private', 'fb'), canEnter: denyPrivate })).toThrow(
-      /may not enter .*private \(mode \d+\) where its database .* would lie .*; let it in \(chmod o\+x .*private\) or set DATABASE_URL/,
-    );
+    expect(() =>
+      placeCluster({
+        dir: path.join(base, 'private', 'pg'),
+        nativeDir: bundled.nativeDir,
+        version: '1',
+        account,
+        fallbackDir: path.join(base, 'private', 'fb'),
+        canEnter: denyPrivate,
+      }),
+    ).toThrow(/may not enter .*private \(mode \d+\) where its database .* would lie .*; let it in \(chmod o\+x .*private\) or set DATABASE_URL/);
   });
 
   it.skipIf(!isRoot)('really starts from a folder of mode 0700, and again after a restart', async () => {

@@ -15,12 +15,18 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function runVitest(failure: string): Promise<{ code: number; output: string }> {
   const dir = fs.mkdtempSync(path.join(tmp, 'run-'));
-  fs.writeFileSync(path.join(dir, 'setup.ts'), `import { showingFailures } from ${JSON.stringify(path.join(root, 'test/global-setup.ts'))};\nexport default () => showingFailures('set-up', async () => { ${failure} });\n`);
+  fs.writeFileSync(
+    path.join(dir, 'setup.ts'),
+    `import { showingFailures } from ${JSON.stringify(path.join(root, 'test/global-setup.ts'))};\nexport default () => showingFailures('set-up', async () => { ${failure} });\n`,
+  );
   fs.writeFileSync(path.join(dir, 'vitest.config.mjs'), `export default { test: { include: ['*.test.mjs'], globals: true, globalSetup: ['./setup.ts'] } };\n`);
   fs.writeFileSync(path.join(dir, 'a.test.mjs'), `test('runs', () => {});\n`);
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--config', path.join(dir, 'vitest.config.mjs')], { cwd: dir, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: typeof err?.code === 'number' ? err.code : err ? 1 : 0, output: `${stdout}\n${stderr}` }),
+    execFile(
+      process.execPath,
+      [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--config', path.join(dir, 'vitest.config.mjs')],
+      { cwd: dir, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: typeof err?.code === 'number' ? err.code : err ? 1 : 0, output: `${stdout}\n${stderr}` }),
     );
   });
 }

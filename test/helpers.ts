@@ -80,7 +80,8 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
   const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens };
   const app = createApp(deps);
   const callback = app.callback();
-  const token = (who: Who) => tokens.sign({ sub: who.sub ?? `test-${who.roles.join('-') || 'none'}`, roles: who.roles, clearances: who.clearances ?? [] }, 3600);
+  const token = (who: Who) =>
+    tokens.sign({ sub: who.sub ?? `test-${who.roles.join('-') || 'none'}`, roles: who.roles, clearances: who.clearances ?? [] }, 3600);
   const as = (who: Who) => supertest.agent(callback).set('Authorization', `Bearer ${token(who)}`);
   return {
     deps,
@@ -103,7 +104,11 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
 }
 
 /** A multipart/related body of application/dicom parts. */
-export function multipartBody(parts: Buffer[], boundary = `cairn-${randomUUID()}`, partType = 'application/dicom'): { body: Buffer; contentType: string; boundary: string } {
+export function multipartBody(
+  parts: Buffer[],
+  boundary = `cairn-${randomUUID()}`,
+  partType = 'application/dicom',
+): { body: Buffer; contentType: string; boundary: string } {
   const chunks: Buffer[] = [];
   for (const p of parts) {
     chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${partType}\r\n\r\n`), p, Buffer.from('\r\n'));
@@ -124,7 +129,10 @@ export function parseMultipart(body: Buffer, contentType: string): { headers: Re
     if (body.subarray(start, start + 2).toString() === '--') break;
     const headerEnd = body.indexOf('\r\n\r\n', start);
     const headers: Record<string, string> = {};
-    for (const line of body.subarray(start + 2, headerEnd).toString('latin1').split('\r\n')) {
+    for (const line of body
+      .subarray(start + 2, headerEnd)
+      .toString('latin1')
+      .split('\r\n')) {
       const c = line.indexOf(':');
       if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
     }

@@ -24,7 +24,7 @@ describe('MultipartReader', () => {
   for (const size of [1, 2, 3, 5, 8, 13, 64, 4096]) {
     it(`splits the same parts whatever the chunk size (${size})`, async () => {
       const parts = await readAll(body, boundary, size);
-      expect(parts.map((p) => p.body)).toEqual(["first\r\n--xYz-12 almost", '', 'third']);
+      expect(parts.map((p) => p.body)).toEqual(['first\r\n--xYz-12 almost', '', 'third']);
       expect(parts[0].headers['content-type']).toBe('application/dicom');
     });
   }
@@ -53,7 +53,10 @@ describe('MultipartReader', () => {
 
 describe('parseMediaType', () => {
   it('reads quoted and unquoted parameters case-insensitively', () => {
-    expect(parseMediaType('Multipart/Related; Type="application/dicom"; boundary="a;b"')).toEqual({ type: 'multipart/related', params: { type: 'application/dicom', boundary: 'a;b' } });
+    expect(parseMediaType('Multipart/Related; Type="application/dicom"; boundary="a;b"')).toEqual({
+      type: 'multipart/related',
+      params: { type: 'application/dicom', boundary: 'a;b' },
+    });
   });
 });
 
@@ -62,10 +65,16 @@ describe('multipartStream cut short', () => {
     const bodies = [0, 1, 2].map(() => new Readable({ read() {} }));
     bodies[0].push(Buffer.alloc(1000, 1));
     const opened: number[] = [];
-    const out = multipartStream('b', bodies.map((b, i) => ({ contentType: 'application/dicom', body: () => {
-        opened.push(i);
-        return b;
-      } })));
+    const out = multipartStream(
+      'b',
+      bodies.map((b, i) => ({
+        contentType: 'application/dicom',
+        body: () => {
+          opened.push(i);
+          return b;
+        },
+      })),
+    );
     await new Promise((r) => out.once('data', r));
     await new Promise((r) => setImmediate(r));
     out.destroy();

@@ -76,7 +76,9 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
   it('store one study from several clients at once through both, ending with every instance once and right counts', async () => {
     const studyUid = uid();
     const series = [uid(), uid(), uid()];
-    const instances = series.flatMap((seriesUid, s) => Array.from({ length: 8 }, (_, i) => syntheticInstance({ studyUid, seriesUid, frames: 1 + ((s + i) % 3), InstanceNumber: String(i + 1) })));
+    const instances = series.flatMap((seriesUid, s) =>
+      Array.from({ length: 8 }, (_, i) => syntheticInstance({ studyUid, seriesUid, frames: 1 + ((s + i) % 3), InstanceNumber: String(i + 1) })),
+    );
     // Four clients each send the whole study, in their own order, five
     // instances per request, alternating between the replicas.
     const clients = Array.from({ length: 4 }, (_, c) => {
@@ -86,7 +88,11 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
         const statuses: number[] = [];
         for (const [i, batch] of batches.entries()) {
           const m = multipartBody(batch.map((x) => x.bytes));
-          const res = await fetch(`${replicas[(c + i) % 2].base}/studies`, { method: 'POST', headers: { 'Content-Type': m.contentType }, body: new Uint8Array(m.body) });
+          const res = await fetch(`${replicas[(c + i) % 2].base}/studies`, {
+            method: 'POST',
+            headers: { 'Content-Type': m.contentType },
+            body: new Uint8Array(m.body),
+          });
           await res.arrayBuffer();
           statuses.push(res.status);
         }
@@ -94,7 +100,10 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
       })();
     });
     const statuses = (await Promise.all(clients)).flat();
-    expect(statuses.every((s) => s === 200), `statuses ${statuses}`).toBe(true);
+    expect(
+      statuses.every((s) => s === 200),
+      `statuses ${statuses}`,
+    ).toBe(true);
 
     for (const r of replicas) {
       const res = await fetch(`${r.base}/studies?StudyInstanceUID=${studyUid}`);
@@ -104,7 +113,10 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
       const list = (await (await fetch(`${r.base}/studies/${studyUid}/instances`)).json()) as unknown[];
       expect(list).toHaveLength(24);
     }
-    const rows: { sop_instance_uid: string; blob_key: string; sha256: string }[] = await a.deps.db('instances').where({ study_uid: studyUid }).select('sop_instance_uid', 'blob_key', 'sha256');
+    const rows: { sop_instance_uid: string; blob_key: string; sha256: string }[] = await a.deps
+      .db('instances')
+      .where({ study_uid: studyUid })
+      .select('sop_instance_uid', 'blob_key', 'sha256');
     expect(rows.map((r) => r.sop_instance_uid).sort()).toEqual(instances.map((i) => i.sopInstanceUid).sort());
     expect(await a.deps.db('series').where({ study_uid: studyUid }).count({ n: '*' }).first()).toEqual({ n: 3 });
     expect(await a.deps.db('studies').where({ study_uid: studyUid }).count({ n: '*' }).first()).toEqual({ n: 1 });
@@ -114,7 +126,9 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
     expect(keys.sort()).toEqual(rows.map((r) => r.blob_key).sort());
     for (const i of instances.slice(0, 3)) {
       const row = rows.find((r) => r.sop_instance_uid === i.sopInstanceUid)!;
-      const res = await fetch(`${replicas[1].base}/studies/${studyUid}/series/${i.seriesUid}/instances/${i.sopInstanceUid}`, { headers: { Accept: 'application/dicom; transfer-syntax=*' } });
+      const res = await fetch(`${replicas[1].base}/studies/${studyUid}/series/${i.seriesUid}/instances/${i.sopInstanceUid}`, {
+        headers: { Accept: 'application/dicom; transfer-syntax=*' },
+      });
       expect(res.status).toBe(200);
       expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), i.bytes)).toBe(0);
       expect(row.blob_key).toMatch(/^instances\//);

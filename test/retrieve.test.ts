@@ -30,7 +30,13 @@ const BLOB = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 251));
 const KEY = 'instances/test/retrieve.dcm';
 // Three frames of 16 bytes at 100, 116 and 132 (native), or as fragments with 8-byte item headers between (encapsulated).
 const NATIVE_FRAMES = [[{ offset: 100, length: 16 }], [{ offset: 116, length: 16 }], [{ offset: 132, length: 16 }]];
-const FRAGMENTS = [[{ offset: 100, length: 10 }, { offset: 118, length: 6 }], [{ offset: 132, length: 16 }]];
+const FRAGMENTS = [
+  [
+    { offset: 100, length: 10 },
+    { offset: 118, length: 6 },
+  ],
+  [{ offset: 132, length: 16 }],
+];
 
 let dir: string;
 let blobs: BlobStore;
@@ -54,7 +60,15 @@ function framed(ts: string): FramedInstance {
   const encapsulated = ![EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE].includes(ts);
   const frames = encapsulated ? FRAGMENTS : NATIVE_FRAMES;
   const pixelData = encapsulated ? { vr: 'OB', offset: 92, length: 56 } : { vr: 'OW', offset: 100, length: 48 };
-  return { ...ids, blob_key: KEY, transfer_syntax_uid: ts, frames, bulk: { '7FE00010': pixelData, '00420011': { vr: 'OB', offset: 20, length: 30 } }, bits_allocated: 8, samples_per_pixel: 1 };
+  return {
+    ...ids,
+    blob_key: KEY,
+    transfer_syntax_uid: ts,
+    frames,
+    bulk: { '7FE00010': pixelData, '00420011': { vr: 'OB', offset: 20, length: 30 } },
+    bits_allocated: 8,
+    samples_per_pixel: 1,
+  };
 }
 
 async function bytesOf(body: PartBody): Promise<Buffer> {
@@ -81,7 +95,10 @@ async function ask(accept: string | undefined, asked: Asked) {
 }
 
 async function refusal(accept: string | undefined, asked: Asked): Promise<ApiError> {
-  const err = await retrieveBytes({ blobs }, caller, parseAccept(accept), asked).then(() => undefined, (e: unknown) => e);
+  const err = await retrieveBytes({ blobs }, caller, parseAccept(accept), asked).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApiError);
   return err as ApiError;
 }
@@ -113,7 +130,11 @@ describe('bytes seam: instances', () => {
 
   it('offers a small instance to be read straight into a one-part payload, a large one only as a stream', async () => {
     const small = await retrieveBytes({ blobs }, caller, parseAccept(undefined), one(EXPLICIT_LE));
-    const large = await retrieveBytes({ blobs }, caller, parseAccept(undefined), { kind: 'instances', rows: [instance(EXPLICIT_LE, SMALL_BLOB + 1)], one: true });
+    const large = await retrieveBytes({ blobs }, caller, parseAccept(undefined), {
+      kind: 'instances',
+      rows: [instance(EXPLICIT_LE, SMALL_BLOB + 1)],
+      one: true,
+    });
     expect(small.multipart && small.parts[0].fill).toBeTypeOf('function');
     expect(large.multipart && large.parts[0].fill).toBeUndefined();
   });
@@ -125,7 +146,9 @@ describe('bytes seam: instances', () => {
   ])('answers 406 for %s', async (_, accept, ts) => {
     const err = await refusal(accept, one(ts));
     expect(err.status).toBe(406);
-    expect(err.message).toBe(`no acceptable media type for instance 2.25.1 stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`);
+    expect(err.message).toBe(
+      `no acceptable media type for instance 2.25.1 stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`,
+    );
   });
 });
 
@@ -133,13 +156,38 @@ describe('bytes seam: frames', () => {
   const frames = (ts: string, numbers = [2]): Asked => ({ kind: 'frames', row: framed(ts), frames: numbers });
 
   it.each([
-    ['native LE as octet-stream', 'multipart/related; type="application/octet-stream"', EXPLICIT_LE, `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`],
-    ['Implicit VR LE labelled Explicit VR LE (the same bytes)', 'multipart/related; type="application/octet-stream"', IMPLICIT_LE, `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`],
-    ['big endian labelled as stored', 'multipart/related; type="application/octet-stream"', EXPLICIT_BE, `application/octet-stream; transfer-syntax=${EXPLICIT_BE}`],
+    [
+      'native LE as octet-stream',
+      'multipart/related; type="application/octet-stream"',
+      EXPLICIT_LE,
+      `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
+    ],
+    [
+      'Implicit VR LE labelled Explicit VR LE (the same bytes)',
+      'multipart/related; type="application/octet-stream"',
+      IMPLICIT_LE,
+      `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
+    ],
+    [
+      'big endian labelled as stored',
+      'multipart/related; type="application/octet-stream"',
+      EXPLICIT_BE,
+      `application/octet-stream; transfer-syntax=${EXPLICIT_BE}`,
+    ],
     ['RLE under image/dicom-rle', 'multipart/related; type="image/dicom-rle"', RLE, `image/dicom-rle; transfer-syntax=${RLE}`],
-    ['RLE as octet-stream with transfer-syntax=*', 'multipart/related; type=application/octet-stream; transfer-syntax=*', RLE, `application/octet-stream; transfer-syntax=${RLE}`],
+    [
+      'RLE as octet-stream with transfer-syntax=*',
+      'multipart/related; type=application/octet-stream; transfer-syntax=*',
+      RLE,
+      `application/octet-stream; transfer-syntax=${RLE}`,
+    ],
     ['HTJ2K for image/*', 'multipart/related; type="image/*"', HTJ2K, `image/jphc; transfer-syntax=${HTJ2K}`],
-    ['a syntax Cairn does not know, as octet-stream', 'multipart/related; type="application/octet-stream"; transfer-syntax=*', PRIVATE, `application/octet-stream; transfer-syntax=${PRIVATE}`],
+    [
+      'a syntax Cairn does not know, as octet-stream',
+      'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+      PRIVATE,
+      `application/octet-stream; transfer-syntax=${PRIVATE}`,
+    ],
     ['JPEG with its own UID named', `multipart/related; type="image/jpeg"; transfer-syntax=${JPEG}`, JPEG, `image/jpeg; transfer-syntax=${JPEG}`],
   ])('%s', async (_, accept, ts, contentType) => {
     const row = framed(ts);
@@ -164,7 +212,9 @@ describe('bytes seam: frames', () => {
   ])('answers 406 for %s', async (_, accept, ts) => {
     const err = await refusal(accept, frames(ts));
     expect(err.status).toBe(406);
-    expect(err.message).toBe(`frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`);
+    expect(err.message).toBe(
+      `frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`,
+    );
   });
 
   it('answers 404 for a frame beyond the last before looking at the Accept', async () => {

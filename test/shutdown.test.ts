@@ -33,7 +33,15 @@ afterAll(() => {
 
 describe.skipIf(inject('s3'))('SIGTERM', () => {
   it('lets a STOW in flight finish, then stops the embedded PostgreSQL and exits 0', async () => {
-    const env = { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()), AUTH: 'off', LOG_LEVEL: 'info' };
+    const env = {
+      PATH: process.env.PATH,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      DATA_DIR: dataDir,
+      EMBEDDED_PG_PORT: String(await freePort()),
+      AUTH: 'off',
+      LOG_LEVEL: 'info',
+    };
     // As npm start runs it: built to dist/, then plain node.
     await buildServer();
     proc = spawn(process.execPath, [DIST_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,11 +60,20 @@ describe.skipIf(inject('s3'))('SIGTERM', () => {
     const exited = new Promise<number | null>((resolve) => proc!.once('exit', (code) => resolve(code)));
     const inst = syntheticInstance({ rows: 64, columns: 64 });
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': 'multipart/related; type="application/dicom"; boundary=B' } }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/dicom-web/studies',
+          headers: { 'Content-Type': 'multipart/related; type="application/dicom"; boundary=B' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.write('--B\r\nContent-Type: application/dicom\r\n\r\n');
       req.write(inst.bytes.subarray(0, 200));

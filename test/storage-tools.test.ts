@@ -23,7 +23,10 @@ afterAll(async () => {
 /** The environment a storage tool needs to reach this test archive's database and blob store. */
 function toolEnv(): NodeJS.ProcessEnv {
   const c = a.deps.config;
-  const s3 = c.storage === 's3' ? { S3_ENDPOINT: c.s3.endPoint, S3_PORT: String(c.s3.port), S3_BUCKET: c.s3.bucket, S3_ACCESS_KEY: c.s3.accessKey, S3_SECRET_KEY: c.s3.secretKey } : {};
+  const s3 =
+    c.storage === 's3'
+      ? { S3_ENDPOINT: c.s3.endPoint, S3_PORT: String(c.s3.port), S3_BUCKET: c.s3.bucket, S3_ACCESS_KEY: c.s3.accessKey, S3_SECRET_KEY: c.s3.secretKey }
+      : {};
   return { PATH: process.env.PATH, DATABASE_URL: a.dbUrl, DATA_DIR: c.dataDir, STORAGE: c.storage, LOG_LEVEL: 'silent', ...s3 };
 }
 
@@ -89,6 +92,11 @@ describe('storage gc', () => {
     const left = [];
     for await (const b of a.deps.blobs.list('instances/')) left.push(b.key);
     // Every indexed blob but the one deleted above is still there.
-    expect(left.sort()).toEqual(rows.slice(1).map((r) => r.blob_key).sort());
+    expect(left.sort()).toEqual(
+      rows
+        .slice(1)
+        .map((r) => r.blob_key)
+        .sort(),
+    );
   });
 });

@@ -19,7 +19,13 @@ export interface SyntheticOptions {
 }
 
 /** A native 8-bit Secondary Capture Part-10 file, frame i filled with value i+1 (so frames are recognisable). */
-export function syntheticInstance(opts: SyntheticOptions = {}): { bytes: Buffer; studyUid: string; seriesUid: string; sopInstanceUid: string; frameBytes: Buffer[] } {
+export function syntheticInstance(opts: SyntheticOptions = {}): {
+  bytes: Buffer;
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  frameBytes: Buffer[];
+} {
   const { studyUid = uid(), seriesUid = uid(), sopInstanceUid = uid(), frames = 1, rows = 4, columns = 4, ...attrs } = opts;
   const frameBytes = Array.from({ length: frames }, (_, i) => Buffer.alloc(rows * columns, i + 1));
   const pixels = Buffer.concat(frameBytes);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ohifAppConfig } from '../viewer/app-config.js';
+import type { ohifAppConfig } from '../viewer/app-config.js';
 import { createTestArchive, type TestArchive } from './helpers.js';
 
 // A stand-in for OHIF's dist: the serving rules do not depend on its content.
@@ -103,11 +103,14 @@ describe('viewer static files', () => {
     expect(again.status).toBe(304);
   });
 
-  it.each(['/../secret.txt', '/%2e%2e/secret.txt', '/assets/%2E%2E/%2e%2e/secret.txt', '/..%2fsecret.txt', '/..%5csecret.txt', '/assets/..%2F..%2Fsecret.txt'])('refuses the escaping path %s', async (p) => {
-    const res = await rawGet(p);
-    expect(res.status).toBe(400);
-    expect(res.body).not.toContain('SECRET');
-  });
+  it.each(['/../secret.txt', '/%2e%2e/secret.txt', '/assets/%2E%2E/%2e%2e/secret.txt', '/..%2fsecret.txt', '/..%5csecret.txt', '/assets/..%2F..%2Fsecret.txt'])(
+    'refuses the escaping path %s',
+    async (p) => {
+      const res = await rawGet(p);
+      expect(res.status).toBe(400);
+      expect(res.body).not.toContain('SECRET');
+    },
+  );
 
   it('does not follow a symlink out of the dist folder', async () => {
     const res = await rawGet('/assets/link.txt');
@@ -175,7 +178,16 @@ describe('viewer app-config.js', () => {
 
   it('states only what Cairn implements', async () => {
     const c = configFrom((await a.request.get('/app-config.js')).text).dataSources[0].configuration;
-    expect(c).toMatchObject({ imageRendering: 'wadors', thumbnailRendering: 'wadors', supportsFuzzyMatching: false, supportsWildcard: true, supportsReject: false, staticWado: false, qidoSupportsIncludeField: true, bulkDataURI: { enabled: true } });
+    expect(c).toMatchObject({
+      imageRendering: 'wadors',
+      thumbnailRendering: 'wadors',
+      supportsFuzzyMatching: false,
+      supportsWildcard: true,
+      supportsReject: false,
+      staticWado: false,
+      qidoSupportsIncludeField: true,
+      bulkDataURI: { enabled: true },
+    });
     expect(c.wadoUriRoot).toBeUndefined();
   });
 

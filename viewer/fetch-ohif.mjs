@@ -73,11 +73,14 @@ async function install() {
     const staging = fs.mkdtempSync(path.join(here, '.ohif-staging-'));
     try {
       // --touch: npm tarballs date every file 1985-10-26, and Cairn's validators
-    // (Last-Modified, ETag) must change when the viewer does, even for a file
-    // whose size stays the same, such as index.html naming new bundle hashes.
-    run('tar', ['-xzf', tarball, '-C', staging, '--strip-components=2', '--no-same-owner', '--touch', 'package/dist/']);
+      // (Last-Modified, ETag) must change when the viewer does, even for a file
+      // whose size stays the same, such as index.html naming new bundle hashes.
+      run('tar', ['-xzf', tarball, '-C', staging, '--strip-components=2', '--no-same-owner', '--touch', 'package/dist/']);
       if (!fs.existsSync(path.join(staging, 'index.html'))) fail('the tarball has no package/dist/index.html');
-      fs.writeFileSync(path.join(staging, '.cairn-ohif.json'), `${JSON.stringify({ package: PACKAGE, version: VERSION, integrity: INTEGRITY, layout: LAYOUT }, null, 2)}\n`);
+      fs.writeFileSync(
+        path.join(staging, '.cairn-ohif.json'),
+        `${JSON.stringify({ package: PACKAGE, version: VERSION, integrity: INTEGRITY, layout: LAYOUT }, null, 2)}\n`,
+      );
       fs.rmSync(target, { recursive: true, force: true });
       fs.renameSync(staging, target);
     } finally {
@@ -92,7 +95,7 @@ const started = Date.now();
 try {
   await install();
 } catch (err) {
-  console.error(`\ncairn: could not install the OHIF viewer (${PACKAGE}@${VERSION}): ${err instanceof InstallError ? err.message : err?.stack ?? err}`);
+  console.error(`\ncairn: could not install the OHIF viewer (${PACKAGE}@${VERSION}): ${err instanceof InstallError ? err.message : (err?.stack ?? err)}`);
   console.error('cairn: the viewer at / and its tests need it; DICOMweb works without it.');
   console.error('cairn: retry with `npm run fetch-viewer` once the npm registry is reachable.\n');
   process.exit(1);

@@ -18,7 +18,7 @@ const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
 export function apiRouter(deps: AppDeps): Router {
   const r = new Router({ prefix: '/api' });
   for (const name of ['studyUid', 'seriesUid']) {
-    r.param(name, (value, ctx, next) => {
+    r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
       return next();
     });
@@ -37,7 +37,9 @@ function labelTarget(ctx: RouterContext): LabelTarget {
 }
 
 function missing(t: LabelTarget): ApiError {
-  return t.seriesUid ? new ApiError(404, 'SeriesNotFound', `series ${t.seriesUid} was not found`) : new ApiError(404, 'StudyNotFound', `study ${t.studyUid} was not found`);
+  return t.seriesUid
+    ? new ApiError(404, 'SeriesNotFound', `series ${t.seriesUid} was not found`)
+    : new ApiError(404, 'StudyNotFound', `study ${t.studyUid} was not found`);
 }
 
 function answer(ctx: RouterContext, t: LabelTarget, labels: string[]): void {
@@ -67,9 +69,11 @@ function putLabels(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const body = await readFields(ctx);
     const labels = body.labels;
-    if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) throw new ApiError(400, 'InvalidLabels', 'the body must be {"labels": ["…", …]}');
+    if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string'))
+      throw new ApiError(400, 'InvalidLabels', 'the body must be {"labels": ["…", …]}');
     const bad = labels.find((l) => !LABEL_PATTERN.test(l));
-    if (bad !== undefined) throw new ApiError(400, 'InvalidLabels', `label "${bad}" is not 1-64 letters, digits, "_", ".", ":" or "-" (starting with a letter or digit)`);
+    if (bad !== undefined)
+      throw new ApiError(400, 'InvalidLabels', `label "${bad}" is not 1-64 letters, digits, "_", ".", ":" or "-" (starting with a letter or digit)`);
     await change(deps, ctx, labels);
   };
 }
@@ -110,7 +114,16 @@ function getAudit(deps: AppDeps) {
     const known = new Set(['user', 'study', 'action', 'from', 'to', 'before', 'limit', 'offset']);
     const unknown = Object.keys(ctx.query).find((k) => !known.has(k));
     if (unknown) throw new ApiError(400, 'InvalidQuery', `unknown audit filter "${unknown}" (known: ${[...known].join(', ')})`);
-    const q = { user: one(ctx, 'user'), study: one(ctx, 'study'), action: one(ctx, 'action'), from: time(ctx, 'from'), to: time(ctx, 'to'), before: ctx.query.before === undefined ? undefined : count(ctx, 'before', 0, Number.MAX_SAFE_INTEGER), limit: count(ctx, 'limit', 100, 1000), offset: count(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER) };
+    const q = {
+      user: one(ctx, 'user'),
+      study: one(ctx, 'study'),
+      action: one(ctx, 'action'),
+      from: time(ctx, 'from'),
+      to: time(ctx, 'to'),
+      before: ctx.query.before === undefined ? undefined : count(ctx, 'before', 0, Number.MAX_SAFE_INTEGER),
+      limit: count(ctx, 'limit', 100, 1000),
+      offset: count(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER),
+    };
     const events = await queryAuditEvents(deps.db, q);
     ctx.body = { events, limit: q.limit, next: events.length === q.limit && events.length ? events[events.length - 1].id : null };
   };

@@ -45,13 +45,14 @@ export function authenticate(deps: AppDeps) {
 async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefined> {
   // RFC 6750 §2.3 allows a token in the URI but advises against it: URLs end
   // up in logs, histories and Referer headers. Cairn refuses it outright.
-  if (ctx.query.access_token !== undefined) throw new AuthFailure('invalid_request', 'a token in the query string is refused; send it in the Authorization header');
+  if (ctx.query.access_token !== undefined)
+    throw new AuthFailure('invalid_request', 'a token in the query string is refused; send it in the Authorization header');
   const header = ctx.get('authorization');
   if (header) {
     // Another scheme is a malformed request (400); after "Bearer", whatever
     // stands there is the token, and a bad one is an invalid_token (401).
     const m = /^(\S+)(?:\s+(.*))?$/s.exec(header.trim());
-    if (!m || m[1].toLowerCase() !== 'bearer') throw new AuthFailure('invalid_request', 'the Authorization header must be "Bearer <token>"');
+    if (m?.[1].toLowerCase() !== 'bearer') throw new AuthFailure('invalid_request', 'the Authorization header must be "Bearer <token>"');
     const token = m[2] ?? '';
     if (token === '') throw new AuthFailure('invalid_token', 'the Authorization header holds no token after "Bearer"');
     const { principal } = await deps.tokens.verify(token);
@@ -65,7 +66,11 @@ async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefin
   // session expires.
   const user = await findUser(deps.db, signed.sub);
   if (!user) throw new AuthFailure('invalid_token', 'the account of this session no longer exists');
-  const principal: Principal = Object.freeze({ sub: user.username, roles: Object.freeze(toRoles(user.roles)), clearances: Object.freeze([...user.clearances]) });
+  const principal: Principal = Object.freeze({
+    sub: user.username,
+    roles: Object.freeze(toRoles(user.roles)),
+    clearances: Object.freeze([...user.clearances]),
+  });
   // A cookie is sent by the browser on its own, so a request that changes
   // state must also prove it came from Cairn's own pages: the CSRF token of
   // the session, which only those pages can read (from the cairn_csrf cookie).

@@ -23,7 +23,12 @@ export function authRouter(deps: AppDeps): Router {
     ctx.type = 'text/html; charset=utf-8';
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Security-Policy', "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'");
-    ctx.body = loginPage({ next: safeNext(ctx.query.next), failed: ctx.query.error !== undefined, locked: ctx.query.error === 'locked', authOff: !deps.config.auth.enabled });
+    ctx.body = loginPage({
+      next: safeNext(ctx.query.next),
+      failed: ctx.query.error !== undefined,
+      locked: ctx.query.error === 'locked',
+      authOff: !deps.config.auth.enabled,
+    });
   });
   r.post('/auth/login', login(deps));
   r.post('/auth/logout', logout);
@@ -75,7 +80,9 @@ function login(deps: AppDeps) {
         ctx.redirect(`/login?error=locked&next=${encodeURIComponent(next)}`);
         return;
       }
-      throw new ApiError(429, 'TooManyFailedLogins', `too many failed logins for this user; try again in ${LOGIN_FAILURE_WINDOW_MINUTES} minutes`, { 'Retry-After': String(LOGIN_FAILURE_WINDOW_MINUTES * 60) });
+      throw new ApiError(429, 'TooManyFailedLogins', `too many failed logins for this user; try again in ${LOGIN_FAILURE_WINDOW_MINUTES} minutes`, {
+        'Retry-After': String(LOGIN_FAILURE_WINDOW_MINUTES * 60),
+      });
     }
     const user = username ? await findUser(deps.db, username) : undefined;
     const ok = await checkPassword(password, user?.password_hash);

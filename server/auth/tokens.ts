@@ -85,7 +85,12 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
     const key = await keyFor(alg, kid);
     let payload: jwt.JwtPayload;
     try {
-      payload = jwt.verify(token, key, { algorithms: [alg as jwt.Algorithm], issuer: auth.issuer, audience: auth.audience, clockTolerance: 30 }) as jwt.JwtPayload;
+      payload = jwt.verify(token, key, {
+        algorithms: [alg as jwt.Algorithm],
+        issuer: auth.issuer,
+        audience: auth.audience,
+        clockTolerance: 30,
+      }) as jwt.JwtPayload;
     } catch (err) {
       throw new AuthFailure('invalid_token', describe(err));
     }
@@ -130,13 +135,14 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
 function readHeader(token: string): { alg: string; kid: string | undefined } {
   const m = COMPACT_JWS.exec(token);
   // A base64url text never has a length of 4n + 1 (RFC 4648 §5): its last character would carry no whole byte.
-  if (!m || m[1].length % 4 === 1 || m[2].length % 4 === 1 || m[3].length % 4 === 1) throw new AuthFailure('invalid_token', 'the token is not a JWT (three base64url segments)');
+  if (!m || m[1].length % 4 === 1 || m[2].length % 4 === 1 || m[3].length % 4 === 1)
+    throw new AuthFailure('invalid_token', 'the token is not a JWT (three base64url segments)');
   const header = jsonObject(m[1]);
   if (!header) throw new AuthFailure('invalid_token', 'the token header is not a JSON object');
   if (!jsonObject(m[2])) throw new AuthFailure('invalid_token', 'the token payload is not a JSON object');
   const { alg, kid } = header;
   if (typeof alg !== 'string' || alg === '') throw new AuthFailure('invalid_token', 'the token header names no algorithm (alg)');
-  if (kid !== undefined && typeof kid !== 'string') throw new AuthFailure('invalid_token', 'the token header\'s kid is not a string');
+  if (kid !== undefined && typeof kid !== 'string') throw new AuthFailure('invalid_token', "the token header's kid is not a string");
   return { alg, kid };
 }
 
@@ -203,7 +209,8 @@ function providerKeys(url: string): (alg: string, kid: string | undefined) => Pr
         const res = await fetch(input, init);
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
         const body = (await res.json()) as { keys?: unknown };
-        if (!Array.isArray(body?.keys) || !body.keys.every((k) => k !== null && typeof k === 'object' && !Array.isArray(k))) throw new Error('the answer is not a JSON Web Key Set');
+        if (!Array.isArray(body?.keys) || !body.keys.every((k) => k !== null && typeof k === 'object' && !Array.isArray(k)))
+          throw new Error('the answer is not a JSON Web Key Set');
         return Response.json(body);
       } catch (err) {
         const reason = (err as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (err as Error).message;
@@ -223,7 +230,10 @@ function providerKeys(url: string): (alg: string, kid: string | undefined) => Pr
       }
       if (err instanceof jose.JWKSNoMatchingKey) {
         const named = kid !== undefined && (remote.jwks()?.keys ?? []).some((k) => k.kid === kid && (k.use === undefined || k.use === 'sig'));
-        throw new AuthFailure('invalid_token', named ? `the signing key does not fit ${alg}` : `no signing key ${kid === undefined ? '' : `"${kid.slice(0, 100)}" `}is known`);
+        throw new AuthFailure(
+          'invalid_token',
+          named ? `the signing key does not fit ${alg}` : `no signing key ${kid === undefined ? '' : `"${kid.slice(0, 100)}" `}is known`,
+        );
       }
       if (err instanceof jose.JWKSMultipleMatchingKeys) throw new AuthFailure('invalid_token', 'the token names no signing key (kid) and several fit');
       // A key of a kind that cannot be read (or a private key) serves no token.

@@ -39,8 +39,27 @@ export type S3BlobStore = BlobStore & {
 
 // S3 error codes that say "not now" rather than "not so" (AWS S3 API
 // reference, Error responses; MinIO adds its own while it starts up).
-const TRANSIENT_S3_CODES = new Set(['InternalError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout', 'XMinioServerNotInitialized', 'XMinioReadQuorum', 'XMinioWriteQuorum']);
-const TRANSIENT_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const TRANSIENT_S3_CODES = new Set([
+  'InternalError',
+  'SlowDown',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'XMinioServerNotInitialized',
+  'XMinioReadQuorum',
+  'XMinioWriteQuorum',
+]);
+const TRANSIENT_NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 
 function isTransient(err: unknown): boolean {
   const code = (err as { code?: string } | undefined)?.code ?? '';
@@ -135,7 +154,9 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
 
   async function open(key: string, range?: ByteRange): Promise<Readable> {
     try {
-      return await attempt('get', () => (range ? client.getPartialObject(bucket, key, range.start, range.end - range.start + 1) : client.getObject(bucket, key)));
+      return await attempt('get', () =>
+        range ? client.getPartialObject(bucket, key, range.start, range.end - range.start + 1) : client.getObject(bucket, key),
+      );
     } catch (err) {
       if (isNoSuchKey(err)) throw missing(key);
       throw err;
@@ -150,7 +171,9 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
     const send = async (part: number, buf: Buffer) => {
       // One part in flight while the next is filled.
       await sending;
-      const p = attempt('upload part', () => client.uploadPart({ bucketName: bucket, objectName: key, uploadID: uploadId, partNumber: part, headers: {} }, buf)).then((r) => {
+      const p = attempt('upload part', () =>
+        client.uploadPart({ bucketName: bucket, objectName: key, uploadID: uploadId, partNumber: part, headers: {} }, buf),
+      ).then((r) => {
         etags.push({ part, etag: r.etag });
       });
       p.catch(() => undefined);

@@ -18,7 +18,12 @@ export function readArgs<O extends Options>(argv: string[], options: O, usage: s
 
 /** A comma-separated option as a list (`--roles clinician,researcher`). */
 export function listOption(value: string | boolean | undefined): string[] {
-  return typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  return typeof value === 'string'
+    ? value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 }
 
 /** An operator mistake: its message is printed and the command exits with status 2. */

@@ -14,7 +14,13 @@ try {
   const report = await verifyStorage(index.db, blobs, {
     onProblem: (p) => console.log(`${p.problem}\t${p.sopInstanceUid}\t${p.blobKey}\t${p.detail}`),
   });
-  const summary = { storage: config.storage, checked: report.checked, bytes: report.bytes, problems: report.problems.length, seconds: Math.round((Date.now() - started) / 100) / 10 };
+  const summary = {
+    storage: config.storage,
+    checked: report.checked,
+    bytes: report.bytes,
+    problems: report.problems.length,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+  };
   console.log(JSON.stringify(summary));
   failed = report.problems.length > 0;
 } finally {

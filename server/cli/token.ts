@@ -15,14 +15,19 @@ function seconds(v: string): number {
 }
 
 await runCommand(async () => {
-  const { values, positionals } = readArgs(process.argv.slice(2), { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' } }, USAGE);
+  const { values, positionals } = readArgs(
+    process.argv.slice(2),
+    { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' } },
+    USAGE,
+  );
   if (positionals.length) fail(`unexpected argument "${positionals[0]}"\n${USAGE}`);
   const sub = values.sub;
   if (!sub) fail(USAGE);
   const asked = listOption(values.roles);
   const roles = toRoles(asked);
   const unknown = asked.filter((r) => !roles.includes(r as never));
-  if (!roles.length || unknown.length) fail(`--roles must name roles among ${ROLES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}\n${USAGE}`);
+  if (!roles.length || unknown.length)
+    fail(`--roles must name roles among ${ROLES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}\n${USAGE}`);
   const clearances = listOption(values.clearances);
   const badLabel = clearances.find((c) => !LABEL_PATTERN.test(c));
   if (badLabel !== undefined) fail(`clearance "${badLabel}" is not a valid label`);

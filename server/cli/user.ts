@@ -77,7 +77,12 @@ await runCommand(async () => {
         if (!roles.length) fail(`add needs --roles\n${USAGE}`);
         if (await findUser(deps.db, name)) fail(`user ${name} exists; use set or passwd`);
         const password = await newPassword();
-        await saveUser(deps.db, { username: name, password_hash: await hashPassword(password, rounds), roles, clearances: clearancesOf(listOption(values.clearances)) });
+        await saveUser(deps.db, {
+          username: name,
+          password_hash: await hashPassword(password, rounds),
+          roles,
+          clearances: clearancesOf(listOption(values.clearances)),
+        });
         process.stdout.write(`user ${name} added with roles ${roles.join(', ')}\n`);
         break;
       }

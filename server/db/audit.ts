@@ -30,8 +30,21 @@ const INSERT_AUDIT = `insert into audit_events
 /** Appends one event. The table refuses updates and deletes (see the access migration). */
 export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<{ id: number; at: Date }> {
   const [row] = await prepared<{ id: number; at: Date }>(db, 'cairn_audit_insert', INSERT_AUDIT, [
-    e.sub, e.roles, e.client, e.action, e.method, e.path, e.status, e.outcome, e.study_uids, e.series_uids, e.instance_uids,
-    e.break_glass, e.reason, e.detail === null ? null : JSON.stringify(e.detail), e.protocol,
+    e.sub,
+    e.roles,
+    e.client,
+    e.action,
+    e.method,
+    e.path,
+    e.status,
+    e.outcome,
+    e.study_uids,
+    e.series_uids,
+    e.instance_uids,
+    e.break_glass,
+    e.reason,
+    e.detail === null ? null : JSON.stringify(e.detail),
+    e.protocol,
   ]);
   return row;
 }

@@ -139,7 +139,8 @@ export function storedAttributes(json: string): string[] {
   let i = 1;
   while (i < end) {
     const start = i + 11;
-    if (json.charCodeAt(i) !== 34 || json.charCodeAt(i + 9) !== 34 || json.charCodeAt(i + 10) !== 58 || !json.startsWith('{"vr":"', start)) return parsedAttributes(json);
+    if (json.charCodeAt(i) !== 34 || json.charCodeAt(i + 9) !== 34 || json.charCodeAt(i + 10) !== 58 || !json.startsWith('{"vr":"', start))
+      return parsedAttributes(json);
     const stop = json.startsWith('SQ"', start + 7) ? closeOf(json, start) : valueEnd(json, start, end);
     if (stop < 0 || (stop !== end && json.charCodeAt(stop) !== 44)) return parsedAttributes(json);
     out.push(json.slice(i + 1, i + 9), json.slice(start, stop));

@@ -46,7 +46,9 @@ export function bundledPostgres(): { nativeDir: string; version: string } {
   try {
     entry = fromPackage.resolve(name);
   } catch {
-    throw new EmbeddedPgError(`The embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (npm package ${name}); set DATABASE_URL to a PostgreSQL of your own.`);
+    throw new EmbeddedPgError(
+      `The embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (npm package ${name}); set DATABASE_URL to a PostgreSQL of your own.`,
+    );
   }
   const root = path.resolve(path.dirname(entry), '..');
   const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
@@ -71,7 +73,14 @@ export interface Placement {
   linkAt?: string;
 }
 
-export function placeCluster(opts: { dir: string; nativeDir: string; version: string; account?: Account; fallbackDir?: string; canEnter?: (dir: string, account: Account) => boolean }): Placement {
+export function placeCluster(opts: {
+  dir: string;
+  nativeDir: string;
+  version: string;
+  account?: Account;
+  fallbackDir?: string;
+  canEnter?: (dir: string, account: Account) => boolean;
+}): Placement {
   const dir = path.resolve(opts.dir);
   const binDir = path.join(opts.nativeDir, 'bin');
   const { account } = opts;
@@ -86,13 +95,15 @@ export function placeCluster(opts: { dir: string; nativeDir: string; version: st
     );
   };
   if (!canEnter(opts.nativeDir, account)) {
-    if (!canEnter(fallbackDir, account)) throw refuse(firstBlocked(opts.nativeDir, account, canEnter), `its binaries lie (and ${fallbackDir} cannot take a copy)`);
+    if (!canEnter(fallbackDir, account))
+      throw refuse(firstBlocked(opts.nativeDir, account, canEnter), `its binaries lie (and ${fallbackDir} cannot take a copy)`);
     place.binDir = path.join(fallbackDir, `${opts.version}-${process.platform}-${process.arch}`, 'bin');
     place.copyFrom = opts.nativeDir;
   }
   if (!canEnter(place.dataDir, account)) {
     if (holdsFiles(place.dataDir)) throw refuse(firstBlocked(place.dataDir, account, canEnter), `its database ${place.dataDir} lies`);
-    if (!canEnter(fallbackDir, account)) throw refuse(firstBlocked(place.dataDir, account, canEnter), `its database ${place.dataDir} would lie (and ${fallbackDir} cannot take it)`);
+    if (!canEnter(fallbackDir, account))
+      throw refuse(firstBlocked(place.dataDir, account, canEnter), `its database ${place.dataDir} would lie (and ${fallbackDir} cannot take it)`);
     place.dataDir = path.join(fallbackDir, `data-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`, 'pg');
     place.linkAt = dir;
   }
@@ -120,10 +131,13 @@ function foldersOnTheWay(dir: string): string[] {
   return full
     .split(path.sep)
     .filter(Boolean)
-    .reduce<string[]>((acc, part) => {
-      acc.push(path.join(acc[acc.length - 1], part));
-      return acc;
-    }, [path.sep]);
+    .reduce<string[]>(
+      (acc, part) => {
+        acc.push(path.join(acc[acc.length - 1], part));
+        return acc;
+      },
+      [path.sep],
+    );
 }
 
 function searchable(st: fs.Stats, account: Account): boolean {
@@ -166,7 +180,12 @@ function holdsFiles(dir: string): boolean {
  * serves that folder (a running Cairn, for tools such as `npm run user`), it
  * is shared instead. Returns once the `cairn` database accepts connections.
  */
-export async function startEmbeddedPostgres(dir: string, port: number, log: (msg: string) => void, opts: { fallbackDir?: string; nativeDir?: string } = {}): Promise<EmbeddedPg> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  port: number,
+  log: (msg: string) => void,
+  opts: { fallbackDir?: string; nativeDir?: string } = {},
+): Promise<EmbeddedPg> {
   const bundled = bundledPostgres();
   const account = process.getuid?.() === 0 ? await postgresAccount() : undefined;
   const parent = path.dirname(path.resolve(dir));
@@ -202,7 +221,10 @@ export async function startEmbeddedPostgres(dir: string, port: number, log: (msg
     clearStaleLock(dataDir);
     const started = await launch(binDir, dataDir, port, account, log);
     if (started === 'retry') {
-      if (Date.now() > deadline) throw new EmbeddedPgError(`Processes of an earlier PostgreSQL still use ${dataDir} after ${LEFTOVER_TIMEOUT_MS / 1000} s; end them (ps -u ${account ? USER : os.userInfo().username}) and start again.`);
+      if (Date.now() > deadline)
+        throw new EmbeddedPgError(
+          `Processes of an earlier PostgreSQL still use ${dataDir} after ${LEFTOVER_TIMEOUT_MS / 1000} s; end them (ps -u ${account ? USER : os.userInfo().username}) and start again.`,
+        );
       await sleep(250);
       continue;
     }
@@ -225,7 +247,9 @@ async function postgresAccount(): Promise<Account> {
       await execFileP('useradd', ['-g', USER, USER]);
       return await lookUp();
     } catch (err) {
-      throw new EmbeddedPgError(`Cairn runs as root, where PostgreSQL needs a user "${USER}" to run as, and could not create it (${(err as Error).message.trim()}); create it (useradd ${USER}) or set DATABASE_URL to a PostgreSQL of your own.`);
+      throw new EmbeddedPgError(
+        `Cairn runs as root, where PostgreSQL needs a user "${USER}" to run as, and could not create it (${(err as Error).message.trim()}); create it (useradd ${USER}) or set DATABASE_URL to a PostgreSQL of your own.`,
+      );
     }
   }
 }
@@ -291,7 +315,11 @@ async function initdb(binDir: string, dataDir: string, account: Account | undefi
   fs.writeFileSync(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
   if (account) fs.chownSync(pwfile, account.uid, account.gid);
   try {
-    const { child, output } = run(path.join(binDir, 'initdb'), [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`, '--lc-messages=C'], account);
+    const { child, output } = run(
+      path.join(binDir, 'initdb'),
+      [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`, '--lc-messages=C'],
+      account,
+    );
     const code = await new Promise<number | string>((resolve) => {
       child.once('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message));
       child.once('close', (c, signal) => resolve(c ?? signal ?? 'killed'));
@@ -307,7 +335,13 @@ async function initdb(binDir: string, dataDir: string, account: Account | undefi
  * stopped at once because processes of an earlier server still hold the
  * data directory (after a crash they take a moment to notice and exit).
  */
-async function launch(binDir: string, dataDir: string, port: number, account: Account | undefined, log: (msg: string) => void): Promise<(() => Promise<void>) | 'retry'> {
+async function launch(
+  binDir: string,
+  dataDir: string,
+  port: number,
+  account: Account | undefined,
+  log: (msg: string) => void,
+): Promise<(() => Promise<void>) | 'retry'> {
   // TCP only: no Unix socket, so nothing depends on a writable /tmp.
   const { child, output } = run(path.join(binDir, 'postgres'), ['-D', dataDir, '-p', String(port), '-c', 'unix_socket_directories='], account);
   let exited: string | undefined;
@@ -325,7 +359,10 @@ async function launch(binDir: string, dataDir: string, port: number, account: Ac
   if (!ready) {
     const said = output();
     if (/pre-existing shared memory block|lock file "postmaster.pid" already exists/.test(said)) return 'retry';
-    if (/could not bind|Address already in use/i.test(said)) throw new EmbeddedPgError(`The embedded PostgreSQL cannot listen on port ${port}, which another program uses; choose another EMBEDDED_PG_PORT or set DATABASE_URL.`);
+    if (/could not bind|Address already in use/i.test(said))
+      throw new EmbeddedPgError(
+        `The embedded PostgreSQL cannot listen on port ${port}, which another program uses; choose another EMBEDDED_PG_PORT or set DATABASE_URL.`,
+      );
     throw new Error(`the embedded PostgreSQL in ${dataDir} stopped (${exited}) before accepting connections: ${said.slice(-2000)}`);
   }
   let stopping = false;

@@ -13,7 +13,6 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export type Db = Knex;
 
-
 export interface DbHandle {
   db: Db;
   close(): Promise<void>;

@@ -28,7 +28,9 @@ export async function readLabels(db: Db, t: LabelTarget): Promise<string[] | und
 export async function replaceLabels(db: Db, t: LabelTarget, labels: readonly string[]): Promise<string[] | undefined> {
   const after = [...new Set(labels)].sort();
   return db.transaction(async (trx) => {
-    const before: { labels: string[] } | undefined = await row(trx as unknown as Db, t).forUpdate().first('labels');
+    const before: { labels: string[] } | undefined = await row(trx as unknown as Db, t)
+      .forUpdate()
+      .first('labels');
     if (!before) return undefined;
     await row(trx as unknown as Db, t).update({ labels: after });
     const same = before.labels.length === after.length && before.labels.every((l) => after.includes(l));

@@ -78,7 +78,13 @@ export const COLUMN: Readonly<Record<string, string>> = Object.fromEntries(
 const LEVEL: Record<Level, { from: string; key: string; order: string; dir: string; path: IndexPath }> = {
   study: { from: 'studies as s', key: 's.study_uid', order: 's.study_date', dir: 'desc nulls last', path: { study: 's' } },
   series: { from: 'series as se', key: 'se.series_uid', order: 'se.series_number', dir: 'asc nulls last', path: { study: 's', series: 'se' } },
-  instance: { from: 'instances as i', key: 'i.sop_instance_uid', order: 'i.instance_number', dir: 'asc nulls last', path: { study: 's', series: 'se', instance: 'i' } },
+  instance: {
+    from: 'instances as i',
+    key: 'i.sop_instance_uid',
+    order: 'i.instance_number',
+    dir: 'asc nulls last',
+    path: { study: 's', series: 'se', instance: 'i' },
+  },
 };
 
 /** The page of matches, in a stable order, each with `total` = the number of matches overall. */
@@ -115,9 +121,14 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
   if (spec.level !== 'study') q.select('se.series_uid');
   if (l.series) q.select('se.attributes_text as series_attributes');
   if (l.seriesCount) {
-    q.select(db.raw('(select count(*) from instances y where y.series_uid = se.series_uid and ?)::int as series_instances', [visible(db, { study: 's', series: 'se', instance: 'y', checked: 'series' }, caller)]));
+    q.select(
+      db.raw('(select count(*) from instances y where y.series_uid = se.series_uid and ?)::int as series_instances', [
+        visible(db, { study: 's', series: 'se', instance: 'y', checked: 'series' }, caller),
+      ]),
+    );
   }
-  if (spec.level === 'instance') q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
+  if (spec.level === 'instance')
+    q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
   if (l.metadata) q.select('i.metadata');
   // Run prepared (server/db/knex.ts): one shape per combination of keys, so
   // value lists are one array parameter rather than one parameter per value.
@@ -136,14 +147,20 @@ function applyMatch(db: Db, q: Knex.QueryBuilder, match: Match, caller: Caller):
   if (tag === Tag.ModalitiesInStudy) {
     // ModalitiesInStudy: a study matches if any of its series that the caller may see has a matching Modality.
     q.whereExists(
-      db.from('series as x').select(db.raw('1')).whereRaw('x.study_uid = s.study_uid').where(visible(db, { study: 's', series: 'x', checked: 'study' }, caller)).where((w) => applyCondition(w, 'x.modality', cond)),
+      db
+        .from('series as x')
+        .select(db.raw('1'))
+        .whereRaw('x.study_uid = s.study_uid')
+        .where(visible(db, { study: 's', series: 'x', checked: 'study' }, caller))
+        .where((w) => applyCondition(w, 'x.modality', cond)),
     );
     return;
   }
   if (tag.includes('.')) {
     // PS3.4 §C.2.2.2.6: a sequence matches if the key matches in at least one item.
     const [seq, item] = tag.split('.');
-    const values = db.from(db.raw("jsonb_array_elements(coalesce(se.attributes->?->'Value', '[]'::jsonb)) as it(v)", [seq]))
+    const values = db
+      .from(db.raw("jsonb_array_elements(coalesce(se.attributes->?->'Value', '[]'::jsonb)) as it(v)", [seq]))
       .crossJoin(db.raw("jsonb_array_elements_text(coalesce(it.v->?->'Value', '[]'::jsonb)) as iv(t)", [item]))
       .select(db.raw('1'));
     q.whereExists(values.where((w) => applyCondition(w, 'iv.t', cond)));

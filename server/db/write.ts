@@ -47,11 +47,26 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
 // the registry's index columns (server/dicom/attributes.ts), then the rest.
 const STUDY_COLUMNS = [...indexColumns('study'), 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof StudyRow)[];
 const SERIES_COLUMNS = [...indexColumns('series'), 'study_uid', 'attributes', 'attributes_text', 'labels'] as const satisfies readonly (keyof SeriesRow)[];
-const INSTANCE_COLUMNS = [...indexColumns('instance'), 'series_uid', 'study_uid', 'transfer_syntax_uid', 'blob_key', 'size', 'sha256', 'bulk', 'frames', 'metadata'] as const satisfies readonly (keyof InstanceRow)[];
+const INSTANCE_COLUMNS = [
+  ...indexColumns('instance'),
+  'series_uid',
+  'study_uid',
+  'transfer_syntax_uid',
+  'blob_key',
+  'size',
+  'sha256',
+  'bulk',
+  'frames',
+  'metadata',
+] as const satisfies readonly (keyof InstanceRow)[];
 
 // A column added to a row type and not here (nor in the registry) fails the type check.
 type Exhaustive<R, C extends readonly (keyof R)[]> = [Exclude<keyof R, C[number]>] extends [never] ? true : Exclude<keyof R, C[number]>;
-const everyColumn: [Exhaustive<StudyRow, typeof STUDY_COLUMNS>, Exhaustive<SeriesRow, typeof SERIES_COLUMNS>, Exhaustive<InstanceRow, typeof INSTANCE_COLUMNS>] = [true, true, true];
+const everyColumn: [
+  Exhaustive<StudyRow, typeof STUDY_COLUMNS>,
+  Exhaustive<SeriesRow, typeof SERIES_COLUMNS>,
+  Exhaustive<InstanceRow, typeof INSTANCE_COLUMNS>,
+] = [true, true, true];
 void everyColumn;
 
 /**
@@ -103,7 +118,9 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       // Visibility (server/access.ts) on each instance's whole path, the
       // instance row included; naming the study keeps the subquery to its few series.
       .whereExists(
-        trx('series as vse').join('studies as vst', 'vst.study_uid', 'vse.study_uid').select(trx.raw('1'))
+        trx('series as vse')
+          .join('studies as vst', 'vst.study_uid', 'vse.study_uid')
+          .select(trx.raw('1'))
           .whereRaw('vse.series_uid = instances.series_uid')
           .where('vse.study_uid', where.study_uid)
           .where(visible(trx, { study: 'vst', series: 'vse', instance: 'instances' }, caller)),
@@ -112,14 +129,8 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows);
     await appendChanges(trx, 'deleted', rows);
-    await trx('series')
-      .where({ study_uid: where.study_uid })
-      .whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid'))
-      .del();
-    await trx('studies')
-      .where({ study_uid: where.study_uid })
-      .whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid'))
-      .del();
+    await trx('series').where({ study_uid: where.study_uid }).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
+    await trx('studies').where({ study_uid: where.study_uid }).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();
     return rows.map((r) => r.blob_key);
   });
 }
@@ -131,7 +142,11 @@ export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled';
  * transaction of the write they record, in the order given: one statement
  * with three array parameters, however many rows.
  */
-export async function appendChanges(trx: Knex.Transaction, kind: ChangeKind, rows: readonly { study_uid: string; series_uid?: string | null; sop_instance_uid?: string | null }[]): Promise<void> {
+export async function appendChanges(
+  trx: Knex.Transaction,
+  kind: ChangeKind,
+  rows: readonly { study_uid: string; series_uid?: string | null; sop_instance_uid?: string | null }[],
+): Promise<void> {
   if (!rows.length) return;
   await trx.raw(
     `insert into changes (kind, study_uid, series_uid, sop_instance_uid)

@@ -39,7 +39,12 @@ export interface IndexedAttribute {
 }
 
 const a = <const K extends keyof typeof Tag, const V extends string, const L extends Level, const C extends string | null>(
-  keyword: K, vr: V, level: L, column: C, matching: Matching | null, returned: Returned,
+  keyword: K,
+  vr: V,
+  level: L,
+  column: C,
+  matching: Matching | null,
+  returned: Returned,
 ) => ({ keyword, tag: Tag[keyword], vr, level, column, matching, returned }) as const;
 
 /** In each level, the order of the columns is the order of the index statement's parameters. */

@@ -33,7 +33,7 @@ const ESCAPES: Record<string, { g: 0 | 1; set: GraphicSet }> = {
   // so it is read as ASCII, as pydicom and dcmjs do.
   '(J': { g: 0, set: ASCII },
   ')I': { g: 1, set: { width: 1, codec: 'kana' } },
-  '$B': { g: 0, set: { width: 2, codec: 'eucjp', map: (b) => b.map((x) => x | 0x80) } },
+  $B: { g: 0, set: { width: 2, codec: 'eucjp', map: (b) => b.map((x) => x | 0x80) } },
   '$(D': { g: 0, set: { width: 2, codec: 'eucjp', map: (b) => [0x8f, ...b.map((x) => x | 0x80)] } },
   '$)C': { g: 1, set: { width: 2, codec: 'euckr' } },
   '$)A': { g: 1, set: { width: 2, codec: 'gb2312' } },
@@ -52,10 +52,23 @@ const ESCAPES: Record<string, { g: 0 | 1; set: GraphicSet }> = {
 
 /** ISO-IR registration number -> escape sequences its term designates. */
 const IR: Record<string, string[]> = {
-  '6': ['(B'], '13': ['(J', ')I'], '87': ['$B'], '159': ['$(D'], '149': ['$)C'], '58': ['$)A'],
-  '100': ['(B', '-A'], '101': ['(B', '-B'], '109': ['(B', '-C'], '110': ['(B', '-D'],
-  '144': ['(B', '-L'], '127': ['(B', '-G'], '126': ['(B', '-F'], '138': ['(B', '-H'],
-  '148': ['(B', '-M'], '203': ['(B', '-b'], '166': ['(B', '-T'],
+  '6': ['(B'],
+  '13': ['(J', ')I'],
+  '87': ['$B'],
+  '159': ['$(D'],
+  '149': ['$)C'],
+  '58': ['$)A'],
+  '100': ['(B', '-A'],
+  '101': ['(B', '-B'],
+  '109': ['(B', '-C'],
+  '110': ['(B', '-D'],
+  '144': ['(B', '-L'],
+  '127': ['(B', '-G'],
+  '126': ['(B', '-F'],
+  '138': ['(B', '-H'],
+  '148': ['(B', '-M'],
+  '203': ['(B', '-b'],
+  '166': ['(B', '-T'],
 };
 /** Terms without code extensions that are also multi-byte (PS3.3 Table C.12-5). */
 const WHOLE: Record<string, string> = { 'ISO_IR 192': 'utf8', GB18030: 'gb18030', GBK: 'gbk' };
@@ -68,8 +81,22 @@ const SINGLE_IR = new Set(['6', '13', '100', '101', '109', '110', '144', '127', 
  * not listed: it only ever applies value 1 and ignores escape sequences.
  */
 const DCMJS_SINGLE = new Set([
-  '', 'iso-ir-6', 'iso-ir-13', 'iso-ir-100', 'iso-ir-101', 'iso-ir-109', 'iso-ir-110', 'iso-ir-126',
-  'iso-ir-127', 'iso-ir-138', 'iso-ir-144', 'iso-ir-148', 'iso-ir-166', 'iso-ir-192', 'gb18030', 'gbk',
+  '',
+  'iso-ir-6',
+  'iso-ir-13',
+  'iso-ir-100',
+  'iso-ir-101',
+  'iso-ir-109',
+  'iso-ir-110',
+  'iso-ir-126',
+  'iso-ir-127',
+  'iso-ir-138',
+  'iso-ir-144',
+  'iso-ir-148',
+  'iso-ir-166',
+  'iso-ir-192',
+  'gb18030',
+  'gbk',
 ]);
 
 const terms = (scs: readonly string[]): string[] => scs.map((t) => t.trim());

@@ -63,7 +63,9 @@ function numberOf(el: { Value?: unknown[] } | undefined): number | undefined {
 }
 
 function binaryOf(values: unknown[]): Buffer {
-  const parts = values.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : ArrayBuffer.isView(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.alloc(0)));
+  const parts = values.map((v) =>
+    v instanceof ArrayBuffer ? Buffer.from(v) : ArrayBuffer.isView(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.alloc(0),
+  );
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 

@@ -72,7 +72,12 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOpt
   ].filter(([, v]) => !v || !isValidUid(v));
   if (missing.length) {
     const known = (uid: string) => (uid && isValidUid(uid) ? uid : undefined);
-    throw new ParseError({ kind: 'invalid', message: `missing or invalid ${missing.map(([n]) => n).join(', ')}`, sopInstanceUid: known(sopInstanceUid), sopClassUid: known(sopClassUid) });
+    throw new ParseError({
+      kind: 'invalid',
+      message: `missing or invalid ${missing.map(([n]) => n).join(', ')}`,
+      sopInstanceUid: known(sopInstanceUid),
+      sopClassUid: known(sopClassUid),
+    });
   }
   // dcmjs reports every decoded data set as ISO_IR 192, and Cairn transcodes
   // ISO 2022 text to UTF-8 before dcmjs sees it; the JSON is UTF-8 either way.

@@ -58,7 +58,30 @@ export interface ScanResult {
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const ALL_VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
+const ALL_VRS = new Set([
+  ...LONG_VRS,
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'PN',
+  'SH',
+  'SL',
+  'SS',
+  'ST',
+  'TM',
+  'UI',
+  'UL',
+  'US',
+]);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UT', 'UC', 'PN']);
 const UNDEFINED = 0xffffffff;
@@ -147,7 +170,10 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       const groupLength = meta.find((m) => m.h.tag === '00020000');
       if (groupLength) {
         groupLength.value = Buffer.from(groupLength.value);
-        groupLength.value.writeUInt32LE(meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0), 0);
+        groupLength.value.writeUInt32LE(
+          meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0),
+          0,
+        );
       }
     }
     emit(ctx, preambleBytes);
@@ -165,7 +191,15 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
         await copyElement(ctx, h);
       }
     }
-    return { transferSyntaxUid: tsUid, header: Buffer.concat(ctx.out), bulk, pixelData, specificCharacterSet: ctx.charsets, implicitVr: !ctx.explicit, littleEndian: ctx.le };
+    return {
+      transferSyntaxUid: tsUid,
+      header: Buffer.concat(ctx.out),
+      bulk,
+      pixelData,
+      specificCharacterSet: ctx.charsets,
+      implicitVr: !ctx.explicit,
+      littleEndian: ctx.le,
+    };
   } catch (err) {
     await r.drain();
     throw err;
@@ -266,7 +300,11 @@ async function copyElement(ctx: Ctx, h: Header): Promise<void> {
   if (h.length === UNDEFINED) throw new NotDicomError(`undefined length on a non-sequence element ${h.tag}`);
   const value = await ctx.r.read(h.length);
   if (h.tag === '00080005') {
-    ctx.charsets = value.toString('latin1').replace(/[\0 ]+$/, '').split('\\').map((s) => s.trim());
+    ctx.charsets = value
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '')
+      .split('\\')
+      .map((s) => s.trim());
     if (needsCharsetDecoding(ctx.charsets)) {
       const utf8 = Buffer.from('ISO_IR 192');
       emit(ctx, writeHeaderLike(ctx, h, utf8.length), utf8);

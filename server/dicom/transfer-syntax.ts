@@ -106,5 +106,16 @@ export function transferSyntax(uid: string): TransferSyntax {
 }
 
 function unknown(uid: string): TransferSyntax {
-  return { uid, name: uid, encapsulated: true, explicitVr: true, littleEndian: true, deflated: false, lossy: false, pixelMediaType: OCTETS, pixelLabel: uid, servedAsStored: true };
+  return {
+    uid,
+    name: uid,
+    encapsulated: true,
+    explicitVr: true,
+    littleEndian: true,
+    deflated: false,
+    lossy: false,
+    pixelMediaType: OCTETS,
+    pixelLabel: uid,
+    servedAsStored: true,
+  };
 }

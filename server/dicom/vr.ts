@@ -21,7 +21,6 @@ export interface VrContext {
   lutEntries?: number;
 }
 
-const PIXEL_DATA = '7FE00010';
 // PS3.3 C.10.9.1: Channel Minimum/Maximum Value, Waveform Padding Value and
 // Waveform Data are OB or OW after Waveform Bits Allocated.
 const WAVEFORM = new Set(['54000110', '54000112', '5400100A', '54001010']);

@@ -124,15 +124,32 @@ function condition(name: string, type: Matching, value: string): Condition | und
       // with it, groups are matched by position.
       return { op: 'pn', groups: value.toUpperCase().split('=').map(likePattern) };
     case 'date':
-      return range(name, value, parseDate, (d) => d, (d) => d, 'range');
+      return range(
+        name,
+        value,
+        parseDate,
+        (d) => d,
+        (d) => d,
+        'range',
+      );
     case 'time':
-      return range(name, value, parseTime, (t) => padTime(t, '0'), (t) => padTime(t, '9'), 'time');
+      return range(
+        name,
+        value,
+        parseTime,
+        (t) => padTime(t, '0'),
+        (t) => padTime(t, '9'),
+        'time',
+      );
   }
 }
 
 /** §C.2.2.2.4: "*" any sequence, "?" one character; LIKE's own metacharacters are escaped. */
 function likePattern(value: string): string {
-  return value.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%').replace(/\?/g, '_');
+  return value
+    .replace(/[\\%_]/g, (c) => `\\${c}`)
+    .replace(/\*/g, '%')
+    .replace(/\?/g, '_');
 }
 
 /**
@@ -140,7 +157,14 @@ function likePattern(value: string): string {
  * the range of itself. For TM, a bound of lower precision covers its whole
  * span (`-1030` includes 10:30:59.9), so stored values of any precision compare right.
  */
-function range(name: string, value: string, check: (name: string, v: string) => void, low: (v: string) => string, high: (v: string) => string, op: 'range' | 'time'): Condition {
+function range(
+  name: string,
+  value: string,
+  check: (name: string, v: string) => void,
+  low: (v: string) => string,
+  high: (v: string) => string,
+  op: 'range' | 'time',
+): Condition {
   const parts = value.split('-');
   if (parts.length > 2 || (parts.length === 2 && !parts[0] && !parts[1])) throw bad(`${name}: "${value}" is not a valid range`);
   for (const p of parts) if (p) check(name, p);

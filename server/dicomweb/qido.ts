@@ -28,10 +28,25 @@ const STUDY_RETURNED = new Set([...STUDY_REQUIRED, ...STUDY_IF_KNOWN]);
 const STUDY_COMPUTED = new Set<string>([Tag.ModalitiesInStudy, Tag.NumberOfStudyRelatedSeries, Tag.NumberOfStudyRelatedInstances]);
 // Table 10.6.3-4: series return attributes.
 const SERIES_REQUIRED: string[] = [Tag.Modality, Tag.SeriesInstanceUID, Tag.SeriesNumber];
-const SERIES_IF_KNOWN: string[] = [Tag.SeriesDescription, Tag.PerformedProcedureStepStartDate, Tag.PerformedProcedureStepStartTime, Tag.RequestAttributesSequence];
+const SERIES_IF_KNOWN: string[] = [
+  Tag.SeriesDescription,
+  Tag.PerformedProcedureStepStartDate,
+  Tag.PerformedProcedureStepStartTime,
+  Tag.RequestAttributesSequence,
+];
 const SERIES_RETURNED = new Set([...SERIES_REQUIRED, ...SERIES_IF_KNOWN]);
 // Instance attributes the index has as columns (Table 10.6.3-5); others come from the stored metadata.
-const INSTANCE_COLUMNS = new Set<string>([Tag.SOPClassUID, Tag.SOPInstanceUID, Tag.InstanceNumber, Tag.Rows, Tag.Columns, Tag.BitsAllocated, Tag.NumberOfFrames, Tag.InstanceAvailability, Tag.RetrieveURL]);
+const INSTANCE_COLUMNS = new Set<string>([
+  Tag.SOPClassUID,
+  Tag.SOPInstanceUID,
+  Tag.InstanceNumber,
+  Tag.Rows,
+  Tag.Columns,
+  Tag.BitsAllocated,
+  Tag.NumberOfFrames,
+  Tag.InstanceAvailability,
+  Tag.RetrieveURL,
+]);
 
 function levelOf(tag: string): Level {
   if (STUDY_LEVEL.has(tag) || STUDY_COMPUTED.has(tag)) return 'study';
@@ -95,7 +110,12 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
   if (warnings.length) ctx.append('Warning', warnings);
   ctx.type = 'application/dicom+json';
   const plan = planOf(level, parts, q, spec, base);
-  ctx.body = present(deps, caller, page.map((r) => resultOf(r, plan)), { set: level });
+  ctx.body = present(
+    deps,
+    caller,
+    page.map((r) => resultOf(r, plan)),
+    { set: level },
+  );
 }
 
 const UNSUPPORTED = {
@@ -221,7 +241,12 @@ function instancePart(out: Attributes, r: SearchRow, take: (tag: string) => bool
   out.set(Tag.SOPClassUID, values('UI', [r.sop_class_uid]));
   out.set(Tag.SOPInstanceUID, values('UI', [r.sop_instance_uid]));
   out.set(Tag.InstanceNumber, values('IS', [r.instance_number]));
-  for (const [tag, vr, v] of [[Tag.Rows, 'US', r.rows], [Tag.Columns, 'US', r.columns], [Tag.BitsAllocated, 'US', r.bits_allocated], [Tag.NumberOfFrames, 'IS', r.number_of_frames]] as const) {
+  for (const [tag, vr, v] of [
+    [Tag.Rows, 'US', r.rows],
+    [Tag.Columns, 'US', r.columns],
+    [Tag.BitsAllocated, 'US', r.bits_allocated],
+    [Tag.NumberOfFrames, 'IS', r.number_of_frames],
+  ] as const) {
     if (v !== null && v !== undefined) out.set(tag, values(vr, [v]));
   }
 }

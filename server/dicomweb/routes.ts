@@ -29,7 +29,7 @@ function notBuilt(deps: AppDeps, what: string) {
 export function dicomwebRouter(deps: AppDeps): Router {
   const r = new Router({ prefix: '/dicom-web' });
   for (const name of ['studyUid', 'seriesUid', 'sopInstanceUid']) {
-    r.param(name, (value, ctx, next) => {
+    r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
       return next();
     });
@@ -61,7 +61,8 @@ export function dicomwebRouter(deps: AppDeps): Router {
   r.get(`${INSTANCE}/metadata`, retrieving, retrieveMetadata(deps));
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
-  for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`]) r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
+  for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
+    r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)

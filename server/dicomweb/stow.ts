@@ -15,7 +15,11 @@ export function store(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const ct = parseMediaType(ctx.get('content-type') || '');
     if (ct.type !== 'multipart/related') {
-      throw new ApiError(415, 'UnsupportedMediaType', `Content-Type must be multipart/related; type="application/dicom", not "${ctx.get('content-type') || '(none)'}"`);
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `Content-Type must be multipart/related; type="application/dicom", not "${ctx.get('content-type') || '(none)'}"`,
+      );
     }
     const partType = ct.params.type?.toLowerCase();
     if (partType !== undefined && partType !== 'application/dicom') {
@@ -50,7 +54,12 @@ export function store(deps: AppDeps) {
  * §10.5.3 keeps 4xx for requests of which nothing was stored, so the status
  * is chosen from all outcomes as always (202 when some were stored).
  */
-async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader, studyUid: string | undefined): Promise<{ outcomes: StoreOutcome[]; unread?: StoreOutcome & { ok: false } }> {
+async function storeParts(
+  deps: AppDeps,
+  caller: Caller,
+  reader: MultipartReader,
+  studyUid: string | undefined,
+): Promise<{ outcomes: StoreOutcome[]; unread?: StoreOutcome & { ok: false } }> {
   const pending: Promise<StoreOutcome>[] = [];
   const ctx = archiveContext(deps);
   const max = deps.config.maxStowParts;
@@ -59,7 +68,11 @@ async function storeParts(deps: AppDeps, caller: Caller, reader: MultipartReader
     for (let part = await reader.next(); part; part = await reader.next()) {
       if (pending.length === max) {
         await reader.discardRest();
-        unread = { ok: false, reason: DicomStatus.OutOfResources, message: `the request holds more than ${max} parts (MAX_STOW_PARTS); the parts after part ${max} were not read` };
+        unread = {
+          ok: false,
+          reason: DicomStatus.OutOfResources,
+          message: `the request holds more than ${max} parts (MAX_STOW_PARTS); the parts after part ${max} were not read`,
+        };
         break;
       }
       const type = parseMediaType(part.headers['content-type'] ?? 'application/dicom').type;

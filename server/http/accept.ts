@@ -15,7 +15,7 @@ export interface Acceptable {
  * (RFC 9110 §12.5.1, PS3.18 §8.7.5). A missing header accepts anything.
  */
 export function parseAccept(header: string | undefined): Acceptable[] {
-  if (!header || !header.trim()) return [{ multipart: true, type: '*/*', q: 1 }];
+  if (!header?.trim()) return [{ multipart: true, type: '*/*', q: 1 }];
   const out: Acceptable[] = [];
   for (const raw of splitOutsideQuotes(header, ',')) {
     if (!raw.trim()) continue;

@@ -29,12 +29,15 @@ export function guard(action: Action, auditAs: AuditAction) {
       });
     }
     const identity = ctx.state.identity;
-    if (!identity) throw new ApiError(401, 'AuthenticationRequired', 'this request needs a bearer token or a session (log in at /login)', { 'WWW-Authenticate': REALM });
-    if (ctx.state.csrfFailure) throw new ApiError(403, 'CsrfTokenInvalid', `a request with the session cookie that changes state needs the X-CSRF-Token header of the session`);
+    if (!identity)
+      throw new ApiError(401, 'AuthenticationRequired', 'this request needs a bearer token or a session (log in at /login)', { 'WWW-Authenticate': REALM });
+    if (ctx.state.csrfFailure)
+      throw new ApiError(403, 'CsrfTokenInvalid', `a request with the session cookie that changes state needs the X-CSRF-Token header of the session`);
     const { principal } = identity;
     if (!permits(principal, action)) throw new ApiError(403, 'Forbidden', `the roles [${principal.roles.join(', ')}] may not ${action}`);
     const reason = ctx.get('x-break-glass');
-    if (reason && !mayBreakGlass(principal)) throw new ApiError(403, 'BreakGlassForbidden', `the roles [${principal.roles.join(', ')}] may not break the glass`);
+    if (reason && !mayBreakGlass(principal))
+      throw new ApiError(403, 'BreakGlassForbidden', `the roles [${principal.roles.join(', ')}] may not break the glass`);
     const problem = reason ? breakGlassReasonProblem(reason) : undefined;
     if (problem) throw new ApiError(400, 'BreakGlassReasonMissing', problem);
     const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined);

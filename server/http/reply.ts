@@ -29,6 +29,7 @@ export async function sendReply(ctx: Context, reply: Reply): Promise<void> {
   if (length !== undefined) ctx.length = length;
   const [only] = reply.parts;
   // One part that can be read whole goes out as one buffer rather than through a stream.
-  if (reply.parts.length === 1 && only.fill && only.length !== undefined) ctx.body = await multipartBuffer(boundary, { ...only, length: only.length }, only.fill);
+  if (reply.parts.length === 1 && only.fill && only.length !== undefined)
+    ctx.body = await multipartBuffer(boundary, { ...only, length: only.length }, only.fill);
   else ctx.body = multipartStream(boundary, await openFirst(reply.parts));
 }

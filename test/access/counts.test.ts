@@ -28,7 +28,9 @@ const cases: Case[] = [
 beforeAll(async () => {
   a = await createTestArchive();
   const parts = [V, H].flatMap((se) =>
-    se.instances.map((sop, n) => syntheticInstance({ studyUid: X, seriesUid: se.uid, sopInstanceUid: sop, Modality: se.modality, InstanceNumber: String(n + 1) }).bytes),
+    se.instances.map(
+      (sop, n) => syntheticInstance({ studyUid: X, seriesUid: se.uid, sopInstanceUid: sop, Modality: se.modality, InstanceNumber: String(n + 1) }).bytes,
+    ),
   );
   const { body, contentType } = multipartBody(parts);
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
@@ -43,7 +45,8 @@ function get(c: Case, url: string) {
   return c.breakGlass ? r.set('X-Break-Glass', c.breakGlass) : r;
 }
 const value = (row: any, tag: string) => row[tag]?.Value;
-const remaining = (res: { headers: Record<string, string | string[] | undefined> }) => /There are (\d+) additional results/.exec(String(res.headers.warning ?? ''))?.[1];
+const remaining = (res: { headers: Record<string, string | string[] | undefined> }) =>
+  /There are (\d+) additional results/.exec(String(res.headers.warning ?? ''))?.[1];
 
 describe.each(cases)('QIDO counts for $name', (c) => {
   const series = c.seesH ? [V, H] : [V];

@@ -84,7 +84,7 @@ describe('the label API', () => {
     await store(inst.bytes);
   });
 
-  it('PUT replaces a study\'s labels (sorted, distinct), GET reads them, DELETE clears them', async () => {
+  it("PUT replaces a study's labels (sorted, distinct), GET reads them, DELETE clears them", async () => {
     const put = await a.request.put(`/api/studies/${inst.studyUid}/labels`).send({ labels: ['vip', 'abuse', 'vip'] });
     expect(put.status).toBe(200);
     expect(put.body).toEqual({ studyUid: inst.studyUid, labels: ['abuse', 'vip'] });
@@ -96,7 +96,12 @@ describe('the label API', () => {
 
   it('labels a series, and the change is audited with the labels before and after', async () => {
     await a.request.put(`/api/studies/${inst.studyUid}/series/${inst.seriesUid}/labels`).send({ labels: ['gruesome'] });
-    const row = await a.deps.db('audit_events').where({ action: 'label-change' }).whereRaw('? = any(series_uids)', [inst.seriesUid]).orderBy('id', 'desc').first();
+    const row = await a.deps
+      .db('audit_events')
+      .where({ action: 'label-change' })
+      .whereRaw('? = any(series_uids)', [inst.seriesUid])
+      .orderBy('id', 'desc')
+      .first();
     expect(row.detail).toMatchObject({ before: [], after: ['gruesome'] });
     expect(row.study_uids).toEqual([inst.studyUid]);
     expect((await a.as({ roles: ['clinician'] }).get(`/dicom-web/studies/${inst.studyUid}/series`)).body).toEqual([]);
@@ -128,7 +133,15 @@ describe('the label API', () => {
   it('is for admins only', async () => {
     for (const role of ['clinician', 'researcher', 'uploader', 'auditor'] as const) {
       expect((await a.as({ roles: [role] }).get(`/api/studies/${inst.studyUid}/labels`)).status, role).toBe(403);
-      expect((await a.as({ roles: [role] }).put(`/api/studies/${inst.studyUid}/labels`).send({ labels: [] })).status, role).toBe(403);
+      expect(
+        (
+          await a
+            .as({ roles: [role] })
+            .put(`/api/studies/${inst.studyUid}/labels`)
+            .send({ labels: [] })
+        ).status,
+        role,
+      ).toBe(403);
     }
   });
 });

@@ -53,7 +53,10 @@ function cleared(c: Case, labels: string[]): boolean {
 const studyVisible = (c: Case, s: 'A' | 'B') => c.kind === 'read' && cleared(c, study[s].labels);
 const seriesVisible = (c: Case, se: SeriesModel) => studyVisible(c, se.study) && cleared(c, se.labels);
 const visibleSeriesOf = (c: Case, s?: 'A' | 'B') => allSeries.filter((se) => (!s || se.study === s) && seriesVisible(c, se));
-const visibleInstancesOf = (c: Case, s?: 'A' | 'B', only?: SeriesModel) => visibleSeriesOf(c, s).filter((se) => !only || se === only).flatMap((se) => se.instances);
+const visibleInstancesOf = (c: Case, s?: 'A' | 'B', only?: SeriesModel) =>
+  visibleSeriesOf(c, s)
+    .filter((se) => !only || se === only)
+    .flatMap((se) => se.instances);
 
 const path = {
   study: (s: 'A' | 'B') => `/dicom-web/studies/${study[s].uid}`,
@@ -64,7 +67,9 @@ const path = {
 beforeAll(async () => {
   a = await createTestArchive();
   const parts = allSeries.flatMap((se) =>
-    se.instances.map((sop) => syntheticInstance({ studyUid: study[se.study].uid, seriesUid: se.uid, sopInstanceUid: sop, Modality: se.modality, rows: 40, columns: 40 }).bytes),
+    se.instances.map(
+      (sop) => syntheticInstance({ studyUid: study[se.study].uid, seriesUid: se.uid, sopInstanceUid: sop, Modality: se.modality, rows: 40, columns: 40 }).bytes,
+    ),
   );
   const { body, contentType } = multipartBody(parts);
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
@@ -150,7 +155,11 @@ describe.each(cases)('$name', (c) => {
       const row = s.body.find((r: any) => r['0020000D'].Value[0] === study[x].uid);
       expect(row['00201206'].Value[0]).toBe(visibleSeriesOf(c, x).length);
       expect(row['00201208'].Value[0]).toBe(visibleInstancesOf(c, x).length);
-      expect(row['00080061'].Value).toEqual(visibleSeriesOf(c, x).map((se) => se.modality).sort());
+      expect(row['00080061'].Value).toEqual(
+        visibleSeriesOf(c, x)
+          .map((se) => se.modality)
+          .sort(),
+      );
     }
     expectOneAuditRow(s, c, 'search', { studies: visible.map((x) => study[x].uid) });
   });
@@ -168,13 +177,20 @@ describe.each(cases)('$name', (c) => {
       expect([se.status, inst.status]).toEqual([403, 403]);
       return;
     }
-    expect(tagValues(se.body, '0020000E')).toEqual(visibleSeriesOf(c).map((x) => x.uid).sort());
+    expect(tagValues(se.body, '0020000E')).toEqual(
+      visibleSeriesOf(c)
+        .map((x) => x.uid)
+        .sort(),
+    );
     expect(tagValues(inst.body, '00080018')).toEqual(visibleInstancesOf(c).sort());
     for (const row of se.body) {
       const m = allSeries.find((x) => x.uid === row['0020000E'].Value[0])!;
       expect(row['00201209'].Value[0]).toBe(m.instances.length);
     }
-    expectOneAuditRow(se, c, 'search', { studies: [...new Set(visibleSeriesOf(c).map((x) => study[x.study].uid))], series: visibleSeriesOf(c).map((x) => x.uid) });
+    expectOneAuditRow(se, c, 'search', {
+      studies: [...new Set(visibleSeriesOf(c).map((x) => study[x.study].uid))],
+      series: visibleSeriesOf(c).map((x) => x.uid),
+    });
     expectOneAuditRow(inst, c, 'search', {
       studies: [...new Set(visibleSeriesOf(c).map((x) => study[x.study].uid))],
       series: visibleSeriesOf(c).map((x) => x.uid),
@@ -187,7 +203,11 @@ describe.each(cases)('$name', (c) => {
     const inst = await send(c, 'get', `${path.study(x)}/instances`, QIDO);
     if (denied) return expect([se.status, inst.status]).toEqual([403, 403]);
     expect(se.status).toBe(200);
-    expect(tagValues(se.body, '0020000E')).toEqual(visibleSeriesOf(c, x).map((s) => s.uid).sort());
+    expect(tagValues(se.body, '0020000E')).toEqual(
+      visibleSeriesOf(c, x)
+        .map((s) => s.uid)
+        .sort(),
+    );
     expect(tagValues(inst.body, '00080018')).toEqual(visibleInstancesOf(c, x).sort());
     if (!studyVisible(c, x)) {
       await expectLikeMissing(c, se, `${path.study(x)}/series`, study[x].uid, QIDO);
@@ -222,35 +242,38 @@ describe.each(cases)('$name', (c) => {
     expectOneAuditRow(m, c, 'retrieve', { studies: [study[x].uid], series: seriesUids, instances: want });
   });
 
-  it.each(Object.keys(series) as ('A1' | 'A2' | 'B1')[])('WADO series %s and its first instance: every path answers, or 404 as for a missing one', async (k) => {
-    const se = series[k];
-    const urls: [string, string, string][] = [
-      [path.series(se), DICOM, se.uid],
-      [`${path.series(se)}/metadata`, QIDO, se.uid],
-      [path.instance(se), DICOM, se.instances[0]],
-      [`${path.instance(se)}/metadata`, QIDO, se.instances[0]],
-      [`${path.instance(se)}/frames/1`, OCTET, se.instances[0]],
-      [`${path.instance(se)}/bulkdata/7FE00010`, 'application/octet-stream', se.instances[0]],
-      [`${path.instance(se)}/rendered`, 'image/jpeg', se.instances[0]],
-    ];
-    for (const [url, accept, realUid] of urls) {
-      const s = await send(c, 'get', url, accept);
-      if (denied) {
-        expect(s.status, url).toBe(403);
-        expectOneAuditRow(s, c, 'retrieve', {});
-        continue;
+  it.each(Object.keys(series) as ('A1' | 'A2' | 'B1')[])(
+    'WADO series %s and its first instance: every path answers, or 404 as for a missing one',
+    async (k) => {
+      const se = series[k];
+      const urls: [string, string, string][] = [
+        [path.series(se), DICOM, se.uid],
+        [`${path.series(se)}/metadata`, QIDO, se.uid],
+        [path.instance(se), DICOM, se.instances[0]],
+        [`${path.instance(se)}/metadata`, QIDO, se.instances[0]],
+        [`${path.instance(se)}/frames/1`, OCTET, se.instances[0]],
+        [`${path.instance(se)}/bulkdata/7FE00010`, 'application/octet-stream', se.instances[0]],
+        [`${path.instance(se)}/rendered`, 'image/jpeg', se.instances[0]],
+      ];
+      for (const [url, accept, realUid] of urls) {
+        const s = await send(c, 'get', url, accept);
+        if (denied) {
+          expect(s.status, url).toBe(403);
+          expectOneAuditRow(s, c, 'retrieve', {});
+          continue;
+        }
+        if (!seriesVisible(c, se)) {
+          expect(s.status, url).toBe(404);
+          expectOneAuditRow(s, c, 'retrieve', {});
+          await expectLikeMissing(c, s, url, realUid, accept);
+          continue;
+        }
+        expect(s.status, url).toBe(url.endsWith('/rendered') ? 501 : 200);
+        const instances = url.includes('/instances/') ? [se.instances[0]] : se.instances;
+        expectOneAuditRow(s, c, 'retrieve', { studies: [study[se.study].uid], series: [se.uid], instances });
       }
-      if (!seriesVisible(c, se)) {
-        expect(s.status, url).toBe(404);
-        expectOneAuditRow(s, c, 'retrieve', {});
-        await expectLikeMissing(c, s, url, realUid, accept);
-        continue;
-      }
-      expect(s.status, url).toBe(url.endsWith('/rendered') ? 501 : 200);
-      const instances = url.includes('/instances/') ? [se.instances[0]] : se.instances;
-      expectOneAuditRow(s, c, 'retrieve', { studies: [study[se.study].uid], series: [se.uid], instances });
-    }
-  });
+    },
+  );
 
   it('DELETE is refused to every role but admin', async () => {
     if (c.who.roles.includes('admin')) return;
@@ -296,7 +319,10 @@ describe('break the glass', () => {
   });
 
   it('needs a reason of a few words', async () => {
-    const res = await a.as({ roles: ['clinician'] }).get('/dicom-web/studies').set('X-Break-Glass', 'x');
+    const res = await a
+      .as({ roles: ['clinician'] })
+      .get('/dicom-web/studies')
+      .set('X-Break-Glass', 'x');
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('BreakGlassReasonMissing');
   });
@@ -329,12 +355,20 @@ describe('STOW by an uploader into a study it cannot see', () => {
     const other = await into(fresh);
     expect(hidden.res.status).toBe(other.res.status);
     const norm = (text: string, i: { studyUid: string; seriesUid: string; sopInstanceUid: string }) =>
-      text.replace(/http:\/\/127\.0\.0\.1:\d+/g, 'BASE').replaceAll(i.studyUid, 'STUDY').replaceAll(i.seriesUid, 'SERIES').replaceAll(i.sopInstanceUid, 'SOP');
+      text
+        .replace(/http:\/\/127\.0\.0\.1:\d+/g, 'BASE')
+        .replaceAll(i.studyUid, 'STUDY')
+        .replaceAll(i.seriesUid, 'SERIES')
+        .replaceAll(i.sopInstanceUid, 'SOP');
     expect(norm(hidden.res.text, hidden.inst)).toBe(norm(other.res.text, other.inst));
     // Stored into B, so hidden as B is from a clinician without the vip clearance.
-    const plain = await a.as({ roles: ['clinician'] }).get(`/dicom-web/studies/${study.B.uid}/series/${hidden.inst.seriesUid}/instances/${hidden.inst.sopInstanceUid}/metadata`);
+    const plain = await a
+      .as({ roles: ['clinician'] })
+      .get(`/dicom-web/studies/${study.B.uid}/series/${hidden.inst.seriesUid}/instances/${hidden.inst.sopInstanceUid}/metadata`);
     expect(plain.status).toBe(404);
-    const vip = await a.as({ roles: ['clinician'], clearances: ['vip'] }).get(`/dicom-web/studies/${study.B.uid}/series/${hidden.inst.seriesUid}/instances/${hidden.inst.sopInstanceUid}/metadata`);
+    const vip = await a
+      .as({ roles: ['clinician'], clearances: ['vip'] })
+      .get(`/dicom-web/studies/${study.B.uid}/series/${hidden.inst.seriesUid}/instances/${hidden.inst.sopInstanceUid}/metadata`);
     expect(vip.status).toBe(200);
     // An uploader never reads, not even what it stored.
     expect((await a.as(uploader).get(`/dicom-web/studies/${fresh}/metadata`)).status).toBe(403);
@@ -344,7 +378,12 @@ describe('STOW by an uploader into a study it cannot see', () => {
 describe('frames of a visible instance', () => {
   it('come back as stored for a cleared caller', async () => {
     const c = cases.find((x) => x.name === 'clinician cleared for vip and forensic')!;
-    const res = await a.as(c.who).get(`${path.instance(series.B1)}/frames/1`).set('Accept', OCTET).buffer(true).parse(binaryParser);
+    const res = await a
+      .as(c.who)
+      .get(`${path.instance(series.B1)}/frames/1`)
+      .set('Accept', OCTET)
+      .buffer(true)
+      .parse(binaryParser);
     expect(res.status).toBe(200);
     const parts = parseMultipart(res.body, res.headers['content-type']);
     expect(parts[0].body.length).toBe(40 * 40);

@@ -24,7 +24,7 @@ let provider: http.Server;
 let url: string;
 
 beforeAll(async () => {
-  provider = http.createServer((req, res) => {
+  provider = http.createServer((_req, res) => {
     fetches++;
     if (answer) return answer(res);
     res.setHeader('Content-Type', 'application/json');
@@ -46,7 +46,14 @@ function service(): TokenService {
 }
 
 const sign = (key: KeyObject, alg: 'ES256' | 'RS256', kid?: string, claims: Record<string, unknown> = {}) =>
-  jwt.sign({ roles: ['clinician'], ...claims }, key, { algorithm: alg, issuer: 'cairn', audience: 'cairn', subject: 'dr-j', expiresIn: 3600, ...(kid ? { keyid: kid } : {}) });
+  jwt.sign({ roles: ['clinician'], ...claims }, key, {
+    algorithm: alg,
+    issuer: 'cairn',
+    audience: 'cairn',
+    subject: 'dr-j',
+    expiresIn: 3600,
+    ...(kid ? { keyid: kid } : {}),
+  });
 
 async function refusal(p: Promise<unknown>): Promise<Error> {
   const err = await p.then(
@@ -115,7 +122,11 @@ describe('the JWKS of an identity provider', () => {
   });
 
   it('a key that cannot be read spoils only the tokens that name it', async () => {
-    keys = [{ kty: 'EC', crv: 'P-256', kid: 'bad', x: 'AAAA', y: 'AAAA' }, { kty: 'OKP', crv: 'X448', kid: 'odd', x: 'AAAA' }, jwk(ec1.publicKey, { kid: 'k1' })];
+    keys = [
+      { kty: 'EC', crv: 'P-256', kid: 'bad', x: 'AAAA', y: 'AAAA' },
+      { kty: 'OKP', crv: 'X448', kid: 'odd', x: 'AAAA' },
+      jwk(ec1.publicKey, { kid: 'k1' }),
+    ];
     const tokens = service();
     const err = await refusal(tokens.verify(sign(ec2.privateKey, 'ES256', 'bad')));
     expect(err).toBeInstanceOf(AuthFailure);

@@ -74,7 +74,10 @@ describe('login page', () => {
   });
 
   it('a wrong password or unknown user goes back to the form with an error, sets no session, and is audited as login-failed', async () => {
-    for (const [username, password] of [['alice', 'wrong password!'], ['nobody', PASSWORD]]) {
+    for (const [username, password] of [
+      ['alice', 'wrong password!'],
+      ['nobody', PASSWORD],
+    ]) {
       const res = await a.anonymous.post('/auth/login').type('form').send({ username, password });
       expect(res.status).toBe(303);
       expect(res.headers.location).toMatch(/^\/login\?error=1/);
@@ -147,7 +150,7 @@ describe('the session cookie', () => {
     expect(await a.deps.db('instances').count('* as n').first()).toMatchObject({ n: 0 });
   });
 
-  it('authorises a state-changing request with the session\'s CSRF token', async () => {
+  it("authorises a state-changing request with the session's CSRF token", async () => {
     const { agent, csrf } = await login();
     const { body, contentType } = multipartBody([syntheticInstance().bytes]);
     const res = await agent.post('/dicom-web/studies').set('Content-Type', contentType).set('X-CSRF-Token', csrf!).send(body);

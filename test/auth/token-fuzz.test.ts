@@ -26,7 +26,8 @@ const hs = (signingInput: string, secret = SECRET) => createHmac('sha256', secre
 /** A token whose signature is right for whatever header and payload segments it is given. */
 const signedRaw = (head: string, body: string) => `${head}.${body}.${hs(`${head}.${body}`)}`;
 const good = () => jwt.sign({ roles: ['admin'] }, SECRET, { algorithm: 'HS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a', expiresIn: 300 });
-const goodRs = () => jwt.sign({ roles: ['admin'] }, rsa.privateKey, { algorithm: 'RS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a', expiresIn: 300 });
+const goodRs = () =>
+  jwt.sign({ roles: ['admin'] }, rsa.privateKey, { algorithm: 'RS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a', expiresIn: 300 });
 
 /** mulberry32: a small seeded generator, so every run tries the same cases. */
 function prng(seed: number) {
@@ -69,12 +70,30 @@ function shapes(): [string, string][] {
   // The same appended to a token of each payload length modulo 4, so every
   // padding case of the base64url decoder is met.
   for (let pad = 0; pad < 8; pad++) {
-    const [h2, p2, s2] = jwt.sign({ roles: ['admin'], n: 'x'.repeat(pad) }, SECRET, { algorithm: 'HS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a', expiresIn: 300 }).split('.');
+    const [h2, p2, s2] = jwt
+      .sign({ roles: ['admin'], n: 'x'.repeat(pad) }, SECRET, { algorithm: 'HS256', issuer: 'cairn', audience: 'cairn', subject: 'dr-a', expiresIn: 300 })
+      .split('.');
     add(`payload + 1 char, length ${p2.length}`, `${h2}.${p2}A.${s2}`);
     add(`payload + 1 char (re-signed), length ${p2.length}`, signedRaw(h2, `${p2}A`));
   }
   // Segments missing, extra or empty.
-  for (const t of ['', 'a', `${h}`, `${h}.${p}`, `${h}.${p}.${s}.${s}`, `${h}.${p}.${s}.`, `${h}.${p}.${s}..`, '.', '..', '...', `.${p}.${s}`, `${h}..${s}`, `${h}.${p}.`, `..${s}`, `${h}.${p}.${s}.${p}.${s}`]) {
+  for (const t of [
+    '',
+    'a',
+    `${h}`,
+    `${h}.${p}`,
+    `${h}.${p}.${s}.${s}`,
+    `${h}.${p}.${s}.`,
+    `${h}.${p}.${s}..`,
+    '.',
+    '..',
+    '...',
+    `.${p}.${s}`,
+    `${h}..${s}`,
+    `${h}.${p}.`,
+    `..${s}`,
+    `${h}.${p}.${s}.${p}.${s}`,
+  ]) {
     add(`segments: "${t.slice(0, 12)}…" (${t.split('.').length} parts)`, t);
   }
   // Not base64url, in each segment.
@@ -94,7 +113,7 @@ function shapes(): [string, string][] {
     add(`header not JSON #${i}`, signedRaw(bytes, p));
     add(`payload not JSON #${i}`, signedRaw(h, bytes));
   }
-  for (const text of ['{', '{"alg":"HS256"', 'alg', '{"alg":"HS256"}}', '\u0000', '{"a":1}x', '{\'alg\':\'HS256\'}']) {
+  for (const text of ['{', '{"alg":"HS256"', 'alg', '{"alg":"HS256"}}', '\u0000', '{"a":1}x', "{'alg':'HS256'}"]) {
     add(`header text ${JSON.stringify(text)}`, signedRaw(b64(text), p));
     add(`payload text ${JSON.stringify(text)}`, signedRaw(h, b64(text)));
   }
@@ -114,25 +133,52 @@ function shapes(): [string, string][] {
     add(`huge unsigned payload ${size}`, `${h}.${json({ ...claims(), x: r.chars(B64URL, size) })}.${s}`);
   }
   // Bad, missing or odd algorithms.
-  for (const alg of ['none', 'None', 'NONE', '', 'HS384', 'HS512', 'RS512', 'PS256', 'ES512', 'EdDSA', 'hs256', 'HS256 ', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 0, 256, null, true, ['HS256'], { name: 'HS256' }]) {
+  for (const alg of [
+    'none',
+    'None',
+    'NONE',
+    '',
+    'HS384',
+    'HS512',
+    'RS512',
+    'PS256',
+    'ES512',
+    'EdDSA',
+    'hs256',
+    'HS256 ',
+    '__proto__',
+    'constructor',
+    'toString',
+    'hasOwnProperty',
+    0,
+    256,
+    null,
+    true,
+    ['HS256'],
+    { name: 'HS256' },
+  ]) {
     add(`alg ${JSON.stringify(alg)}`, signedRaw(json({ alg, typ: 'JWT' }), json(claims())));
     add(`alg ${JSON.stringify(alg)}, empty signature`, `${json({ alg, typ: 'JWT' })}.${json(claims())}.`);
   }
   add('no alg', signedRaw(json({ typ: 'JWT' }), json(claims())));
   // Header values that end up in the refusal's message, which goes into a response header.
-  for (const odd of ['HS2\r\n56', 'HS256\u0000', 'RS\"256\\', 'Ünïcode', '\u2028', 'x'.repeat(5000)]) {
+  for (const odd of ['HS2\r\n56', 'HS256\u0000', 'RS"256\\', 'Ünïcode', '\u2028', 'x'.repeat(5000)]) {
     add(`alg ${JSON.stringify(odd).slice(0, 20)}`, signedRaw(json({ alg: odd }), json(claims())));
     add(`RS256 kid ${JSON.stringify(odd).slice(0, 20)}`, `${json({ alg: 'RS256', kid: odd })}.${json(claims())}.${s}`);
   }
   for (const kid of [0, null, {}, ['a'], true]) add(`kid ${JSON.stringify(kid).slice(0, 20)}`, signedRaw(json({ alg: 'HS256', kid }), json(claims())));
-  for (const kid of [0, null, {}, 'nope', '', '../../etc/passwd']) add(`RS256 kid ${JSON.stringify(kid)}`, `${json({ alg: 'RS256', kid })}.${json(claims())}.${s}`);
+  for (const kid of [0, null, {}, 'nope', '', '../../etc/passwd'])
+    add(`RS256 kid ${JSON.stringify(kid)}`, `${json({ alg: 'RS256', kid })}.${json(claims())}.${s}`);
   // Wrong keys.
   add('HS256 with another secret', jwt.sign(claims(), 'another-secret-another-secret-123', { algorithm: 'HS256' }));
   add('RS256 with another key', jwt.sign(claims(), otherRsa.privateKey, { algorithm: 'RS256' }));
   add('ES256 (no EC key is configured)', jwt.sign(claims(), ec.privateKey, { algorithm: 'ES256' }));
   const confused = `${json({ alg: 'HS256' })}.${json(claims())}`;
   add('HS256 "signed" with the RSA public key', `${confused}.${hs(confused, rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString())}`);
-  add('RS256 signature of another token', `${goodRs().split('.').slice(0, 2).join('.')}.${jwt.sign({ x: 1 }, rsa.privateKey, { algorithm: 'RS256' }).split('.')[2]}`);
+  add(
+    'RS256 signature of another token',
+    `${goodRs().split('.').slice(0, 2).join('.')}.${jwt.sign({ x: 1 }, rsa.privateKey, { algorithm: 'RS256' }).split('.')[2]}`,
+  );
   add('RS256 header on an HS256 signature', `${json({ alg: 'RS256', typ: 'JWT' })}.${p}.${s}`);
   // Expired, not yet valid, odd times.
   add('expired an hour ago', jwt.sign({ ...claims(), exp: now() - 3600 }, SECRET, { algorithm: 'HS256' }));
@@ -175,7 +221,7 @@ function expectInvalidToken(name: string, res: supertest.Response) {
 describe('malformed and forged credentials', () => {
   const cases = shapes();
 
-  it('the good tokens the shapes are made from are accepted (so each refusal is the shape\'s doing)', async () => {
+  it("the good tokens the shapes are made from are accepted (so each refusal is the shape's doing)", async () => {
     expect((await client.get('/dicom-web/studies').set('Authorization', `Bearer ${good()}`)).status).toBe(200);
     expect((await client.get('/dicom-web/studies').set('Authorization', `Bearer ${goodRs()}`)).status).toBe(200);
   });

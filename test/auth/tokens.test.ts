@@ -144,7 +144,7 @@ describe('an external identity provider', () => {
   let fetches = 0;
   beforeAll(async () => {
     const jwk = { ...ec.publicKey.export({ format: 'jwk' }), kid: 'key-1', use: 'sig', alg: 'ES256' };
-    jwks = http.createServer((req, res) => {
+    jwks = http.createServer((_req, res) => {
       fetches++;
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ keys: [jwk] }));
@@ -153,7 +153,12 @@ describe('an external identity provider', () => {
     const url = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/certs`;
     // Keycloak's shape: roles nested under realm_access, the user name in preferred_username.
     b = await createTestArchive({
-      auth: { jwksUrl: url, issuer: 'https://idp.example/realms/h', audience: 'cairn-web', claims: { sub: 'preferred_username', roles: 'realm_access.roles', clearances: 'cairn_clearances' } },
+      auth: {
+        jwksUrl: url,
+        issuer: 'https://idp.example/realms/h',
+        audience: 'cairn-web',
+        claims: { sub: 'preferred_username', roles: 'realm_access.roles', clearances: 'cairn_clearances' },
+      },
     });
   });
   afterAll(async () => {
@@ -164,7 +169,11 @@ describe('an external identity provider', () => {
   const idp = { issuer: 'https://idp.example/realms/h', audience: 'cairn-web', expiresIn: 300 } as const;
 
   it('an ES256 token whose kid is in the JWKS is accepted, with claims read by the configured names', async () => {
-    const token = jwt.sign({ preferred_username: 'dr-b', realm_access: { roles: ['clinician', 'offline_access'] }, cairn_clearances: 'vip' }, ec.privateKey, { ...idp, algorithm: 'ES256', keyid: 'key-1' });
+    const token = jwt.sign({ preferred_username: 'dr-b', realm_access: { roles: ['clinician', 'offline_access'] }, cairn_clearances: 'vip' }, ec.privateKey, {
+      ...idp,
+      algorithm: 'ES256',
+      keyid: 'key-1',
+    });
     const res = await b.anonymous.get('/auth/me').set('Authorization', `Bearer ${token}`);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ sub: 'dr-b', roles: ['clinician'], clearances: ['vip'], via: 'bearer' });
@@ -200,7 +209,8 @@ describe('the generated secret', () => {
     const os = await import('node:os');
     const path = await import('node:path');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-secret-'));
-    const script = "import { loadSecret } from './server/auth/tokens.js'; import { testConfig } from './server/config.js'; process.stdout.write(loadSecret(testConfig().auth, process.argv[1]));";
+    const script =
+      "import { loadSecret } from './server/auth/tokens.js'; import { testConfig } from './server/config.js'; process.stdout.write(loadSecret(testConfig().auth, process.argv[1]));";
     const run = () =>
       new Promise<string>((resolve, reject) =>
         execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], (err, stdout) => (err ? reject(err) : resolve(stdout))),

@@ -28,9 +28,11 @@ async function collect(r: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 function chunked(buf: Buffer, size: number): Readable {
-  return Readable.from((function* () {
-    for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+    })(),
+  );
 }
 
 describe.runIf(s3)('S3 blob store', () => {
@@ -55,11 +57,13 @@ describe.runIf(s3)('S3 blob store', () => {
   it('leaves nothing under the key when the stream fails halfway through a multipart upload', async () => {
     const b = store();
     await b.ensureBucket();
-    const body = Readable.from((async function* () {
-      yield Buffer.alloc(1024 * 1024 + 10, 1);
-      yield Buffer.alloc(1024 * 1024 + 10, 2);
-      throw new Error('client went away');
-    })());
+    const body = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(1024 * 1024 + 10, 1);
+        yield Buffer.alloc(1024 * 1024 + 10, 2);
+        throw new Error('client went away');
+      })(),
+    );
     await expect(b.put('instances/a/broken.dcm', body)).rejects.toThrow('client went away');
     const err = await b.get('instances/a/broken.dcm').catch((e) => e);
     expect(isBlobMissing(err)).toBe(true);
@@ -178,7 +182,11 @@ describe.runIf(s3)('S3 outage', () => {
     const held: net.Socket[] = [];
     const silent = net.createServer((sock) => held.push(sock));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    const blobs = createS3BlobStore(settings({ ...server.s3, port: (silent.address() as net.AddressInfo).port }, 'outage'), { retries: 1, baseDelayMs: 10, timeoutMs: 200 });
+    const blobs = createS3BlobStore(settings({ ...server.s3, port: (silent.address() as net.AddressInfo).port }, 'outage'), {
+      retries: 1,
+      baseDelayMs: 10,
+      timeoutMs: 200,
+    });
     try {
       const started = Date.now();
       const err = await blobs.read('instances/x.dcm', 1).catch((e) => e);
@@ -201,11 +209,20 @@ describe.runIf(s3)('S3 outage', () => {
       // Up to the second part's headers: the first part is then known to be complete.
       const cut = m.body.indexOf('\r\n\r\n', m.body.indexOf(Buffer.from(`--${m.boundary}`), first.bytes.length)) + 4;
       const res = new Promise<{ status: number; body: Record<string, { Value: Record<string, { Value: unknown[] }>[] }> }>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: (listener.address() as net.AddressInfo).port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': m.contentType, Authorization: `Bearer ${a.token(ADMIN)}` } }, (r) => {
-          let text = '';
-          r.on('data', (d) => (text += d));
-          r.on('end', () => resolve({ status: r.statusCode!, body: JSON.parse(text) }));
-        });
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: (listener.address() as net.AddressInfo).port,
+            method: 'POST',
+            path: '/dicom-web/studies',
+            headers: { 'Content-Type': m.contentType, Authorization: `Bearer ${a.token(ADMIN)}` },
+          },
+          (r) => {
+            let text = '';
+            r.on('data', (d) => (text += d));
+            r.on('end', () => resolve({ status: r.statusCode!, body: JSON.parse(text) }));
+          },
+        );
         req.on('error', reject);
         req.write(m.body.subarray(0, cut));
         // The first instance is stored and indexed before S3 goes away and the rest is sent.

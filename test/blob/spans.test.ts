@@ -20,10 +20,16 @@ afterAll(async () => {
 /** The project's blob store, counting its ranged reads. */
 function counting(): { store: BlobStore; gets: ByteRange[] } {
   const gets: ByteRange[] = [];
-  return { gets, store: { ...a.deps.blobs, get: (k, r) => {
+  return {
+    gets,
+    store: {
+      ...a.deps.blobs,
+      get: (k, r) => {
         gets.push(r!);
         return a.deps.blobs.get(k, r);
-      } } };
+      },
+    },
+  };
 }
 
 async function all(r: Readable): Promise<Buffer> {

@@ -34,7 +34,7 @@ describe('the attribute registry', () => {
     }
   });
 
-  it("gives the search its tag → column map: every matched column, and nothing else", () => {
+  it('gives the search its tag → column map: every matched column, and nothing else', () => {
     const expected = Object.fromEntries(ATTRIBUTES.filter((e) => e.matching && e.column).map((e) => [e.tag, `${ALIAS[e.level]}.${e.column}`]));
     expect(COLUMN).toEqual(expected);
   });
@@ -62,17 +62,40 @@ describe('the registry against the index and QIDO', () => {
   beforeAll(async () => {
     t = await createTestArchive();
     const dataset = {
-      SOPClassUID: sopClass, SOPInstanceUID: sop, StudyInstanceUID: study, SeriesInstanceUID: series,
+      SOPClassUID: sopClass,
+      SOPInstanceUID: sop,
+      StudyInstanceUID: study,
+      SeriesInstanceUID: series,
       SpecificCharacterSet: 'ISO_IR 192',
-      PatientID: 'REG-1', PatientName: 'Yamada^Tarou=山田^太郎', PatientBirthDate: '19800202', PatientSex: 'F',
-      StudyDate: '20240301', StudyTime: '0930', AccessionNumber: 'ACC-REG', StudyID: 'SID-1', ReferringPhysicianName: 'Ref^Rita',
-      StudyDescription: 'Registry study', Modality: 'OT', SeriesNumber: '7', SeriesDescription: 'Registry series', BodyPartExamined: 'HAND',
-      PerformedProcedureStepStartDate: '20240302', PerformedProcedureStepStartTime: '101500',
-      InstanceNumber: '3', NumberOfFrames: '2', Rows: 4, Columns: 5, BitsAllocated: 8, SamplesPerPixel: 1,
+      PatientID: 'REG-1',
+      PatientName: 'Yamada^Tarou=山田^太郎',
+      PatientBirthDate: '19800202',
+      PatientSex: 'F',
+      StudyDate: '20240301',
+      StudyTime: '0930',
+      AccessionNumber: 'ACC-REG',
+      StudyID: 'SID-1',
+      ReferringPhysicianName: 'Ref^Rita',
+      StudyDescription: 'Registry study',
+      Modality: 'OT',
+      SeriesNumber: '7',
+      SeriesDescription: 'Registry series',
+      BodyPartExamined: 'HAND',
+      PerformedProcedureStepStartDate: '20240302',
+      PerformedProcedureStepStartTime: '101500',
+      InstanceNumber: '3',
+      NumberOfFrames: '2',
+      Rows: 4,
+      Columns: 5,
+      BitsAllocated: 8,
+      SamplesPerPixel: 1,
     };
     const meta = {
-      MediaStorageSOPClassUID: sopClass, MediaStorageSOPInstanceUID: sop, TransferSyntaxUID: '1.2.840.10008.1.2.1',
-      ImplementationClassUID: '2.25.1', FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+      MediaStorageSOPClassUID: sopClass,
+      MediaStorageSOPInstanceUID: sop,
+      TransferSyntaxUID: '1.2.840.10008.1.2.1',
+      ImplementationClassUID: '2.25.1',
+      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     };
     const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
     dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
@@ -85,7 +108,8 @@ describe('the registry against the index and QIDO', () => {
   });
 
   it('names only columns the migrated database has, integer for IS and US values', async () => {
-    const rows: { table_name: string; column_name: string; data_type: string }[] = await t.deps.db('information_schema.columns')
+    const rows: { table_name: string; column_name: string; data_type: string }[] = await t.deps
+      .db('information_schema.columns')
       .where('table_schema', 'public')
       .whereIn('table_name', Object.values(TABLE))
       .select('table_name', 'column_name', 'data_type');
@@ -104,16 +128,36 @@ describe('the registry against the index and QIDO', () => {
       instance: await db('instances').where(ROW_KEY.instance).first(),
     };
     expect(rows.study).toMatchObject({
-      study_uid: study, patient_id: 'REG-1', patient_name: 'Yamada^Tarou=山田^太郎', patient_birth_date: '19800202', patient_sex: 'F',
-      study_date: '20240301', study_time: '0930', accession_number: 'ACC-REG', study_id: 'SID-1', referring_physician_name: 'Ref^Rita',
+      study_uid: study,
+      patient_id: 'REG-1',
+      patient_name: 'Yamada^Tarou=山田^太郎',
+      patient_birth_date: '19800202',
+      patient_sex: 'F',
+      study_date: '20240301',
+      study_time: '0930',
+      accession_number: 'ACC-REG',
+      study_id: 'SID-1',
+      referring_physician_name: 'Ref^Rita',
       study_description: 'Registry study',
     });
     expect(rows.series).toMatchObject({
-      series_uid: series, modality: 'OT', series_number: 7, series_description: 'Registry series', body_part_examined: 'HAND',
-      pps_start_date: '20240302', pps_start_time: '101500',
+      series_uid: series,
+      modality: 'OT',
+      series_number: 7,
+      series_description: 'Registry series',
+      body_part_examined: 'HAND',
+      pps_start_date: '20240302',
+      pps_start_time: '101500',
     });
     expect(rows.instance).toMatchObject({
-      sop_instance_uid: sop, sop_class_uid: sopClass, instance_number: 3, number_of_frames: 2, rows: 4, columns: 5, bits_allocated: 8, samples_per_pixel: 1,
+      sop_instance_uid: sop,
+      sop_class_uid: sopClass,
+      instance_number: 3,
+      number_of_frames: 2,
+      rows: 4,
+      columns: 5,
+      bits_allocated: 8,
+      samples_per_pixel: 1,
     });
     // Every registry column was filled by the data set above.
     for (const e of ATTRIBUTES.filter((x) => x.column !== null)) expect(rows[e.level][e.column!], e.keyword).not.toBeNull();
@@ -122,8 +166,14 @@ describe('the registry against the index and QIDO', () => {
   it('matches on every matching key with a column', async () => {
     const level: Record<Level, string> = { study: 'studies', series: 'series', instance: 'instances' };
     const value: Record<string, string> = {
-      PatientName: 'yamada*', ReferringPhysicianName: 'REF^RITA', StudyDate: '20240301', PatientBirthDate: '19800202', StudyTime: '0930',
-      PerformedProcedureStepStartDate: '20240302', PerformedProcedureStepStartTime: '1015', ModalitiesInStudy: 'OT',
+      PatientName: 'yamada*',
+      ReferringPhysicianName: 'REF^RITA',
+      StudyDate: '20240301',
+      PatientBirthDate: '19800202',
+      StudyTime: '0930',
+      PerformedProcedureStepStartDate: '20240302',
+      PerformedProcedureStepStartTime: '1015',
+      ModalitiesInStudy: 'OT',
     };
     for (const e of ATTRIBUTES.filter((x) => x.matching)) {
       const stored: Record<string, unknown> = (await t.deps.db(TABLE[e.level]).where(ROW_KEY[e.level]).first()) ?? {};
@@ -136,9 +186,14 @@ describe('the registry against the index and QIDO', () => {
 
   it('is returned by QIDO without includefield as the registry says', async () => {
     for (const level of ['study', 'series', 'instance'] as const) {
-      const path = { study: `/studies?StudyInstanceUID=${study}`, series: `/studies/${study}/series`, instance: `/studies/${study}/series/${series}/instances` }[level];
+      const path = {
+        study: `/studies?StudyInstanceUID=${study}`,
+        series: `/studies/${study}/series`,
+        instance: `/studies/${study}/series/${series}/instances`,
+      }[level];
       const [r] = (await t.request.get(`/dicom-web${path}`)).body as Json[];
-      for (const tag of [...returnedByDefault(level, 'required'), ...returnedByDefault(level, 'if-known')]) expect(r[tag], `${level} ${keywordOf(tag)}`).toBeDefined();
+      for (const tag of [...returnedByDefault(level, 'required'), ...returnedByDefault(level, 'if-known')])
+        expect(r[tag], `${level} ${keywordOf(tag)}`).toBeDefined();
       for (const e of ATTRIBUTES.filter((x) => x.level === level && !x.returned)) expect(r[e.tag], `${level} ${e.keyword}`).toBeUndefined();
     }
   });

@@ -101,7 +101,13 @@ export function part10(u: Uids, opts: { ts?: string; before?: Buffer[]; after?: 
     e('0020000E', 'UI', text(u.seriesUid, '\0')),
     ...(opts.after ?? []),
   ]);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), el('00020000', 'UL', Buffer.from([meta.length & 0xff, (meta.length >> 8) & 0xff, 0, 0])), meta, ds]);
+  return Buffer.concat([
+    Buffer.alloc(128),
+    Buffer.from('DICM', 'latin1'),
+    el('00020000', 'UL', Buffer.from([meta.length & 0xff, (meta.length >> 8) & 0xff, 0, 0])),
+    meta,
+    ds,
+  ]);
 }
 
 /**
@@ -125,7 +131,11 @@ function code(value: string, scheme: string, meaning: string): Buffer {
  * measured value and its units, every item named by a coded concept.
  */
 export function contentItem(level: number, levels: number): Buffer {
-  const parts = [el('0040A010', 'CS', text('CONTAINS')), el('0040A040', 'CS', text(level === levels ? 'NUM' : 'CONTAINER')), sq('0040A043', [item(code('111', '99TEST', `Level ${level}`))])];
+  const parts = [
+    el('0040A010', 'CS', text('CONTAINS')),
+    el('0040A040', 'CS', text(level === levels ? 'NUM' : 'CONTAINER')),
+    sq('0040A043', [item(code('111', '99TEST', `Level ${level}`))]),
+  ];
   if (level === levels) {
     parts.push(sq('0040A300', [item(Buffer.concat([sq('004008EA', [item(code('mm', 'UCUM', 'mm'))]), el('0040A30A', 'DS', text('12.5'))]))]));
   } else {

@@ -36,7 +36,12 @@ function readElements(file: string, until: number): Map<number, { vr: string; va
 /** Specific Character Set values as a decoder sees them (backslash-split, CS padding trimmed). */
 function charsetOf(els: Map<number, { value: Uint8Array }>): string[] {
   const v = els.get(0x00080005)?.value;
-  return v ? Buffer.from(v).toString('latin1').split('\\').map((t) => t.trim()) : [];
+  return v
+    ? Buffer.from(v)
+        .toString('latin1')
+        .split('\\')
+        .map((t) => t.trim())
+    : [];
 }
 
 const bytes = (...parts: (string | number[])[]): Uint8Array =>
@@ -74,27 +79,42 @@ describe('decodeText with real files', () => {
 describe('decodeText with PS3.5 examples', () => {
   it('decodes Korean ISO 2022 IR 149 (PS3.5 Annex I)', () => {
     const kr = [ESC, 0x24, 0x29, 0x43];
-    const value = bytes('Hong^Gildong=', kr, [0xfb, 0xf3], '^', kr, [0xd1, 0xce, 0xd4, 0xd7],
-      '=', kr, [0xc8, 0xab], '^', kr, [0xb1, 0xe6, 0xb5, 0xbf]);
+    const value = bytes('Hong^Gildong=', kr, [0xfb, 0xf3], '^', kr, [0xd1, 0xce, 0xd4, 0xd7], '=', kr, [0xc8, 0xab], '^', kr, [0xb1, 0xe6, 0xb5, 0xbf]);
     expect(decodeText(value, ['', 'ISO 2022 IR 149'], 'PN')).toBe('Hong^Gildong=洪^吉洞=홍^길동');
   });
 
   it('decodes Japanese ISO 2022 IR 87 with ASCII value 1 (PS3.5 Annex H, H.3.1)', () => {
     const jis = [ESC, 0x24, 0x42];
     const asc = [ESC, 0x28, 0x42];
-    const value = bytes('Yamada^Tarou=', jis, ';3ED', asc, '^', jis, 'B@O:', asc,
-      '=', jis, '$d$^$@', asc, '^', jis, '$?$m$&', asc);
+    const value = bytes('Yamada^Tarou=', jis, ';3ED', asc, '^', jis, 'B@O:', asc, '=', jis, '$d$^$@', asc, '^', jis, '$?$m$&', asc);
     expect(decodeText(value, ['', 'ISO 2022 IR 87'], 'PN')).toBe('Yamada^Tarou=山田^太郎=やまだ^たろう');
   });
 
   it('decodes katakana value 1 with ISO 2022 IR 13 / IR 87 (PS3.5 Annex H, H.3.2)', () => {
     const jis = [ESC, 0x24, 0x42];
     const roman = [ESC, 0x28, 0x4a];
-    const value = bytes([0xd4, 0xcf, 0xc0, 0xde], '^', [0xc0, 0xdb, 0xb3], '=', jis, ';3ED', roman, '^',
-      jis, 'B@O:', roman, '=', jis, '$d$^$@', roman, '^', jis, '$?$m$&', roman);
-    expect(decodeText(value, ['ISO 2022 IR 13', 'ISO 2022 IR 87'], 'PN')).toBe(
-      'ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう',
+    const value = bytes(
+      [0xd4, 0xcf, 0xc0, 0xde],
+      '^',
+      [0xc0, 0xdb, 0xb3],
+      '=',
+      jis,
+      ';3ED',
+      roman,
+      '^',
+      jis,
+      'B@O:',
+      roman,
+      '=',
+      jis,
+      '$d$^$@',
+      roman,
+      '^',
+      jis,
+      '$?$m$&',
+      roman,
     );
+    expect(decodeText(value, ['ISO 2022 IR 13', 'ISO 2022 IR 87'], 'PN')).toBe('ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう');
   });
 });
 
@@ -109,8 +129,7 @@ describe('decodeText with synthetic values', () => {
   });
 
   it('decodes GB 2312 in G1 via ISO 2022 IR 58', () => {
-    const value = bytes('Wang^XiaoDong=', [ESC, 0x24, 0x29, 0x41, 0xcd, 0xf5], '^', [ESC, 0x24, 0x29, 0x41],
-      [0xd0, 0xa1, 0xb6, 0xab]);
+    const value = bytes('Wang^XiaoDong=', [ESC, 0x24, 0x29, 0x41, 0xcd, 0xf5], '^', [ESC, 0x24, 0x29, 0x41], [0xd0, 0xa1, 0xb6, 0xab]);
     expect(decodeText(value, ['', 'ISO 2022 IR 58'], 'PN')).toBe('Wang^XiaoDong=王^小东');
   });
 
@@ -142,9 +161,7 @@ describe('decodeText with synthetic values', () => {
   });
 
   it('decodes ISO_IR 192 as UTF-8', () => {
-    expect(decodeText(new Uint8Array(Buffer.from('Wang^XiaoDong=王^小东', 'utf8')), ['ISO_IR 192'], 'PN')).toBe(
-      'Wang^XiaoDong=王^小东',
-    );
+    expect(decodeText(new Uint8Array(Buffer.from('Wang^XiaoDong=王^小东', 'utf8')), ['ISO_IR 192'], 'PN')).toBe('Wang^XiaoDong=王^小东');
   });
 
   it('decodes GBK without splitting a trail byte 0x5C', () => {

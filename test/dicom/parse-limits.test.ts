@@ -63,7 +63,11 @@ describe('nesting limit (MAX_SEQUENCE_DEPTH)', () => {
 });
 
 describe('element limit (MAX_DATA_ELEMENTS)', () => {
-  const items = (n: number) => sq('00081115', Array.from({ length: n }, () => item(el('00281050', 'DS', text('40')))));
+  const items = (n: number) =>
+    sq(
+      '00081115',
+      Array.from({ length: n }, () => item(el('00281050', 'DS', text('40')))),
+    );
 
   it('refuses an instance with more data elements and items than allowed, naming the limit', async () => {
     const f = await failure(part10(newUids(), { after: [items(2000)] }), { maxDataElements: 1000 });
@@ -91,7 +95,14 @@ describe('reading a long header', () => {
   it('lets other work run on the event loop while it reads', async () => {
     // One in-memory chunk: without turns of the event loop of its own, the
     // scan would finish before any callback queued after it started.
-    const bytes = part10(newUids(), { after: [sq('00081115', Array.from({ length: 5000 }, () => item(el('00280010', 'US', u16(7)))))] });
+    const bytes = part10(newUids(), {
+      after: [
+        sq(
+          '00081115',
+          Array.from({ length: 5000 }, () => item(el('00280010', 'US', u16(7)))),
+        ),
+      ],
+    });
     let ran = false;
     const scanning = scanPart10(chunks(bytes, bytes.length), LIMITS);
     setImmediate(() => (ran = true));

@@ -80,7 +80,9 @@ describe('the migration that resolves stored VRs', () => {
       });
     const study = await db('studies').where('study_uid', MR.study).first('attributes');
     const old = { ...study.attributes, '00280106': { vr: 'xs', Value: [5] } };
-    await db('studies').where('study_uid', MR.study).update({ attributes: JSON.stringify(old), attributes_text: attributesText(old) });
+    await db('studies')
+      .where('study_uid', MR.study)
+      .update({ attributes: JSON.stringify(old), attributes_text: attributesText(old) });
     expect((await a.request.get(`${mrUrl}/metadata`)).body[0]['7FE00010'].vr).toBe('ox');
 
     await resolveStoredVrs(db);

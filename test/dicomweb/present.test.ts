@@ -31,7 +31,12 @@ const presenter: Presenter = (caller) => (caller.principal.sub === RESEARCHER.su
 
 let viewing: ReturnType<typeof supertest>;
 let identity: ReturnType<typeof supertest>;
-const as = (app: ReturnType<typeof supertest>, who: Who) => (url: string) => app.get(url).set('Authorization', `Bearer ${a.token(who)}`).buffer(true).parse(binaryParser);
+const as = (app: ReturnType<typeof supertest>, who: Who) => (url: string) =>
+  app
+    .get(url)
+    .set('Authorization', `Bearer ${a.token(who)}`)
+    .buffer(true)
+    .parse(binaryParser);
 
 beforeAll(async () => {
   a = await createTestArchive();
@@ -56,7 +61,7 @@ const RESULTS = [
 ] as const;
 
 describe('attributes seam', () => {
-  it.each(RESULTS)('%s: the view removes Patient\'s Name', async (_, url, set) => {
+  it.each(RESULTS)("%s: the view removes Patient's Name", async (_, url, set) => {
     seen = [];
     const res = await as(viewing, RESEARCHER)(url);
     expect(res.status).toBe(200);
@@ -84,13 +89,20 @@ describe('attributes seam', () => {
     expect(text(viewed.body)).toBe(text(stored.body));
   });
 
-  it('gives a view BulkDataURIs under this server\'s base', async () => {
+  it("gives a view BulkDataURIs under this server's base", async () => {
     let uri: string | undefined;
-    const app = supertest(createApp({ ...a.deps, presenter: () => (attrs) => {
+    const app = supertest(
+      createApp({
+        ...a.deps,
+        presenter: () => (attrs) => {
           uri = attrs['7FE00010'].BulkDataURI;
           return attrs;
-        } }).callback());
+        },
+      }).callback(),
+    );
     await as(app, RESEARCHER)(`/dicom-web/studies/${CT.study}/metadata`);
-    expect(uri).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`));
+    expect(uri).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`),
+    );
   });
 });

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseQidoQuery } from '../../server/dicomweb/qido-params.js';
 
-const rejects = (qs: string, names: string, level: 'study' | 'series' | 'instance' = 'study') =>
-  expect(() => parseQidoQuery(qs, level)).toThrow(names);
+const rejects = (qs: string, names: string, level: 'study' | 'series' | 'instance' = 'study') => expect(() => parseQidoQuery(qs, level)).toThrow(names);
 
 describe('parseQidoQuery', () => {
   it('rejects an impossible date', () => rejects('StudyDate=20200230', '20200230'));

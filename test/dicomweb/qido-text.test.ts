@@ -13,7 +13,13 @@ const STUDY = '2.25.7001';
 const SERIES = '2.25.7101';
 
 function part10(dataset: Record<string, unknown>): Buffer {
-  const meta = { MediaStorageSOPClassUID: CT, MediaStorageSOPInstanceUID: dataset.SOPInstanceUID, TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '2.25.1', FileMetaInformationVersion: new Uint8Array([0, 1]).buffer };
+  const meta = {
+    MediaStorageSOPClassUID: CT,
+    MediaStorageSOPInstanceUID: dataset.SOPInstanceUID,
+    TransferSyntaxUID: '1.2.840.10008.1.2.1',
+    ImplementationClassUID: '2.25.1',
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+  };
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset({ ...meta }));
   dict.dict = DicomMetaDictionary.denaturalizeDataset({ ...dataset });
   return Buffer.from(dict.write());
@@ -34,7 +40,9 @@ beforeAll(async () => {
     PatientID: 'PID-T',
     PatientWeight: '72.50',
     PresentationLUTShape: 'IDENTITY',
-    ProcedureCodeSequence: [{ CodeValue: 'X1', CodingSchemeDesignator: 'L', CodeMeaning: 'say "},"00100010":{ ]}', EncapsulatedDocument: new Uint8Array([1, 2, 3, 4]).buffer }],
+    ProcedureCodeSequence: [
+      { CodeValue: 'X1', CodingSchemeDesignator: 'L', CodeMeaning: 'say "},"00100010":{ ]}', EncapsulatedDocument: new Uint8Array([1, 2, 3, 4]).buffer },
+    ],
     RequestAttributesSequence: [{ RequestedProcedureID: 'RP1', EncapsulatedDocument: new Uint8Array([5, 6]).buffer }],
   });
   const { body, contentType } = multipartBody([file, sample('CT_small.dcm')]);

@@ -36,7 +36,19 @@ const D = '2.25.1004';
 const A1 = '2.25.1101';
 const A2 = '2.25.1102';
 
-const studyA = { StudyInstanceUID: A, PatientName: 'Doe^John', PatientID: 'PID-A', StudyDate: '20200115', StudyTime: '103000', AccessionNumber: 'ACC1', StudyDescription: 'Chest', ReferringPhysicianName: 'Smith^Ann', StudyID: 'S1', PatientBirthDate: '19700101', PatientSex: 'M' };
+const studyA = {
+  StudyInstanceUID: A,
+  PatientName: 'Doe^John',
+  PatientID: 'PID-A',
+  StudyDate: '20200115',
+  StudyTime: '103000',
+  AccessionNumber: 'ACC1',
+  StudyDescription: 'Chest',
+  ReferringPhysicianName: 'Smith^Ann',
+  StudyID: 'S1',
+  PatientBirthDate: '19700101',
+  PatientSex: 'M',
+};
 const studyB = { StudyInstanceUID: B, PatientName: 'DOELING^Jane', PatientID: 'PID-B', StudyDate: '20210601', StudyTime: '0815' };
 const studyC = { StudyInstanceUID: C, PatientName: 'Roe^Richard', PatientID: 'pid-a', StudyDate: '20191231', StudyTime: '235959.5' };
 const studyD = { StudyInstanceUID: D, SpecificCharacterSet: 'ISO_IR 192', PatientName: 'Yamada^Tarou=山田^太郎', PatientID: 'PID-D', StudyDate: '20220101' };
@@ -60,7 +72,13 @@ async function uids(url: string, tag = '0020000D'): Promise<string[]> {
 
 beforeAll(async () => {
   t = await createTestArchive();
-  const seriesA1 = { SeriesInstanceUID: A1, Modality: 'CT', SeriesNumber: '1', PerformedProcedureStepStartDate: '20200115', PerformedProcedureStepStartTime: '1031' };
+  const seriesA1 = {
+    SeriesInstanceUID: A1,
+    Modality: 'CT',
+    SeriesNumber: '1',
+    PerformedProcedureStepStartDate: '20200115',
+    PerformedProcedureStepStartTime: '1031',
+  };
   const seriesA2 = { SeriesInstanceUID: A2, Modality: 'MR', SeriesNumber: '2', SeriesDescription: 'T1' };
   const files = [
     instance(studyA, seriesA1, '2.25.1201', { InstanceNumber: '1', ImageType: ['ORIGINAL', 'PRIMARY'] }),
@@ -113,7 +131,7 @@ describe('QIDO-RS paths', () => {
     expect(body[0]['00080016'].Value).toEqual([CT]);
   });
 
-  it('GET /studies/{study}/series returns that study\'s series in SeriesNumber order, without study attributes', async () => {
+  it("GET /studies/{study}/series returns that study's series in SeriesNumber order, without study attributes", async () => {
     const res = await get(`/studies/${A}/series`);
     const body = res.body as Json[];
     expect(body.map((r) => r['0020000E'].Value![0])).toEqual([A1, A2]);
@@ -121,7 +139,7 @@ describe('QIDO-RS paths', () => {
     expect(body[1]['0008103E'].Value).toEqual(['T1']);
   });
 
-  it('GET /studies/{study}/instances returns the study\'s instances with series attributes', async () => {
+  it("GET /studies/{study}/instances returns the study's instances with series attributes", async () => {
     const res = await get(`/studies/${A}/instances`);
     const body = res.body as Json[];
     expect(body.map((r) => r['00080018'].Value![0]).sort()).toEqual(['2.25.1201', '2.25.1202', '2.25.1203']);
@@ -235,7 +253,9 @@ describe('QIDO-RS matching (PS3.4 §C.2.2.2)', () => {
   it('fuzzymatching=true is answered with literal matching and the §8.3.4.2 Warning', async () => {
     const res = await get('/studies?PatientName=doe&fuzzymatching=true');
     expect(res.body).toEqual([]);
-    expect(res.headers.warning).toMatch(/^299 https?:\/\/[^ ]+\/dicom-web: The fuzzymatching parameter is not supported\. Only literal matching has been performed\.$/);
+    expect(res.headers.warning).toMatch(
+      /^299 https?:\/\/[^ ]+\/dicom-web: The fuzzymatching parameter is not supported\. Only literal matching has been performed\.$/,
+    );
   });
 
   it('emptyvaluematching=true is answered with a Warning (§8.3.4.5)', async () => {
@@ -271,7 +291,7 @@ describe('QIDO-RS results (PS3.18 §10.6.3)', () => {
     for (const r of body) expect(Object.keys(r)).toEqual(Object.keys(r).sort());
   });
 
-  it('returns the Japanese sample\'s PatientName as stored', async () => {
+  it("returns the Japanese sample's PatientName as stored", async () => {
     const [r] = (await get(`/studies?StudyInstanceUID=${japStudy}`)).body as Json[];
     expect(r['00100010'].Value).toEqual([{ Alphabetic: 'やまだ^たろう' }]);
   });

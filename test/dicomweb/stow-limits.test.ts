@@ -77,7 +77,10 @@ describe('STOW-RS of an instance nested 10,000 deep', () => {
             cb(null, chunk);
           },
         });
-        return a.deps.blobs.put(key, pipeline(body, tap, () => undefined));
+        return a.deps.blobs.put(
+          key,
+          pipeline(body, tap, () => undefined),
+        );
       },
     };
     const server = http.createServer(createApp({ ...a.deps, blobs }).callback());
@@ -89,7 +92,12 @@ describe('STOW-RS of an instance nested 10,000 deep', () => {
       goodBytes.write('GOOD', 0, 'latin1');
       const m = multipartBody([part10(newUids(), { after: [nestedContent(10_000)] }), goodBytes]);
       const cut = m.body.length - 2000;
-      const req = http.request({ port, method: 'POST', path: '/dicom-web/studies', headers: { 'Content-Type': m.contentType, Authorization: `Bearer ${a.token({ roles: ['admin'] })}` } });
+      const req = http.request({
+        port,
+        method: 'POST',
+        path: '/dicom-web/studies',
+        headers: { 'Content-Type': m.contentType, Authorization: `Bearer ${a.token({ roles: ['admin'] })}` },
+      });
       const stowDone = new Promise<{ status: number; body: Record<string, never> }>((resolve, reject) => {
         req.on('response', (res) => {
           const chunks: Buffer[] = [];
@@ -140,10 +148,17 @@ describe('STOW-RS part limit (MAX_STOW_PARTS)', () => {
     const before = await blobCount();
     const res = await stow(insts.map((i) => i.bytes));
     expect(res.status).toBe(202);
-    expect(res.body['00081199'].Value.map((r: Record<string, { Value: string[] }>) => r['00081155'].Value[0])).toEqual(insts.slice(0, 3).map((i) => i.sopInstanceUid));
+    expect(res.body['00081199'].Value.map((r: Record<string, { Value: string[] }>) => r['00081155'].Value[0])).toEqual(
+      insts.slice(0, 3).map((i) => i.sopInstanceUid),
+    );
     expect(failures(res.body)).toEqual([{ uid: undefined, reason: 0xa700 }]);
     expect(res.headers.warning).toMatch(/^299 .+: the request holds more than 3 parts \(MAX_STOW_PARTS\); the parts after part 3 were not read$/);
-    expect(await a.deps.db('instances').whereIn('sop_instance_uid', insts.slice(3).map((i) => i.sopInstanceUid))).toHaveLength(0);
+    expect(
+      await a.deps.db('instances').whereIn(
+        'sop_instance_uid',
+        insts.slice(3).map((i) => i.sopInstanceUid),
+      ),
+    ).toHaveLength(0);
     expect(await blobCount()).toBe(before + 3);
   });
 

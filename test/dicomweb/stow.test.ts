@@ -12,7 +12,10 @@ afterAll(async () => {
 
 function stow(parts: Buffer[], url = '/dicom-web/studies', contentType?: string) {
   const m = multipartBody(parts);
-  return a.request.post(url).set('Content-Type', contentType ?? m.contentType).send(m.body);
+  return a.request
+    .post(url)
+    .set('Content-Type', contentType ?? m.contentType)
+    .send(m.body);
 }
 
 async function blobCount(): Promise<number> {
@@ -29,13 +32,25 @@ describe('STOW-RS', () => {
     const ref = res.body['00081199'].Value[0];
     expect(ref['00081150'].Value).toEqual(['1.2.840.10008.5.1.4.1.1.2']);
     expect(ref['00081155'].Value).toEqual(['1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322']);
-    expect(ref['00081190'].Value[0]).toMatch(/\/dicom-web\/studies\/1\.3\.6\.1\.4\.1\.5962\.1\.2\.1\.20040119072730\.12322\/series\/.+\/instances\/1\.3\.6\.1\.4\.1\.5962\.1\.1\.1\.1\.1\.20040119072730\.12322$/);
+    expect(ref['00081190'].Value[0]).toMatch(
+      /\/dicom-web\/studies\/1\.3\.6\.1\.4\.1\.5962\.1\.2\.1\.20040119072730\.12322\/series\/.+\/instances\/1\.3\.6\.1\.4\.1\.5962\.1\.1\.1\.1\.1\.20040119072730\.12322$/,
+    );
     expect(res.body['00081190'].Value[0]).toMatch(/\/dicom-web\/studies\/1\.3\.6\.1\.4\.1\.5962\.1\.2\.1\.20040119072730\.12322$/);
     expect(res.body['00081198']).toBeUndefined();
   });
 
   it('stores every sample file, with the implicit-VR twin of MR_small failing as a conflicting duplicate', async () => {
-    const names = ['MR_small.dcm', 'MR_small_implicit.dcm', 'JPEG-lossy.dcm', 'JPEG2000.dcm', 'SC_rgb_jpeg.dcm', 'SC_rgb_rle_2frame.dcm', 'chrGerm.dcm', 'chrJapMulti.dcm', 'test-SR.dcm'];
+    const names = [
+      'MR_small.dcm',
+      'MR_small_implicit.dcm',
+      'JPEG-lossy.dcm',
+      'JPEG2000.dcm',
+      'SC_rgb_jpeg.dcm',
+      'SC_rgb_rle_2frame.dcm',
+      'chrGerm.dcm',
+      'chrJapMulti.dcm',
+      'test-SR.dcm',
+    ];
     const res = await stow(names.map(sample));
     expect(res.status).toBe(202);
     expect(res.body['00081199'].Value).toHaveLength(8);
@@ -62,7 +77,11 @@ describe('STOW-RS', () => {
     expect(res.status).toBe(409);
     expect(res.body['00081198'].Value[0]['00081197'].Value).toEqual([0x0111]);
     expect(res.body['00081198'].Value[0]['00081155'].Value).toEqual([first.sopInstanceUid]);
-    const got = await a.request.get(`/dicom-web/studies/${first.studyUid}/series/${first.seriesUid}/instances/${first.sopInstanceUid}`).set('Accept', 'application/dicom').buffer(true).parse(binaryParser);
+    const got = await a.request
+      .get(`/dicom-web/studies/${first.studyUid}/series/${first.seriesUid}/instances/${first.sopInstanceUid}`)
+      .set('Accept', 'application/dicom')
+      .buffer(true)
+      .parse(binaryParser);
     expect(Buffer.compare(got.body, first.bytes)).toBe(0);
   });
 
@@ -115,7 +134,10 @@ describe('STOW-RS', () => {
   it('accepts a quoted boundary', async () => {
     const inst = syntheticInstance();
     const m = multipartBody([inst.bytes], 'quoted:boundary');
-    const res = await a.request.post('/dicom-web/studies').set('Content-Type', 'multipart/related; type="application/dicom"; boundary="quoted:boundary"').send(m.body);
+    const res = await a.request
+      .post('/dicom-web/studies')
+      .set('Content-Type', 'multipart/related; type="application/dicom"; boundary="quoted:boundary"')
+      .send(m.body);
     expect(res.status).toBe(200);
   });
 
@@ -131,7 +153,10 @@ describe('STOW-RS', () => {
   });
 
   it('answers 400 for a multipart body that never closes', async () => {
-    const res = await a.request.post('/dicom-web/studies').set('Content-Type', 'multipart/related; type="application/dicom"; boundary=abc').send(Buffer.from('--abc\r\nContent-Type: application/dicom\r\n\r\nDICM...'));
+    const res = await a.request
+      .post('/dicom-web/studies')
+      .set('Content-Type', 'multipart/related; type="application/dicom"; boundary=abc')
+      .send(Buffer.from('--abc\r\nContent-Type: application/dicom\r\n\r\nDICM...'));
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('MalformedMultipart');
   });
@@ -170,7 +195,13 @@ describe('STOW-RS, a client that hangs up', () => {
     const before = await blobCount();
     const inst = syntheticInstance({ rows: 256, columns: 256 });
     await new Promise<void>((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port: (server.address() as { port: number }).port, path: '/dicom-web/studies', method: 'POST', headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=hangup', 'transfer-encoding': 'chunked' } });
+      const req = http.request({
+        host: '127.0.0.1',
+        port: (server.address() as { port: number }).port,
+        path: '/dicom-web/studies',
+        method: 'POST',
+        headers: { 'content-type': 'multipart/related; type="application/dicom"; boundary=hangup', 'transfer-encoding': 'chunked' },
+      });
       req.on('error', () => resolve());
       req.write('--hangup\r\nContent-Type: application/dicom\r\n\r\n');
       req.write(inst.bytes.subarray(0, 40_000));

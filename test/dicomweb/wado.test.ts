@@ -51,7 +51,10 @@ describe('WADO-RS retrieve', () => {
   });
 
   it('returns every instance of a series and of a study', async () => {
-    const series = await get(`/dicom-web/studies/${multi.studyUid}/series/${multi.seriesUid}`, 'multipart/related; type="application/dicom"; transfer-syntax=*');
+    const series = await get(
+      `/dicom-web/studies/${multi.studyUid}/series/${multi.seriesUid}`,
+      'multipart/related; type="application/dicom"; transfer-syntax=*',
+    );
     const parts = parseMultipart(series.body, series.headers['content-type']);
     expect(parts.map((p) => p.body.length).sort()).toEqual([multi.bytes.length, second.bytes.length].sort());
     const study = await get(`/dicom-web/studies/${multi.studyUid}`);
@@ -95,7 +98,9 @@ describe('WADO-RS metadata', () => {
     const m = res.body[0];
     expect(m['00100010'].Value[0].Alphabetic).toBe('CompressedSamples^CT1');
     expect(m['00080005'].Value).toEqual(['ISO_IR 100']);
-    expect(m['7FE00010'].BulkDataURI).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`));
+    expect(m['7FE00010'].BulkDataURI).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}/bulkdata/7FE00010$`),
+    );
     expect(m['7FE00010'].InlineBinary).toBeUndefined();
   });
 
@@ -157,7 +162,10 @@ describe('WADO-RS frames', () => {
   });
 
   it('returns frame 2 of the RLE sample as stored under image/dicom-rle', async () => {
-    const res = await get(`/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/2`, 'multipart/related; type="image/dicom-rle"');
+    const res = await get(
+      `/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/2`,
+      'multipart/related; type="image/dicom-rle"',
+    );
     expect(res.status).toBe(200);
     const part = parseMultipart(res.body, res.headers['content-type'])[0];
     expect(part.headers['content-type']).toBe('image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5');
@@ -167,13 +175,21 @@ describe('WADO-RS frames', () => {
   });
 
   it('sends compressed frames as stored for application/octet-stream with transfer-syntax=*', async () => {
-    const res = await get(`/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/1`, 'multipart/related; type=application/octet-stream; transfer-syntax=*');
+    const res = await get(
+      `/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/1`,
+      'multipart/related; type=application/octet-stream; transfer-syntax=*',
+    );
     expect(res.status).toBe(200);
-    expect(parseMultipart(res.body, res.headers['content-type'])[0].headers['content-type']).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.5');
+    expect(parseMultipart(res.body, res.headers['content-type'])[0].headers['content-type']).toBe(
+      'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.5',
+    );
   });
 
   it('answers 406 for compressed frames asked for as uncompressed', async () => {
-    const res = await get(`/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/1`, 'multipart/related; type="application/octet-stream"');
+    const res = await get(
+      `/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/1`,
+      'multipart/related; type="application/octet-stream"',
+    );
     expect(res.status).toBe(406);
   });
 
@@ -218,7 +234,10 @@ describe('WADO-RS metadata order', () => {
     const inst = syntheticInstance({ PresentationLUTShape: 'IDENTITY', ImageComments: 'x' });
     const m = multipartBody([inst.bytes]);
     await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
-    const res = await a.request.get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`).buffer(true).parse(binaryParser);
+    const res = await a.request
+      .get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`)
+      .buffer(true)
+      .parse(binaryParser);
     const keys = [...res.body.toString().matchAll(/"([0-9A-F]{8})":\{"vr"/g)].map((x) => x[1]);
     expect(keys).toContain('20500020');
     expect(keys).toEqual([...keys].sort());

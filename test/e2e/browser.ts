@@ -63,7 +63,12 @@ export interface Visitor {
 
 /** Adds the visitor as a local account of this Cairn (what `npm run user -- add` does). */
 export async function addAccount(cairn: RunningCairn, v: Visitor): Promise<void> {
-  await saveUser(cairn.archive.deps.db, { username: v.username, password_hash: await hashPassword(v.password, 4), roles: v.roles, clearances: v.clearances ?? [] });
+  await saveUser(cairn.archive.deps.db, {
+    username: v.username,
+    password_hash: await hashPassword(v.password, 4),
+    roles: v.roles,
+    clearances: v.clearances ?? [],
+  });
 }
 
 /**

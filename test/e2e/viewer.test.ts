@@ -8,7 +8,18 @@ import { newCaller } from '../../server/access.js';
 import { storeInstance } from '../../server/archive.js';
 import { ADMIN, fixturesDir, sample } from '../helpers.js';
 import { replaceLabels } from '../../server/db/labels.js';
-import { addAccount, keepScreenshot, launchBrowser, preparePage, REAL_IMAGE, SCREENSHOTS, startCairn, waitForImage, type RunningCairn, type Visitor } from './browser.js';
+import {
+  addAccount,
+  keepScreenshot,
+  launchBrowser,
+  preparePage,
+  REAL_IMAGE,
+  SCREENSHOTS,
+  startCairn,
+  waitForImage,
+  type RunningCairn,
+  type Visitor,
+} from './browser.js';
 
 // OHIF in a real (headless Debian) Chromium against a Cairn started here,
 // logged in through the login page: the study list, images drawn in the
@@ -89,13 +100,17 @@ describe('viewer in a browser', () => {
     ['MR', 'mr'],
     ['JPEG and JPEG 2000', 'jpeg'],
     ['RLE colour', 'rle'],
-  ] as const)('draws the %s study opened by its URL', async (_what, key) => {
-    const { page, problems } = await preparePage(browser, cairn.origin, CLINICIAN);
-    await page.goto(`/viewer?StudyInstanceUIDs=${STUDIES[key].uid}`);
-    await expectDrawn(page, `viewer-${key}.png`);
-    expect(problems).toEqual([]);
-    await page.context().close();
-  }, 120_000);
+  ] as const)(
+    'draws the %s study opened by its URL',
+    async (_what, key) => {
+      const { page, problems } = await preparePage(browser, cairn.origin, CLINICIAN);
+      await page.goto(`/viewer?StudyInstanceUIDs=${STUDIES[key].uid}`);
+      await expectDrawn(page, `viewer-${key}.png`);
+      expect(problems).toEqual([]);
+      await page.context().close();
+    },
+    120_000,
+  );
 
   it('hides a labelled study from a user without clearance, in the list and at its URL', async () => {
     const { page } = await preparePage(browser, cairn.origin, RESEARCHER);
@@ -151,7 +166,9 @@ describe('upload page in a browser', () => {
       await page.locator('body[data-done="true"]').waitFor({ timeout: 60_000 });
       keepScreenshot('upload.png', await page.screenshot({ fullPage: true }));
       const results: Record<string, string> = Object.fromEntries(
-        await page.locator('#files tr').evaluateAll((rows) => rows.map((r) => [r.querySelector('.name')!.textContent!.replace(/^samples\//, ''), (r as HTMLElement).dataset.status!])),
+        await page
+          .locator('#files tr')
+          .evaluateAll((rows) => rows.map((r) => [r.querySelector('.name')!.textContent!.replace(/^samples\//, ''), (r as HTMLElement).dataset.status!])),
       );
       const names = fs.readdirSync(folder);
       expect(Object.keys(results).sort()).toEqual(names.sort());

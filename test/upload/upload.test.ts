@@ -93,12 +93,18 @@ describe('who may upload', () => {
   });
 
   it('refuses a role that may not store', async () => {
-    const res = await a.as({ roles: ['researcher'] }).post('/upload').attach('file', sample('CT_small.dcm'), 'CT_small.dcm');
+    const res = await a
+      .as({ roles: ['researcher'] })
+      .post('/upload')
+      .attach('file', sample('CT_small.dcm'), 'CT_small.dcm');
     expect(res.status).toBe(403);
   });
 
   it('takes an uploader', async () => {
-    const res = await a.as({ roles: ['uploader'] }).post('/upload').attach('file', sample('SC_rgb_jpeg.dcm'), 'SC_rgb_jpeg.dcm');
+    const res = await a
+      .as({ roles: ['uploader'] })
+      .post('/upload')
+      .attach('file', sample('SC_rgb_jpeg.dcm'), 'SC_rgb_jpeg.dcm');
     expect(res.status).toBe(200);
     expect(res.body.files[0].status).toBe('stored');
   });
