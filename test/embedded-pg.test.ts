@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from './global-setup.js';
 import { bundledPostgres, EmbeddedPgError, mayEnter, placeCluster, startEmbeddedPostgres, type EmbeddedPg } from '../server/db/embedded-pg.js';
 
 // The embedded PostgreSQL after a crash: `kill -9` of Cairn and of its
@@ -27,17 +27,6 @@ function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   dirs.push(d);
   return d;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** One connection and one query, with no retry: what boot does right after the start. */

@@ -14,7 +14,8 @@ declare module 'vitest' {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A port on loopback that nothing listens on (for servers the tests start). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

@@ -1,6 +1,6 @@
 import { ByteReader } from './byte-reader.js';
 import { decodeText, needsCharsetDecoding } from './charset.js';
-import { vrOf } from './tags.js';
+import { VALID_VRS, vrOf } from './tags.js';
 import { IMPLICIT_VR_LE, transferSyntax } from './transfer-syntax.js';
 
 // A streaming walk over a Part-10 file (PS3.10 §7.1, PS3.5 §7) that keeps
@@ -58,30 +58,6 @@ export interface ScanResult {
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const ALL_VRS = new Set([
-  ...LONG_VRS,
-  'AE',
-  'AS',
-  'AT',
-  'CS',
-  'DA',
-  'DS',
-  'DT',
-  'FD',
-  'FL',
-  'IS',
-  'LO',
-  'LT',
-  'PN',
-  'SH',
-  'SL',
-  'SS',
-  'ST',
-  'TM',
-  'UI',
-  'UL',
-  'US',
-]);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UT', 'UC', 'PN']);
 const UNDEFINED = 0xffffffff;
@@ -159,7 +135,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
     // older toolkits): when the first element has no valid VR but reads as
     // implicit, read it as implicit, as pydicom and dcm4che do.
     const first = await r.peek(8);
-    if (ctx.explicit && ctx.le && first.length === 8 && !ALL_VRS.has(first.toString('latin1', 4, 6))) {
+    if (ctx.explicit && ctx.le && first.length === 8 && !VALID_VRS.has(first.toString('latin1', 4, 6))) {
       ctx.explicit = false;
       // Only the header copy changes, never the bytes being stored: the
       // buffers read are views of the very chunks on their way to the blob.
@@ -232,7 +208,7 @@ async function readHeader(ctx: Ctx): Promise<Header> {
     return { tag, vr, length, raw: first };
   }
   const vr = first.toString('latin1', 4, 6);
-  if (!ALL_VRS.has(vr)) throw new NotDicomError(`invalid value representation at offset ${r.pos - 8} (tag ${tag})`);
+  if (!VALID_VRS.has(vr)) throw new NotDicomError(`invalid value representation at offset ${r.pos - 8} (tag ${tag})`);
   if (LONG_VRS.has(vr)) {
     const more = await r.read(4, 'a data element header');
     const length = le ? more.readUInt32LE(0) : more.readUInt32BE(0);
