@@ -68,13 +68,13 @@ export class Touched {
   readonly series = new Set<string>();
   readonly instances = new Set<string>();
 
-  note(row: { study_uid?: string; series_uid?: string; sop_instance_uid?: string }): void {
-    if (row.study_uid) this.studies.add(row.study_uid);
-    if (row.series_uid) this.series.add(row.series_uid);
-    if (row.sop_instance_uid) this.instances.add(row.sop_instance_uid);
+  note(row: { studyUid?: string; seriesUid?: string; sopInstanceUid?: string }): void {
+    if (row.studyUid) this.studies.add(row.studyUid);
+    if (row.seriesUid) this.series.add(row.seriesUid);
+    if (row.sopInstanceUid) this.instances.add(row.sopInstanceUid);
   }
 
-  noteAll(rows: readonly { study_uid?: string; series_uid?: string; sop_instance_uid?: string }[]): void {
+  noteAll(rows: readonly { studyUid?: string; seriesUid?: string; sopInstanceUid?: string }[]): void {
     for (const r of rows) this.note(r);
   }
 }

@@ -232,7 +232,7 @@ async function finish(
   }
   const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs };
   if (outcome.kind === 'stored' || outcome.kind === 'identical' || outcome.kind === 'replaced') {
-    caller.touched.note({ study_uid: parsed.studyUid, series_uid: parsed.seriesUid, sop_instance_uid: parsed.sopInstanceUid });
+    caller.touched.note(parsed);
   }
   switch (outcome.kind) {
     case 'stored':
@@ -283,7 +283,7 @@ export async function relabel(
   labels: readonly string[],
 ): Promise<{ before: string[]; after: string[] } | undefined> {
   authorise(caller, 'label');
-  caller.touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
+  caller.touched.note({ studyUid: t.studyUid, seriesUid: t.seriesUid });
   const before = await replaceLabels(ctx.db, t, labels);
   if (!before) return undefined;
   return { before, after: [...new Set(labels)].sort() };

@@ -135,7 +135,7 @@ function decide(accepts: Acceptable[], asked: Asked, ts: string, sopInstanceUid:
 }
 
 function instances(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'instances' }>): Reply {
-  const chosen = asked.rows.map((r) => decide(accepts, asked, r.transfer_syntax_uid, r.sop_instance_uid, 'instance'));
+  const chosen = asked.rows.map((r) => decide(accepts, asked, r.transferSyntaxUid, r.sopInstanceUid, 'instance'));
   const parts = asked.rows.flatMap((r, i) => partsOf(chosen[i], { instance: r }, deps));
   // A bare application/dicom for one instance is answered with that instance alone.
   if (asked.one && parts.length === 1 && !chosen[0].multipart) return { multipart: false, part: withLength(parts[0]) };
@@ -144,11 +144,11 @@ function instances(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { k
 
 function frames(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'frames' }>): Reply {
   const { row } = asked;
-  if (!row.frames) throw new ApiError(404, 'NoFrames', `instance ${row.sop_instance_uid} has no pixel data frames that can be located`);
+  if (!row.frames) throw new ApiError(404, 'NoFrames', `instance ${row.sopInstanceUid} has no pixel data frames that can be located`);
   const missing = asked.frames.find((n) => n > row.frames!.length);
   if (missing) throw new ApiError(404, 'FrameNotFound', `frame ${missing} does not exist; the instance has ${row.frames.length}`);
-  const c = decide(accepts, asked, row.transfer_syntax_uid, row.sop_instance_uid, 'pixels');
-  const parts = partsOf(c, { key: row.blob_key, frames: asked.frames.map((n) => row.frames![n - 1]) }, deps);
+  const c = decide(accepts, asked, row.transferSyntaxUid, row.sopInstanceUid, 'pixels');
+  const parts = partsOf(c, { key: row.blobKey, frames: asked.frames.map((n) => row.frames![n - 1]) }, deps);
   if (!c.multipart && parts.length === 1) return { multipart: false, part: withLength(parts[0]) };
   return { multipart: true, partType: mediaTypeOf(c.contentType), parts };
 }
@@ -156,14 +156,14 @@ function frames(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind
 function bulk(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'bulk' }>): Reply {
   const { row, tag } = asked;
   const el = row.bulk[tag];
-  if (!el) throw new ApiError(404, 'BulkDataNotFound', `instance ${row.sop_instance_uid} has no bulk data element ${tag}`);
-  const ts = transferSyntax(row.transfer_syntax_uid);
+  if (!el) throw new ApiError(404, 'BulkDataNotFound', `instance ${row.sopInstanceUid} has no bulk data element ${tag}`);
+  const ts = transferSyntax(row.transferSyntaxUid);
   // PS3.18 §8.7.3.5: compressed pixel data is sent as its frames, without fragment delimiters.
   if (tag === Tag.PixelData && row.frames && ts.encapsulated) {
-    const c = decide(accepts, asked, ts.uid, row.sop_instance_uid, 'pixels');
-    return { multipart: true, partType: mediaTypeOf(c.contentType), parts: partsOf(c, { key: row.blob_key, frames: row.frames }, deps) };
+    const c = decide(accepts, asked, ts.uid, row.sopInstanceUid, 'pixels');
+    return { multipart: true, partType: mediaTypeOf(c.contentType), parts: partsOf(c, { key: row.blobKey, frames: row.frames }, deps) };
   }
-  const c = decide(accepts, asked, ts.uid, row.sop_instance_uid, 'value');
+  const c = decide(accepts, asked, ts.uid, row.sopInstanceUid, 'value');
   const range = parseRange(asked.range, el.length);
   const headers: Record<string, string> = { 'Accept-Ranges': 'bytes' };
   if (range || !c.multipart) {
@@ -172,11 +172,11 @@ function bulk(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 
     const part = {
       contentType: c.contentType,
       length: r.end - r.start + 1,
-      body: () => (el.length ? deps.blobs.get(row.blob_key, { start: el.offset + r.start, end: el.offset + r.end }) : Buffer.alloc(0)),
+      body: () => (el.length ? deps.blobs.get(row.blobKey, { start: el.offset + r.start, end: el.offset + r.end }) : Buffer.alloc(0)),
     };
     return { multipart: false, part, status: range ? 206 : undefined, headers };
   }
-  return { multipart: true, partType: OCTETS, parts: partsOf(c, { key: row.blob_key, frames: [[el]] }, deps), headers };
+  return { multipart: true, partType: OCTETS, parts: partsOf(c, { key: row.blobKey, frames: [[el]] }, deps), headers };
 }
 
 /** Stored bytes: a whole instance, or the spans of a blob that make each frame or value. */
@@ -193,8 +193,8 @@ function partsOf(c: Conversion, src: Source, deps: Blobs): OutPart[] {
           {
             contentType: c.contentType,
             length: r.size,
-            body: () => (small ? deps.blobs.read(r.blob_key, r.size) : deps.blobs.get(r.blob_key)),
-            fill: small ? (into) => deps.blobs.read(r.blob_key, r.size, into) : undefined,
+            body: () => (small ? deps.blobs.read(r.blobKey, r.size) : deps.blobs.get(r.blobKey)),
+            fill: small ? (into) => deps.blobs.read(r.blobKey, r.size, into) : undefined,
           },
         ];
       }

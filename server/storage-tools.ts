@@ -3,6 +3,7 @@ import path from 'node:path';
 import { sweepOrphans } from './archive.js';
 import { isBlobMissing, type BlobStore } from './blob/blob-store.js';
 import type { Config } from './config.js';
+import { indexedBlobsAfter } from './db/inventory.js';
 import { connect, migrate, startEmbeddedPostgres, type Db } from './db/knex.js';
 
 export interface VerifyProblem {
@@ -38,22 +39,18 @@ export async function verifyStorage(
   };
   let after = '';
   for (;;) {
-    const rows: { sop_instance_uid: string; blob_key: string; size: number; sha256: string }[] = await db('instances')
-      .where('sop_instance_uid', '>', after)
-      .orderBy('sop_instance_uid')
-      .limit(pageSize)
-      .select('sop_instance_uid', 'blob_key', 'size', 'sha256');
+    const rows = await indexedBlobsAfter(db, after, pageSize);
     if (!rows.length) break;
-    after = rows[rows.length - 1].sop_instance_uid;
+    after = rows[rows.length - 1].sopInstanceUid;
     let next = 0;
     const worker = async () => {
       while (next < rows.length) {
         const r = rows[next++];
-        const refs = { sopInstanceUid: r.sop_instance_uid, blobKey: r.blob_key };
+        const refs = { sopInstanceUid: r.sopInstanceUid, blobKey: r.blobKey };
         try {
           const hash = createHash('sha256');
           let size = 0;
-          for await (const chunk of await blobs.get(r.blob_key)) {
+          for await (const chunk of await blobs.get(r.blobKey)) {
             hash.update(chunk as Buffer);
             size += (chunk as Buffer).length;
           }

@@ -52,9 +52,9 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const ids = { sop_instance_uid: '2.25.1', series_uid: '2.25.2', study_uid: '2.25.3' };
+const ids = { sopInstanceUid: '2.25.1', seriesUid: '2.25.2', studyUid: '2.25.3' };
 function instance(ts: string, size = BLOB.length): StoredInstance {
-  return { ...ids, blob_key: KEY, size, transfer_syntax_uid: ts, sop_class_uid: '1.2.840.10008.5.1.4.1.1.7' };
+  return { ...ids, blobKey: KEY, size, transferSyntaxUid: ts, sopClassUid: '1.2.840.10008.5.1.4.1.1.7' };
 }
 function framed(ts: string): FramedInstance {
   const encapsulated = ![EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE].includes(ts);
@@ -62,12 +62,12 @@ function framed(ts: string): FramedInstance {
   const pixelData = encapsulated ? { vr: 'OB', offset: 92, length: 56 } : { vr: 'OW', offset: 100, length: 48 };
   return {
     ...ids,
-    blob_key: KEY,
-    transfer_syntax_uid: ts,
+    blobKey: KEY,
+    transferSyntaxUid: ts,
     frames,
     bulk: { '7FE00010': pixelData, '00420011': { vr: 'OB', offset: 20, length: 30 } },
-    bits_allocated: 8,
-    samples_per_pixel: 1,
+    bitsAllocated: 8,
+    samplesPerPixel: 1,
   };
 }
 

@@ -49,7 +49,7 @@ function answer(ctx: RouterContext, t: LabelTarget, labels: string[]): void {
 function getLabels(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = labelTarget(ctx);
-    callerOf(ctx).touched.note({ study_uid: t.studyUid, series_uid: t.seriesUid });
+    callerOf(ctx).touched.note({ studyUid: t.studyUid, seriesUid: t.seriesUid });
     const labels = await readLabels(deps.db, t);
     if (!labels) throw missing(t);
     answer(ctx, t, labels);

@@ -1,6 +1,6 @@
 import { visibilityValues, visibleText, type Caller } from '../access.js';
 import { prepared, type Db } from './knex.js';
-import type { InstanceRow } from './rows.js';
+import type { Span } from './rows.js';
 
 export interface Target {
   studyUid: string;
@@ -8,11 +8,32 @@ export interface Target {
   sopInstanceUid?: string;
 }
 
-export type StoredInstance = Pick<InstanceRow, 'sop_instance_uid' | 'series_uid' | 'study_uid' | 'blob_key' | 'size' | 'transfer_syntax_uid' | 'sop_class_uid'>;
-export type FramedInstance = Pick<
-  InstanceRow,
-  'blob_key' | 'transfer_syntax_uid' | 'frames' | 'bulk' | 'bits_allocated' | 'samples_per_pixel' | 'sop_instance_uid' | 'series_uid' | 'study_uid'
->;
+/** The UIDs that place an instance. */
+export interface InstanceUids {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+}
+
+/** A stored instance as a whole-instance retrieve needs it. */
+export interface StoredInstance extends InstanceUids {
+  sopClassUid: string;
+  blobKey: string;
+  size: number;
+  transferSyntaxUid: string;
+}
+
+/** A stored instance as a frame or bulk data retrieve needs it. */
+export interface FramedInstance extends InstanceUids {
+  blobKey: string;
+  transferSyntaxUid: string;
+  /** Each frame as the byte spans of the blob that hold it; null when they cannot be located. */
+  frames: Span[][] | null;
+  /** Top-level bulk data elements by tag, as byte spans of the blob. */
+  bulk: Record<string, Span & { vr: string }>;
+  bitsAllocated: number | null;
+  samplesPerPixel: number | null;
+}
 
 // Every read here is scoped by the caller's visibility (server/access.ts) and
 // notes the UIDs it hands back in the caller's audit record. These are the
@@ -23,13 +44,15 @@ export type FramedInstance = Pick<
 const UIDS = ['study_uid', 'series_uid', 'sop_instance_uid'] as const;
 const statements = new Map<string, string>();
 
-async function scoped<T extends { sop_instance_uid: string; series_uid: string; study_uid: string }>(
-  db: Db,
-  caller: Caller,
-  t: Target,
-  read: string,
-  columns: readonly string[],
-): Promise<T[]> {
+/** Columns read, each as `[column, property]`: rows leave db/ as domain objects, mapped by the statement itself. */
+type Columns = readonly (readonly [string, string])[];
+const PLACE: Columns = [
+  ['study_uid', 'studyUid'],
+  ['series_uid', 'seriesUid'],
+  ['sop_instance_uid', 'sopInstanceUid'],
+];
+
+async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns): Promise<T[]> {
   const uids = [t.studyUid, t.seriesUid, t.sopInstanceUid];
   const depth = t.sopInstanceUid ? 3 : t.seriesUid ? 2 : 1;
   const name = `cairn_${read}_${depth}`;
@@ -38,7 +61,7 @@ async function scoped<T extends { sop_instance_uid: string; series_uid: string; 
     const where = UIDS.slice(0, depth)
       .map((c, i) => `i.${c} = $${i + 1}`)
       .join(' and ');
-    text = `select ${columns.map((c) => `i.${c}`).join(', ')}
+    text = `select ${[...PLACE, ...columns].map(([c, p]) => `i.${c} as "${p}"`).join(', ')}
       from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
       where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1)}
       order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`;
@@ -52,38 +75,27 @@ async function scoped<T extends { sop_instance_uid: string; series_uid: string; 
 /** The instances under a study, series or instance that the caller may see, in series and instance order. */
 export function findInstances(db: Db, caller: Caller, t: Target): Promise<StoredInstance[]> {
   return scoped<StoredInstance>(db, caller, t, 'instances', [
-    'sop_instance_uid',
-    'series_uid',
-    'study_uid',
-    'blob_key',
-    'size',
-    'transfer_syntax_uid',
-    'sop_class_uid',
+    ['blob_key', 'blobKey'],
+    ['size', 'size'],
+    ['transfer_syntax_uid', 'transferSyntaxUid'],
+    ['sop_class_uid', 'sopClassUid'],
   ]);
 }
 
 /** The stored DICOM JSON texts of those instances. */
 export async function findMetadata(db: Db, caller: Caller, t: Target): Promise<string[]> {
-  const rows = await scoped<{ metadata: string; sop_instance_uid: string; series_uid: string; study_uid: string }>(db, caller, t, 'metadata', [
-    'metadata',
-    'sop_instance_uid',
-    'series_uid',
-    'study_uid',
-  ]);
+  const rows = await scoped<InstanceUids & { metadata: string }>(db, caller, t, 'metadata', [['metadata', 'metadata']]);
   return rows.map((r) => r.metadata);
 }
 
 export async function findFramedInstance(db: Db, caller: Caller, t: Required<Target>): Promise<FramedInstance | undefined> {
   const [row] = await scoped<FramedInstance>(db, caller, t, 'framed', [
-    'blob_key',
-    'transfer_syntax_uid',
-    'frames',
-    'bulk',
-    'bits_allocated',
-    'samples_per_pixel',
-    'sop_instance_uid',
-    'series_uid',
-    'study_uid',
+    ['blob_key', 'blobKey'],
+    ['transfer_syntax_uid', 'transferSyntaxUid'],
+    ['frames', 'frames'],
+    ['bulk', 'bulk'],
+    ['bits_allocated', 'bitsAllocated'],
+    ['samples_per_pixel', 'samplesPerPixel'],
   ]);
   return row;
 }

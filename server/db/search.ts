@@ -48,23 +48,23 @@ export interface SearchSpec {
 
 export interface SearchRow {
   total: number;
-  study_uid: string;
-  series_uid?: string;
-  sop_instance_uid?: string;
+  studyUid: string;
+  seriesUid?: string;
+  sopInstanceUid?: string;
   /** The study's stored attributes as DICOM JSON text (studies.attributes_text). */
-  study_attributes?: string;
-  study_series?: number;
-  study_instances?: number;
+  studyAttributes?: string;
+  studySeries?: number;
+  studyInstances?: number;
   modalities?: string[];
   /** The series' stored attributes as DICOM JSON text (series.attributes_text). */
-  series_attributes?: string;
-  series_instances?: number;
-  sop_class_uid?: string;
-  instance_number?: number | null;
+  seriesAttributes?: string;
+  seriesInstances?: number;
+  sopClassUid?: string;
+  instanceNumber?: number | null;
   rows?: number | null;
   columns?: number | null;
-  bits_allocated?: number | null;
-  number_of_frames?: number | null;
+  bitsAllocated?: number | null;
+  numberOfFrames?: number | null;
   metadata?: string;
 }
 
@@ -101,9 +101,9 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
 
   const q = db.with('m', m).from('m').join(lv.from, lv.key, 'm.k');
   joinUp(q, spec.level);
-  q.select('m.total', 's.study_uid');
+  q.select('m.total', 's.study_uid as studyUid');
   const l = spec.load;
-  if (l.study) q.select('s.attributes_text as study_attributes');
+  if (l.study) q.select('s.attributes_text as studyAttributes');
   if (l.studyCounts) {
     // One pass over the study's series gives both their count and the
     // modalities. Both count only the series the caller may see, and the
@@ -116,19 +116,27 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
        from series x where x.study_uid = s.study_uid and ?) as sc`,
       [visible(db, { study: 's', series: 'x', instance: 'y', checked: 'series' }, caller), visible(db, { study: 's', series: 'x', checked: 'study' }, caller)],
     );
-    q.select('sc.n as study_series', 'sc.modalities', 'sc.ni as study_instances');
+    q.select('sc.n as studySeries', 'sc.modalities', 'sc.ni as studyInstances');
   }
-  if (spec.level !== 'study') q.select('se.series_uid');
-  if (l.series) q.select('se.attributes_text as series_attributes');
+  if (spec.level !== 'study') q.select('se.series_uid as seriesUid');
+  if (l.series) q.select('se.attributes_text as seriesAttributes');
   if (l.seriesCount) {
     q.select(
-      db.raw('(select count(*) from instances y where y.series_uid = se.series_uid and ?)::int as series_instances', [
+      db.raw('(select count(*) from instances y where y.series_uid = se.series_uid and ?)::int as "seriesInstances"', [
         visible(db, { study: 's', series: 'se', instance: 'y', checked: 'series' }, caller),
       ]),
     );
   }
   if (spec.level === 'instance')
-    q.select('i.sop_instance_uid', 'i.sop_class_uid', 'i.instance_number', 'i.rows', 'i.columns', 'i.bits_allocated', 'i.number_of_frames');
+    q.select(
+      'i.sop_instance_uid as sopInstanceUid',
+      'i.sop_class_uid as sopClassUid',
+      'i.instance_number as instanceNumber',
+      'i.rows',
+      'i.columns',
+      'i.bits_allocated as bitsAllocated',
+      'i.number_of_frames as numberOfFrames',
+    );
   if (l.metadata) q.select('i.metadata');
   // Run prepared (server/db/knex.ts): one shape per combination of keys, so
   // value lists are one array parameter rather than one parameter per value.

@@ -127,7 +127,7 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       )
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
-    caller.touched.noteAll(rows);
+    caller.touched.noteAll(rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid })));
     await appendChanges(trx, 'deleted', rows);
     await trx('series').where({ study_uid: where.study_uid }).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
     await trx('studies').where({ study_uid: where.study_uid }).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();

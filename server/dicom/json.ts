@@ -1,5 +1,6 @@
 // DICOM JSON Model (PS3.18 Annex F) from a dcmjs data set.
 import { resolveVr, valuesFor, type VrContext } from './vr.js';
+import { Tag } from './tags.js';
 
 export interface JsonAttribute {
   vr: string;
@@ -26,10 +27,10 @@ export function toDicomJson(dict: DcmjsDict, outer: VrContext = { implicit: fals
   // Sequence item has them) governs it; otherwise the enclosing data set's.
   const ctx: VrContext = {
     ...outer,
-    pixelRepresentation: numberOf(dict['00280103']) ?? outer.pixelRepresentation,
-    bitsAllocated: numberOf(dict['00280100']) ?? outer.bitsAllocated,
-    waveformBitsAllocated: numberOf(dict['54001004']),
-    lutEntries: numberOf(dict['00283002']),
+    pixelRepresentation: numberOf(dict[Tag.PixelRepresentation]) ?? outer.pixelRepresentation,
+    bitsAllocated: numberOf(dict[Tag.BitsAllocated]) ?? outer.bitsAllocated,
+    waveformBitsAllocated: numberOf(dict[Tag.WaveformBitsAllocated]),
+    lutEntries: numberOf(dict[Tag.LUTDescriptor]),
   };
   for (const tag of Object.keys(dict).sort()) {
     // §F.2.2: Group Length attributes are not included.

@@ -1,6 +1,6 @@
 import { ByteReader } from './byte-reader.js';
 import { decodeText, needsCharsetDecoding } from './charset.js';
-import { VALID_VRS, vrOf } from './tags.js';
+import { Tag, VALID_VRS, vrOf } from './tags.js';
 import { IMPLICIT_VR_LE, transferSyntax } from './transfer-syntax.js';
 
 // A streaming walk over a Part-10 file (PS3.10 §7.1, PS3.5 §7) that keeps
@@ -61,7 +61,6 @@ const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UT', 'UC', 'PN']);
 const UNDEFINED = 0xffffffff;
-const PIXEL_DATA = '7FE00010';
 
 interface Header {
   tag: string;
@@ -120,7 +119,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       if (head.length < 2 || head.readUInt16LE(0) !== 0x0002) break;
       const h = await readHeader(ctx);
       const value = await r.read(h.length, 'the file meta information');
-      if (h.tag === '00020010') tsUid = value.toString('latin1').replace(/[\0 ]+$/, '');
+      if (h.tag === Tag.TransferSyntaxUID) tsUid = value.toString('latin1').replace(/[\0 ]+$/, '');
       meta.push({ h, value });
     }
     if (!tsUid) throw new NotDicomError('the file meta information has no Transfer Syntax UID (0002,0010)');
@@ -139,11 +138,11 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       ctx.explicit = false;
       // Only the header copy changes, never the bytes being stored: the
       // buffers read are views of the very chunks on their way to the blob.
-      const ts = meta.find((m) => m.h.tag === '00020010')!;
+      const ts = meta.find((m) => m.h.tag === Tag.TransferSyntaxUID)!;
       ts.value = Buffer.from(`${IMPLICIT_VR_LE}\0`, 'latin1');
       ts.h = { ...ts.h, raw: Buffer.from(ts.h.raw) };
       ts.h.raw.writeUInt16LE(ts.value.length, 6);
-      const groupLength = meta.find((m) => m.h.tag === '00020000');
+      const groupLength = meta.find((m) => m.h.tag === Tag.FileMetaInformationGroupLength);
       if (groupLength) {
         groupLength.value = Buffer.from(groupLength.value);
         groupLength.value.writeUInt32LE(
@@ -158,7 +157,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
     let pixelData: PixelData | null = null;
     while (!(await r.atEnd())) {
       const h = await readHeader(ctx);
-      if (h.tag === PIXEL_DATA) {
+      if (h.tag === Tag.PixelData) {
         pixelData = await readPixelData(ctx, h);
       } else if (BINARY_VRS.has(h.vr) && h.length !== UNDEFINED && h.length > opts.bulkThreshold) {
         bulk[h.tag] = { offset: r.pos, length: h.length, vr: h.vr };
@@ -275,7 +274,7 @@ async function copyElement(ctx: Ctx, h: Header): Promise<void> {
   }
   if (h.length === UNDEFINED) throw new NotDicomError(`undefined length on a non-sequence element ${h.tag}`);
   const value = await ctx.r.read(h.length);
-  if (h.tag === '00080005') {
+  if (h.tag === Tag.SpecificCharacterSet) {
     ctx.charsets = value
       .toString('latin1')
       .replace(/[\0 ]+$/, '')
@@ -322,18 +321,18 @@ async function copyItems(ctx: Ctx, length: number): Promise<void> {
   const end = length === UNDEFINED ? Infinity : ctx.r.pos + length;
   while (ctx.r.pos < end) {
     const item = await readHeader(ctx);
-    if (item.tag === 'FFFEE0DD') {
+    if (item.tag === Tag.SequenceDelimitationItem) {
       if (length !== UNDEFINED) throw new NotDicomError('sequence delimiter inside a sequence of defined length');
       return;
     }
-    if (item.tag !== 'FFFEE000') throw new NotDicomError(`expected a sequence item, found tag ${item.tag}`);
+    if (item.tag !== Tag.Item) throw new NotDicomError(`expected a sequence item, found tag ${item.tag}`);
     const head = writeTag(ctx, 0xfffe, 0xe000, 0);
     emit(ctx, head);
     const start = ctx.outBytes;
     const itemEnd = item.length === UNDEFINED ? Infinity : ctx.r.pos + item.length;
     while (ctx.r.pos < itemEnd) {
       const h = await readHeader(ctx);
-      if (h.tag === 'FFFEE00D') {
+      if (h.tag === Tag.ItemDelimitationItem) {
         if (item.length !== UNDEFINED) throw new NotDicomError('item delimiter inside an item of defined length');
         break;
       }
@@ -356,8 +355,8 @@ async function readPixelData(ctx: Ctx, h: Header): Promise<PixelData> {
   let first = true;
   for (;;) {
     const item = await readHeader(ctx);
-    if (item.tag === 'FFFEE0DD') break;
-    if (item.tag !== 'FFFEE000' || item.length === UNDEFINED) throw new NotDicomError('malformed encapsulated pixel data');
+    if (item.tag === Tag.SequenceDelimitationItem) break;
+    if (item.tag !== Tag.Item || item.length === UNDEFINED) throw new NotDicomError('malformed encapsulated pixel data');
     if (first) {
       first = false;
       const table = await r.read(item.length, 'the basic offset table');

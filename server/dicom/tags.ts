@@ -106,6 +106,7 @@ export function resolveAttribute(key: string): { tag: string; vr: string } | und
 }
 
 export const Tag = Object.freeze({
+  FileMetaInformationGroupLength: '00020000',
   TransferSyntaxUID: '00020010',
   SpecificCharacterSet: '00080005',
   SOPClassUID: '00080016',
@@ -174,6 +175,11 @@ export const Tag = Object.freeze({
   Rows: '00280010',
   Columns: '00280011',
   BitsAllocated: '00280100',
+  PixelRepresentation: '00280103',
+  RedPaletteColorLookupTableDescriptor: '00281101',
+  GreenPaletteColorLookupTableDescriptor: '00281102',
+  BluePaletteColorLookupTableDescriptor: '00281103',
+  LUTDescriptor: '00283002',
   RequestingPhysician: '00321032',
   RequestedProcedureDescription: '00321060',
   AdmissionID: '00380010',
@@ -182,5 +188,13 @@ export const Tag = Object.freeze({
   PerformedProcedureStepStartTime: '00400245',
   RequestAttributesSequence: '00400275',
   RequestedProcedureID: '00401001',
+  ChannelMinimumValue: '54000110',
+  ChannelMaximumValue: '54000112',
+  WaveformBitsAllocated: '54001004',
+  WaveformPaddingValue: '5400100A',
+  WaveformData: '54001010',
   PixelData: '7FE00010',
+  Item: 'FFFEE000',
+  ItemDelimitationItem: 'FFFEE00D',
+  SequenceDelimitationItem: 'FFFEE0DD',
 });

@@ -1,4 +1,4 @@
-import { dictionaryVr, VALID_VRS } from './tags.js';
+import { dictionaryVr, Tag, VALID_VRS } from './tags.js';
 
 // Resolving the registry's VR choices ("US or SS", "OB or OW", "US or OW")
 // for one element of a data set, so that every "vr" Cairn writes is one of
@@ -23,11 +23,16 @@ export interface VrContext {
 
 // PS3.3 C.10.9.1: Channel Minimum/Maximum Value, Waveform Padding Value and
 // Waveform Data are OB or OW after Waveform Bits Allocated.
-const WAVEFORM = new Set(['54000110', '54000112', '5400100A', '54001010']);
+const WAVEFORM = new Set<string>([Tag.ChannelMinimumValue, Tag.ChannelMaximumValue, Tag.WaveformPaddingValue, Tag.WaveformData]);
 // The descriptors of a LUT: their first and third values are unsigned
 // whatever the VR (PS3.3 C.11.1.1.1, C.7.6.3.1.5); only the second (the first
 // value mapped) follows Pixel Representation.
-const LUT_DESCRIPTORS = new Set(['00281101', '00281102', '00281103', '00283002']);
+const LUT_DESCRIPTORS = new Set<string>([
+  Tag.RedPaletteColorLookupTableDescriptor,
+  Tag.GreenPaletteColorLookupTableDescriptor,
+  Tag.BluePaletteColorLookupTableDescriptor,
+  Tag.LUTDescriptor,
+]);
 
 /**
  * The VR an element shall have in DICOM JSON, given the VR the decoder
@@ -115,10 +120,10 @@ export function resolveJsonVrs(json: Record<string, JsonAttr>, outer: VrContext)
   };
   const ctx: VrContext = {
     ...outer,
-    pixelRepresentation: first('00280103') ?? outer.pixelRepresentation,
-    bitsAllocated: first('00280100') ?? outer.bitsAllocated,
-    waveformBitsAllocated: first('54001004'),
-    lutEntries: first('00283002'),
+    pixelRepresentation: first(Tag.PixelRepresentation) ?? outer.pixelRepresentation,
+    bitsAllocated: first(Tag.BitsAllocated) ?? outer.bitsAllocated,
+    waveformBitsAllocated: first(Tag.WaveformBitsAllocated),
+    lutEntries: first(Tag.LUTDescriptor),
   };
   let changed = false;
   for (const [tag, attr] of Object.entries(json)) {

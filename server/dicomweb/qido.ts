@@ -22,7 +22,18 @@ import { present } from '../present.js';
 type Part = 'full' | 'asked';
 
 // PS3.18 Table 10.6.3-3: study return attributes; R ones are sent empty when unknown.
-const STUDY_REQUIRED: string[] = ['00080020', '00080030', '00080050', '00080090', '00100010', '00100020', '00100030', '00100040', '0020000D', '00200010'];
+const STUDY_REQUIRED: string[] = [
+  Tag.StudyDate,
+  Tag.StudyTime,
+  Tag.AccessionNumber,
+  Tag.ReferringPhysicianName,
+  Tag.PatientName,
+  Tag.PatientID,
+  Tag.PatientBirthDate,
+  Tag.PatientSex,
+  Tag.StudyInstanceUID,
+  Tag.StudyID,
+];
 const STUDY_IF_KNOWN: string[] = [Tag.SpecificCharacterSet, Tag.TimezoneOffsetFromUTC];
 const STUDY_RETURNED = new Set([...STUDY_REQUIRED, ...STUDY_IF_KNOWN]);
 const STUDY_COMPUTED = new Set<string>([Tag.ModalitiesInStudy, Tag.NumberOfStudyRelatedSeries, Tag.NumberOfStudyRelatedInstances]);
@@ -188,12 +199,12 @@ function memo(f: (tag: string) => boolean): (tag: string) => boolean {
  */
 function resultOf(r: SearchRow, plan: Plan): string {
   const out = new Attributes();
-  if (plan.study) copy(out, r.study_attributes ?? '{}', plan.study);
+  if (plan.study) copy(out, r.studyAttributes ?? '{}', plan.study);
   if (plan.modalities) out.set(Tag.ModalitiesInStudy, values('CS', r.modalities ?? []));
-  if (plan.studySeries) out.set(Tag.NumberOfStudyRelatedSeries, count(r.study_series));
-  if (plan.studyInstances) out.set(Tag.NumberOfStudyRelatedInstances, count(r.study_instances));
-  if (plan.series) copy(out, r.series_attributes ?? '{}', plan.series);
-  if (plan.seriesCount) out.set(Tag.NumberOfSeriesRelatedInstances, count(r.series_instances));
+  if (plan.studySeries) out.set(Tag.NumberOfStudyRelatedSeries, count(r.studySeries));
+  if (plan.studyInstances) out.set(Tag.NumberOfStudyRelatedInstances, count(r.studyInstances));
+  if (plan.series) copy(out, r.seriesAttributes ?? '{}', plan.series);
+  if (plan.seriesCount) out.set(Tag.NumberOfSeriesRelatedInstances, count(r.seriesInstances));
   if (plan.instance) instancePart(out, r, plan.instance);
   // An empty attribute only fills a gap, so empties go last.
   for (const [t, empty] of plan.empties) out.set(t, empty, false);
@@ -238,14 +249,14 @@ function count(n: number | undefined): string {
 
 function instancePart(out: Attributes, r: SearchRow, take: (tag: string) => boolean): void {
   if (r.metadata) copy(out, r.metadata, take);
-  out.set(Tag.SOPClassUID, values('UI', [r.sop_class_uid]));
-  out.set(Tag.SOPInstanceUID, values('UI', [r.sop_instance_uid]));
-  out.set(Tag.InstanceNumber, values('IS', [r.instance_number]));
+  out.set(Tag.SOPClassUID, values('UI', [r.sopClassUid]));
+  out.set(Tag.SOPInstanceUID, values('UI', [r.sopInstanceUid]));
+  out.set(Tag.InstanceNumber, values('IS', [r.instanceNumber]));
   for (const [tag, vr, v] of [
     [Tag.Rows, 'US', r.rows],
     [Tag.Columns, 'US', r.columns],
-    [Tag.BitsAllocated, 'US', r.bits_allocated],
-    [Tag.NumberOfFrames, 'IS', r.number_of_frames],
+    [Tag.BitsAllocated, 'US', r.bitsAllocated],
+    [Tag.NumberOfFrames, 'IS', r.numberOfFrames],
   ] as const) {
     if (v !== null && v !== undefined) out.set(tag, values(vr, [v]));
   }
@@ -290,8 +301,8 @@ function withoutBulk(item: DicomJson): DicomJson {
 }
 
 function retrieveUrl(base: string, r: SearchRow, level: Level): string {
-  const study = `${base}/studies/${r.study_uid}`;
+  const study = `${base}/studies/${r.studyUid}`;
   if (level === 'study') return study;
-  if (level === 'series') return `${study}/series/${r.series_uid}`;
-  return `${study}/series/${r.series_uid}/instances/${r.sop_instance_uid}`;
+  if (level === 'series') return `${study}/series/${r.seriesUid}`;
+  return `${study}/series/${r.seriesUid}/instances/${r.sopInstanceUid}`;
 }
