@@ -36,8 +36,14 @@ const { values: a } = parseArgs({
     'no-memory': { type: 'boolean', default: false },
     'memory-request-mb': { type: 'string', default: '1024' },
     'memory-instance-mb': { type: 'string', default: '500' },
+    orthanc: { type: 'boolean', default: false },
   },
 });
+if (a.orthanc) {
+  const { compareWithOrthanc } = await import('./compare.js');
+  await compareWithOrthanc(process.argv.slice(2), a.out);
+  process.exit(0);
+}
 const SERIES = 50;
 const BIG_SERIES = 500;
 const ROWS = 512;
