@@ -17,7 +17,19 @@ import type { Logger } from './log.js';
 // before the response leaves: if the row cannot be written the request fails
 // with 500 and its data is not sent.
 
-export type AuditAction = 'search' | 'retrieve' | 'store' | 'delete' | 'label-read' | 'label-change' | 'audit-read' | 'login' | 'login-failed' | 'logout';
+export type AuditAction =
+  | 'search'
+  | 'retrieve'
+  | 'store'
+  | 'delete'
+  | 'label-read'
+  | 'label-change'
+  | 'audit-read'
+  | 'login'
+  | 'login-failed'
+  | 'logout'
+  | 'token-revoke'
+  | 'session-revoke';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {
