@@ -18,22 +18,23 @@ const counted = new WeakMap<Socket, { read: number; written: number }>();
  * sees the status the error handler chose.
  */
 export function measureHttp(metrics: Metrics) {
-  const { requests, duration, bytesIn, bytesOut } = metrics.http;
   return (ctx: Context, next: Next): Promise<void> => {
     const start = performance.now();
     ctx.res.once('close', () => {
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? UNMATCHED_ROUTE;
-      const labels = { method: ctx.method, route, status: String(ctx.res.statusCode) };
-      requests.inc(labels);
-      duration.observe(labels, (performance.now() - start) / 1000);
+      let received = 0;
+      let sent = 0;
       const socket = ctx.req.socket;
-      if (!socket) return;
-      const last = counted.get(socket) ?? { read: 0, written: 0 };
-      const read = socket.bytesRead;
-      const written = socket.bytesWritten;
-      if (read > last.read) bytesIn.inc({ route }, read - last.read);
-      if (written > last.written) bytesOut.inc({ route }, written - last.written);
-      counted.set(socket, { read, written });
+      if (socket) {
+        const last = counted.get(socket);
+        received = socket.bytesRead - (last?.read ?? 0);
+        sent = socket.bytesWritten - (last?.written ?? 0);
+        if (last) {
+          last.read = socket.bytesRead;
+          last.written = socket.bytesWritten;
+        } else counted.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
+      }
+      metrics.httpRequest(ctx.method, route, ctx.res.statusCode, (performance.now() - start) / 1000, received, sent);
     });
     return next();
   };
