@@ -58,7 +58,3 @@ export async function revokedTokenIds(db: Db): Promise<string[]> {
   const rows = await prepared<{ jti: string }>(db, 'cairn_revoked_tokens', 'select jti from revoked_tokens', []);
   return rows.map((r) => r.jti);
 }
-
-export async function listRevokedTokens(db: Db): Promise<{ jti: string; revoked_at: Date; revoked_by: string | null; reason: string | null }[]> {
-  return db('revoked_tokens').orderBy('revoked_at', 'desc').select('jti', 'revoked_at', 'revoked_by', 'reason');
-}
