@@ -7,11 +7,15 @@ import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
+import { measureHttp } from './metrics/http.js';
+import { instrument } from './metrics/instrument.js';
+import { metricsRouter } from './metrics/routes.js';
 import { uploadRouter } from './upload/routes.js';
 import { viewerRouter } from '../viewer/routes.js';
 
 /** Middleware order and routers; no logic here. */
-export function createApp(deps: AppDeps): Koa {
+export function createApp(given: AppDeps): Koa {
+  const deps = instrument(given);
   const app = new Koa();
   // Behind a trusted proxy, ctx.protocol and ctx.host (and so every URL Cairn
   // writes: RetrieveURL, BulkDataURI, the viewer's data source) follow X-Forwarded-*.
@@ -24,6 +28,7 @@ export function createApp(deps: AppDeps): Koa {
     if (clientGone) deps.log.debug({ code: err.code }, 'client closed the connection mid-response');
     else deps.log.error({ err }, 'error while streaming a response');
   });
+  app.use(measureHttp(deps.metrics));
   app.use(errorHandler(deps.log));
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
@@ -32,6 +37,7 @@ export function createApp(deps: AppDeps): Koa {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }
+  app.use(metricsRouter(deps, deps.metrics).routes());
   // Last: the viewer answers GET/HEAD of every path no other router owns.
   app.use(viewerRouter(deps));
   return app;

@@ -9,6 +9,7 @@ import { ApiError } from './errors.js';
 import { httpVia } from './http/guard.js';
 import './http/state.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics/metrics.js';
 
 // The audit trail: one append-only row per call (an HTTP request, a DIMSE
 // association, a command) that reads or changes patient data or archive
@@ -17,7 +18,19 @@ import type { Logger } from './log.js';
 // before the response leaves: if the row cannot be written the request fails
 // with 500 and its data is not sent.
 
-export type AuditAction = 'search' | 'retrieve' | 'store' | 'delete' | 'label-read' | 'label-change' | 'audit-read' | 'login' | 'login-failed' | 'logout';
+export type AuditAction =
+  | 'search'
+  | 'retrieve'
+  | 'store'
+  | 'delete'
+  | 'label-read'
+  | 'label-change'
+  | 'audit-read'
+  | 'login'
+  | 'login-failed'
+  | 'logout'
+  | 'token-revoke'
+  | 'session-revoke';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {
@@ -43,11 +56,13 @@ function outcomeOf(status: number): string {
 export interface AuditDeps {
   db: Db;
   syslog?: AuditSink;
+  /** Where the time of each write is measured. */
+  metrics?: Pick<Metrics, 'auditWrite'>;
 }
 
 /** Opens the audit trail's sinks once, for an app or a command (the syslog sender keeps its socket). */
-export function openAudit(deps: { config: Config; db: Db; log: Logger }): AuditDeps {
-  return { db: deps.db, syslog: deps.config.auditSyslog ? createSyslogSink(deps.config.auditSyslog, deps.log) : undefined };
+export function openAudit(deps: { config: Config; db: Db; log: Logger; metrics?: Pick<Metrics, 'auditWrite'> }): AuditDeps {
+  return { db: deps.db, syslog: deps.config.auditSyslog ? createSyslogSink(deps.config.auditSyslog, deps.log) : undefined, metrics: deps.metrics };
 }
 
 /**
@@ -101,7 +116,9 @@ export async function recordAudit(
     reason: who.breakGlass ?? null,
     detail: Object.keys(more).length ? more : null,
   };
+  const start = performance.now();
   const { at } = await appendAuditEvent(deps.db, event);
+  deps.metrics?.auditWrite((performance.now() - start) / 1000);
   deps.syslog?.send({ ...event, at });
 }
 

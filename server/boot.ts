@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
+import { instrument } from './metrics/instrument.js';
 
 /** Config → database (embedded when no DATABASE_URL) → migrations → blob store (fs, or S3 with its bucket created). */
 export async function boot(config: Config, log: Logger): Promise<AppDeps & { shutdown(): Promise<void> }> {
@@ -33,7 +34,8 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     throw err;
   }
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
-  return {
+  // Measured here, so every adapter built on these deps (HTTP, DIMSE) counts into one registry.
+  return instrument({
     config,
     db,
     blobs,
@@ -43,5 +45,5 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
       await db.destroy();
       await embedded?.stop();
     },
-  };
+  });
 }

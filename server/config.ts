@@ -57,6 +57,8 @@ const schema = z.object({
     .min(60)
     .default(8 * 3600),
   PASSWORD_HASH_ROUNDS: z.coerce.number().int().min(4).max(15).default(12),
+  AUTH_REVOCATION_CHECK_SECONDS: z.coerce.number().min(0).max(300).default(5),
+  METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   LABEL_RULES: z.string().optional(),
   LABEL_RULES_FILE: z.string().optional(),
   AUDIT_SYSLOG: z
@@ -94,6 +96,8 @@ export interface Config {
   readonly labelRules: readonly LabelRule[];
   /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
   readonly auditSyslog?: string;
+  /** A static bearer token that may read GET /metrics (for Prometheus), besides administrators. */
+  readonly metricsToken?: string;
 }
 
 export interface AuthConfig {
@@ -108,6 +112,8 @@ export interface AuthConfig {
   readonly claims: { readonly sub: string; readonly roles: string; readonly clearances: string };
   readonly sessionTtlSeconds: number;
   readonly passwordHashRounds: number;
+  /** How long a replica may go on trusting what it last read about a session or the revoked tokens. */
+  readonly revocationCheckSeconds: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -156,7 +162,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       claims: Object.freeze({ sub: e.AUTH_CLAIM_SUB, roles: e.AUTH_CLAIM_ROLES, clearances: e.AUTH_CLAIM_CLEARANCES }),
       sessionTtlSeconds: e.SESSION_TTL_SECONDS,
       passwordHashRounds: e.PASSWORD_HASH_ROUNDS,
+      revocationCheckSeconds: e.AUTH_REVOCATION_CHECK_SECONDS,
     }),
+    metricsToken: e.METRICS_TOKEN,
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
     auditSyslog: e.AUDIT_SYSLOG,
   });

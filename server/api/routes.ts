@@ -10,6 +10,7 @@ import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
 import { checkText } from '../http/client-text.js';
 import { callerOf, guard } from '../http/guard.js';
+import { postRevokedToken } from './tokens.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
 const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
@@ -29,6 +30,7 @@ export function apiRouter(deps: AppDeps): Router {
     r.delete(path, guard('label', 'label-change'), deleteLabels(deps));
   }
   r.get('/audit', guard('audit', 'audit-read'), getAudit(deps));
+  r.post('/revoked-tokens', guard('user', 'token-revoke'), postRevokedToken(deps));
   return r;
 }
 

@@ -1,8 +1,8 @@
 import type { Context, Next } from 'koa';
-import { toRoles, type Principal } from '../access.js';
-import { findUser } from '../db/users.js';
+import type { Principal } from '../access.js';
 import type { AppDeps } from '../deps.js';
-import { AuthFailure } from './tokens.js';
+import { createRevocationCheck, type RevocationCheck } from './revocation.js';
+import { AuthFailure, type VerifiedToken } from './tokens.js';
 
 export const SESSION_COOKIE = 'cairn_session';
 export const CSRF_COOKIE = 'cairn_csrf';
@@ -12,6 +12,10 @@ export const CSRF_HEADER = 'x-csrf-token';
 export interface Identity {
   principal: Principal;
   via: 'bearer' | 'cookie' | 'off';
+  /** The login session the credential belongs to. */
+  sid?: string;
+  /** The bearer token's id. */
+  jti?: string;
 }
 
 /** With AUTH=off (local experiments only) every caller is this administrator, still without clearances. */
@@ -26,14 +30,16 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * by itself: the route guard (http/guard.ts) decides, and audits, per route.
  */
 export function authenticate(deps: AppDeps) {
+  const revocation = createRevocationCheck(deps.db, deps.config.auth.revocationCheckSeconds);
   return async (ctx: Context, next: Next): Promise<void> => {
+    ctx.state.revocation = revocation;
     if (!deps.config.auth.enabled) {
       ctx.state.identity = { principal: ANONYMOUS_ADMIN, via: 'off' } satisfies Identity;
       ctx.append('Warning', '299 cairn "authentication is off (AUTH=off): every caller acts as an administrator"');
       return next();
     }
     try {
-      ctx.state.identity = await identify(deps, ctx);
+      ctx.state.identity = await identify(deps, revocation, ctx);
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
       ctx.state.authFailure = err;
@@ -42,7 +48,7 @@ export function authenticate(deps: AppDeps) {
   };
 }
 
-async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefined> {
+async function identify(deps: AppDeps, revocation: RevocationCheck, ctx: Context): Promise<Identity | undefined> {
   // RFC 6750 §2.3 allows a token in the URI but advises against it: URLs end
   // up in logs, histories and Referer headers. Cairn refuses it outright.
   if (ctx.query.access_token !== undefined)
@@ -55,25 +61,32 @@ async function identify(deps: AppDeps, ctx: Context): Promise<Identity | undefin
     if (m?.[1].toLowerCase() !== 'bearer') throw new AuthFailure('invalid_request', 'the Authorization header must be "Bearer <token>"');
     const token = m[2] ?? '';
     if (token === '') throw new AuthFailure('invalid_token', 'the Authorization header holds no token after "Bearer"');
-    const { principal } = await deps.tokens.verify(token);
-    return { principal, via: 'bearer' };
+    const verified = await deps.tokens.verify(token);
+    // A session's JWT sent as a bearer token is still that session, ended when it ends.
+    if (verified.sid) return { principal: await openSession(revocation, verified.sid), via: 'bearer', sid: verified.sid };
+    if (verified.jti && (await revocation.tokenRevoked(verified.jti))) throw new AuthFailure('invalid_token', 'the token has been revoked');
+    return { principal: verified.principal, via: 'bearer', jti: verified.jti };
   }
   const cookie = ctx.cookies.get(SESSION_COOKIE);
   if (!cookie) return undefined;
-  const { principal: signed, csrf } = await deps.tokens.verify(cookie);
-  // A session belongs to a local account: removing the account or changing
-  // its roles and clearances takes effect at the next request, not when the
-  // session expires.
-  const user = await findUser(deps.db, signed.sub);
-  if (!user) throw new AuthFailure('invalid_token', 'the account of this session no longer exists');
-  const principal: Principal = Object.freeze({
-    sub: user.username,
-    roles: Object.freeze(toRoles(user.roles)),
-    clearances: Object.freeze([...user.clearances]),
-  });
+  const { sid, csrf }: VerifiedToken = await deps.tokens.verify(cookie);
+  if (!sid) throw new AuthFailure('invalid_token', 'the session cookie names no session; log in again');
+  const principal = await openSession(revocation, sid);
   // A cookie is sent by the browser on its own, so a request that changes
   // state must also prove it came from Cairn's own pages: the CSRF token of
   // the session, which only those pages can read (from the cairn_csrf cookie).
   if (UNSAFE.has(ctx.method) && (!csrf || ctx.get(CSRF_HEADER) !== csrf)) ctx.state.csrfFailure = true;
-  return { principal, via: 'cookie' };
+  return { principal, via: 'cookie', sid };
+}
+
+/**
+ * The account of an open session, as it is now: logging out, removing the
+ * account or changing its roles or clearances ends the session (see the
+ * sessions migration), on this app at once and on every replica within
+ * AUTH_REVOCATION_CHECK_SECONDS.
+ */
+async function openSession(revocation: RevocationCheck, sid: string): Promise<Principal> {
+  const principal = await revocation.session(sid);
+  if (!principal) throw new AuthFailure('invalid_token', 'the session has ended (logged out, revoked or expired); log in again');
+  return principal;
 }

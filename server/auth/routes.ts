@@ -3,6 +3,7 @@ import Router, { type RouterContext } from '@koa/router';
 import { permits, type Principal } from '../access.js';
 import { auditRecordOf } from '../audit.js';
 import { recentLoginFailures } from '../db/audit.js';
+import { createSession, revokeSession } from '../db/sessions.js';
 import { findUser } from '../db/users.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
@@ -31,8 +32,8 @@ export function authRouter(deps: AppDeps): Router {
     });
   });
   r.post('/auth/login', login(deps));
-  r.post('/auth/logout', logout);
-  r.get('/auth/logout', logout);
+  r.post('/auth/logout', logout(deps));
+  r.get('/auth/logout', logout(deps));
   r.get('/auth/me', (ctx) => {
     const identity = ctx.state.identity;
     const failure = ctx.state.authFailure;
@@ -98,7 +99,11 @@ function login(deps: AppDeps) {
     const principal: Principal = { sub: user.username, roles: user.roles, clearances: user.clearances };
     const csrf = randomBytes(24).toString('base64url');
     const ttl = deps.config.auth.sessionTtlSeconds;
-    const token = deps.tokens.sign(principal, ttl, { csrf });
+    // The session row is what every later request is checked against, so
+    // that logging out (or an account change) ends it on every replica.
+    const sid = randomBytes(18).toString('base64url');
+    await createSession(deps.db, { id: sid, username: user.username, ttlSeconds: ttl, client: ctx.ip || null });
+    const token = deps.tokens.sign(principal, ttl, { csrf, sid });
     const secure = ctx.secure || (deps.config.publicUrl ?? '').startsWith('https:');
     const common = { path: '/', sameSite: 'strict' as const, secure, maxAge: ttl * 1000, overwrite: true };
     ctx.cookies.set(SESSION_COOKIE, token, { ...common, httpOnly: true });
@@ -115,8 +120,23 @@ function login(deps: AppDeps) {
   };
 }
 
-async function logout(ctx: RouterContext): Promise<void> {
-  auditRecordOf(ctx).action = 'logout';
+function logout(deps: AppDeps) {
+  return async (ctx: RouterContext): Promise<void> => {
+    const audit = auditRecordOf(ctx);
+    audit.action = 'logout';
+    // The session ends in the database, not only in this browser: a copy of
+    // the cookie is refused from now on, here and on every replica.
+    const sid = ctx.state.identity?.sid;
+    if (sid) {
+      const ended = await revokeSession(deps.db, sid, 'logged out');
+      ctx.state.revocation?.sessionEnded(sid);
+      audit.detail = { sessionEnded: ended };
+    }
+    clearCookiesAndAnswer(ctx);
+  };
+}
+
+function clearCookiesAndAnswer(ctx: RouterContext): void {
   const expired = { path: '/', sameSite: 'strict' as const, maxAge: 0, overwrite: true };
   ctx.cookies.set(SESSION_COOKIE, '', { ...expired, httpOnly: true });
   ctx.cookies.set(CSRF_COOKIE, '', { ...expired, httpOnly: false });

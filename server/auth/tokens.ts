@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, KeyObject, randomBytes } from 'node:crypto';
+import { createPublicKey, createSecretKey, KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRemoteJWKSet, customFetch, errors as jose } from 'jose';
@@ -38,12 +38,19 @@ export interface VerifiedToken {
   principal: Principal;
   /** The CSRF token a session cookie's JWT carries (absent in bearer tokens Cairn issues to tools). */
   csrf?: string;
+  /** The session a login page's JWT belongs to: checked against the sessions table whichever way the JWT comes. */
+  sid?: string;
+  /** The token's id (RFC 7519 §4.1.7), by which an administrator revokes it. */
+  jti?: string;
 }
 
 export interface TokenService {
   verify(token: string): Promise<VerifiedToken>;
-  /** An HS256 token for this archive: sessions of the login page and `npm run token`. */
-  sign(principal: Principal, ttlSeconds: number, extra?: { csrf?: string }): string;
+  /**
+   * An HS256 token for this archive: sessions of the login page (with their
+   * sid and CSRF token) and `npm run token` (with a jti, a new one unless given).
+   */
+  sign(principal: Principal, ttlSeconds: number, extra?: { csrf?: string; sid?: string; jti?: string }): string;
 }
 
 const ASYMMETRIC = new Map<string, 'rsa' | 'ec'>([
@@ -102,7 +109,11 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
       roles: Object.freeze(toRoles(list(claim(payload, auth.claims.roles)))),
       clearances: Object.freeze(list(claim(payload, auth.claims.clearances)).filter((c) => LABEL_PATTERN.test(c))),
     });
-    return { result: { principal, csrf: typeof payload.csrf === 'string' ? payload.csrf : undefined }, exp: payload.exp };
+    const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    // Only Cairn's own sessions (signed with its HS256 secret) are looked up by
+    // sid: an identity provider's tokens may carry an OIDC `sid` of their own.
+    const sid = alg === 'HS256' ? text(payload.sid) : undefined;
+    return { result: { principal, csrf: text(payload.csrf), sid, jti: text(payload.jti) }, exp: payload.exp };
   }
 
   return {
@@ -117,11 +128,18 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
       return result;
     },
     sign(principal, ttlSeconds, extra = {}) {
-      const payload: Record<string, unknown> = { ...(extra.csrf ? { csrf: extra.csrf } : {}) };
+      const payload: Record<string, unknown> = { ...(extra.csrf ? { csrf: extra.csrf } : {}), ...(extra.sid ? { sid: extra.sid } : {}) };
       setClaim(payload, auth.claims.roles, [...principal.roles]);
       setClaim(payload, auth.claims.clearances, [...principal.clearances]);
       if (auth.claims.sub !== 'sub') setClaim(payload, auth.claims.sub, principal.sub);
-      return jwt.sign(payload, secret, { algorithm: 'HS256', expiresIn: ttlSeconds, issuer: auth.issuer, audience: auth.audience, subject: principal.sub });
+      return jwt.sign(payload, secret, {
+        algorithm: 'HS256',
+        expiresIn: ttlSeconds,
+        issuer: auth.issuer,
+        audience: auth.audience,
+        subject: principal.sub,
+        ...(extra.sid ? {} : { jwtid: extra.jti ?? randomUUID() }),
+      });
     },
   };
 }

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { LABEL_PATTERN, ROLES, toRoles } from '../access.js';
+import { tokenIdProblem } from '../api/tokens.js';
 import { createTokenService, loadSecret } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
 import { fail, listOption, readArgs, runCommand } from './args.js';
@@ -6,7 +9,11 @@ import { fail, listOption, readArgs, runCommand } from './args.js';
 // `npm run token -- --sub pacs-1 --roles uploader [--clearances a,b] [--ttl 30d]`:
 // prints a bearer token for a system (a PACS, a modality gateway, a script),
 // signed with this archive's HS256 secret (AUTH_JWT_SECRET or DATA_DIR/auth-secret).
-const USAGE = 'usage: npm run token -- --sub <name> --roles <role,…> [--clearances <label,…>] [--ttl <seconds | 12h | 30d>]';
+// Its id (jti) goes to stderr, so stdout holds the token alone.
+// `npm run token -- revoke <jti> [--reason …]` revokes one, audited.
+const USAGE = `usage:
+  npm run token -- --sub <name> --roles <role,…> [--clearances <label,…>] [--ttl <seconds | 12h | 30d>]
+  npm run token -- revoke <jti> [--reason <text>]`;
 
 function seconds(v: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(v);
@@ -14,13 +21,52 @@ function seconds(v: string): number {
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
+async function revoke(jti: string | undefined, reason: string | undefined): Promise<void> {
+  const problem = tokenIdProblem(jti);
+  if (problem) fail(`${problem}\n${USAGE}`);
+  // Loaded here only: signing a token needs no database.
+  const [{ openAudit, recordAudit }, { boot }, { revokeToken }, { createLogger }] = await Promise.all([
+    import('../audit.js'),
+    import('../boot.js'),
+    import('../db/sessions.js'),
+    import('../log.js'),
+  ]);
+  const config = loadConfig();
+  const deps = await boot(config, createLogger({ logLevel: 'warn' }));
+  const audit = openAudit(deps);
+  try {
+    const operator = os.userInfo().username;
+    const done = await revokeToken(deps.db, { jti: jti!, by: operator, reason: reason ?? null });
+    await recordAudit(audit, { via: { protocol: 'cli', command: 'token revoke' }, sub: operator }, 'token-revoke', 'success', {
+      jti,
+      alreadyRevoked: !done,
+      ...(reason ? { reason } : {}),
+    });
+    process.stdout.write(
+      done
+        ? `token ${jti} revoked: refused from now on (by running servers within AUTH_REVOCATION_CHECK_SECONDS, ${config.auth.revocationCheckSeconds} s)\n`
+        : `token ${jti} was already revoked\n`,
+    );
+  } finally {
+    audit.syslog?.close();
+    await deps.shutdown();
+  }
+}
+
 await runCommand(async () => {
   const { values, positionals } = readArgs(
     process.argv.slice(2),
-    { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' } },
+    { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' }, reason: { type: 'string' } },
     USAGE,
   );
+  if (positionals[0] === 'revoke') {
+    if (positionals.length > 2) fail(`unexpected argument "${positionals[2]}"\n${USAGE}`);
+    if (values.sub !== undefined || values.roles !== undefined || values.clearances !== undefined || values.ttl !== undefined)
+      fail(`revoke takes a jti and --reason only\n${USAGE}`);
+    return revoke(positionals[1], values.reason);
+  }
   if (positionals.length) fail(`unexpected argument "${positionals[0]}"\n${USAGE}`);
+  if (values.reason !== undefined) fail(`--reason belongs to revoke\n${USAGE}`);
   const sub = values.sub;
   if (!sub) fail(USAGE);
   const asked = listOption(values.roles);
@@ -34,5 +80,7 @@ await runCommand(async () => {
   const ttl = seconds(values.ttl ?? '24h');
   const config = loadConfig();
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
-  process.stdout.write(`${tokens.sign({ sub, roles, clearances }, ttl)}\n`);
+  const jti = randomUUID();
+  process.stdout.write(`${tokens.sign({ sub, roles, clearances }, ttl, { jti })}\n`);
+  process.stderr.write(`jti ${jti} (revoke with: npm run token -- revoke ${jti})\n`);
 });

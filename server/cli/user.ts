@@ -1,8 +1,13 @@
+import os from 'node:os';
 import readline from 'node:readline';
 import { LABEL_PATTERN, ROLES, toRoles } from '../access.js';
+import { openAudit, recordAudit } from '../audit.js';
 import { hashPassword, passwordProblem } from '../auth/passwords.js';
 import { boot } from '../boot.js';
 import { loadConfig } from '../config.js';
+import type { Db } from '../db/knex.js';
+import type { AppDeps } from '../deps.js';
+import { countOpenSessions } from '../db/sessions.js';
 import { findUser, listUsers, removeUser, saveUser, setPassword } from '../db/users.js';
 import { createLogger } from '../log.js';
 import { fail, listOption, readArgs, runCommand } from './args.js';
@@ -62,6 +67,33 @@ function clearancesOf(asked: string[]) {
   return asked;
 }
 
+/**
+ * Makes a change to an account that ends its open sessions (the database does
+ * that: see the sessions migration) and audits their end, naming how many.
+ */
+async function endingSessions(deps: AppDeps, command: string, name: string, reason: string, change: (db: Db) => Promise<unknown>): Promise<number> {
+  const ended = await deps.db.transaction(async (trx) => {
+    const open = await countOpenSessions(trx, name);
+    await change(trx);
+    return open - (await countOpenSessions(trx, name));
+  });
+  if (ended > 0) {
+    const audit = openAudit(deps);
+    try {
+      await recordAudit(audit, { via: { protocol: 'cli', command: `user ${command}` }, sub: os.userInfo().username }, 'session-revoke', 'success', {
+        user: name,
+        sessions: ended,
+        reason,
+      });
+    } finally {
+      audit.syslog?.close();
+    }
+  }
+  return ended;
+}
+
+const endedNote = (n: number) => (n ? ` (${n} open session${n === 1 ? '' : 's'} ended)` : '');
+
 await runCommand(async () => {
   const { values, positionals } = readArgs(process.argv.slice(2), { roles: { type: 'string' }, clearances: { type: 'string' } }, USAGE);
   const [command, name, extra] = positionals;
@@ -91,8 +123,8 @@ await runCommand(async () => {
         if (!user) fail(`no user ${name}`);
         const roles = values.roles !== undefined ? rolesOf(listOption(values.roles)) : user.roles;
         const clearances = values.clearances !== undefined ? clearancesOf(listOption(values.clearances)) : user.clearances;
-        await saveUser(deps.db, { ...user, roles, clearances });
-        process.stdout.write(`user ${name}: roles ${roles.join(', ') || '(none)'}; clearances ${clearances.join(', ') || '(none)'}\n`);
+        const ended = await endingSessions(deps, 'set', name, 'roles or clearances changed', (db) => saveUser(db, { ...user, roles, clearances }));
+        process.stdout.write(`user ${name}: roles ${roles.join(', ') || '(none)'}; clearances ${clearances.join(', ') || '(none)'}${endedNote(ended)}\n`);
         break;
       }
       case 'passwd': {
@@ -101,10 +133,15 @@ await runCommand(async () => {
         process.stdout.write(`password of ${name} changed\n`);
         break;
       }
-      case 'remove':
-        if (!(await removeUser(deps.db, name))) fail(`no user ${name}`);
-        process.stdout.write(`user ${name} removed\n`);
+      case 'remove': {
+        let found = false;
+        const ended = await endingSessions(deps, 'remove', name, 'account removed', async (db) => {
+          found = await removeUser(db, name);
+        });
+        if (!found) fail(`no user ${name}`);
+        process.stdout.write(`user ${name} removed${endedNote(ended)}\n`);
         break;
+      }
       case 'list':
         for (const u of await listUsers(deps.db)) process.stdout.write(`${u.username}\troles=${u.roles.join(',')}\tclearances=${u.clearances.join(',')}\n`);
         break;

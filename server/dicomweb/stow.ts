@@ -30,6 +30,7 @@ export function store(deps: AppDeps) {
     const { outcomes, unread } = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);
+    deps.metrics?.stowOutcomes(outcomes);
     if (unread) ctx.append('Warning', `299 ${dicomwebBase(ctx, deps.config)}: ${unread.message}`);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".

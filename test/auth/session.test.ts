@@ -1,5 +1,5 @@
 import supertest from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashPassword } from '../../server/auth/passwords.js';
 import { saveUser } from '../../server/db/users.js';
 import { createTestArchive, multipartBody, type TestArchive } from '../helpers.js';
@@ -120,15 +120,27 @@ describe('guessing passwords', () => {
 });
 
 describe('the session cookie', () => {
-  it('follows the account: removed, the session ends; roles changed, they apply at once', async () => {
+  it('follows the account: roles changed or account removed, the session ends within the check interval', async () => {
+    const interval = a.deps.config.auth.revocationCheckSeconds * 1000;
     await saveUser(a.deps.db, { username: 'erin', password_hash: await hashPassword(PASSWORD, 4), roles: ['clinician'], clearances: [] });
-    const agent = supertest.agent(a.app.callback());
-    await agent.post('/auth/login').type('form').send({ username: 'erin', password: PASSWORD });
-    expect((await agent.get('/dicom-web/studies')).status).toBe(200);
-    await saveUser(a.deps.db, { username: 'erin', password_hash: await hashPassword(PASSWORD, 4), roles: ['auditor'], clearances: [] });
-    expect((await agent.get('/dicom-web/studies')).status).toBe(403);
-    await a.deps.db('users').where({ username: 'erin' }).del();
-    expect((await agent.get('/dicom-web/studies')).status).toBe(401);
+    for (const change of [
+      () => saveUser(a.deps.db, { username: 'erin', password_hash: 'x', roles: ['auditor'], clearances: [] }),
+      () => a.deps.db('users').where({ username: 'erin' }).del(),
+    ]) {
+      await saveUser(a.deps.db, { username: 'erin', password_hash: await hashPassword(PASSWORD, 4), roles: ['clinician'], clearances: [] });
+      const agent = supertest.agent(a.app.callback());
+      await agent.post('/auth/login').type('form').send({ username: 'erin', password: PASSWORD });
+      expect((await agent.get('/dicom-web/studies')).status).toBe(200);
+      await change();
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + interval + 1 });
+      try {
+        const res = await agent.get('/dicom-web/studies');
+        expect(res.status).toBe(401);
+        expect(res.body.message).toMatch(/session has ended/);
+      } finally {
+        vi.useRealTimers();
+      }
+    }
   });
 
   it('authorises reads', async () => {
