@@ -6,8 +6,12 @@ import { recordAudit, type AuditDeps } from '../audit.js';
 // protocol cli and command import, the UIDs stored or found already stored,
 // and the batch's counts. A row per file would double the writes of a
 // migration; one row for a whole migration would name millions of UIDs.
+// The files of a batch are handed to `onWritten` only once its row is
+// written, so whatever the import records as done has been audited: after a
+// kill, the files of a batch whose row was not written yet are looked at
+// again (and found already present, and audited, then).
 
-interface Batch {
+interface Batch<T> {
   caller: Caller;
   started: number;
   files: number;
@@ -16,12 +20,13 @@ interface Batch {
   present: number;
   failed: number;
   retired: boolean;
+  done: T[];
 }
 
 export type BatchOutcome = 'stored' | 'present' | 'failed';
 
-export class AuditBatches {
-  private current: Batch | undefined;
+export class AuditBatches<T> {
+  private current: Batch<T> | undefined;
   private readonly writing = new Set<Promise<void>>();
   private failure: unknown;
 
@@ -30,12 +35,13 @@ export class AuditBatches {
     private readonly principal: Principal,
     private readonly command: string,
     private readonly detail: Record<string, unknown>,
-    private readonly maxFiles = 500,
-    private readonly maxAgeMs = 10_000,
+    private readonly onWritten: (done: T[]) => void,
+    private readonly maxFiles = 50,
+    private readonly maxAgeMs = 2_000,
   ) {}
 
   /** The batch (and its Caller) a file about to be stored belongs to. */
-  take(): Batch {
+  take(): Batch<T> {
     const now = Date.now();
     let b = this.current;
     if (!b || b.files >= this.maxFiles || now - b.started >= this.maxAgeMs) {
@@ -49,6 +55,7 @@ export class AuditBatches {
         present: 0,
         failed: 0,
         retired: false,
+        done: [],
       };
       this.current = b;
     }
@@ -58,8 +65,9 @@ export class AuditBatches {
   }
 
   /** A file of `batch` is done; the batch's row is written once it is retired and has nothing in flight. Rejects when the row cannot be written. */
-  async release(batch: Batch, outcome: BatchOutcome): Promise<void> {
+  async release(batch: Batch<T>, outcome: BatchOutcome, done?: T): Promise<void> {
     batch[outcome]++;
+    if (done !== undefined) batch.done.push(done);
     batch.inFlight--;
     if (batch.retired && batch.inFlight === 0) await this.write(batch);
   }
@@ -72,7 +80,7 @@ export class AuditBatches {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  private retire(b: Batch): void {
+  private retire(b: Batch<T>): void {
     b.retired = true;
     if (b.inFlight === 0) {
       const w = this.write(b);
@@ -81,12 +89,13 @@ export class AuditBatches {
     }
   }
 
-  private write(b: Batch): Promise<void> {
+  private write(b: Batch<T>): Promise<void> {
     const w = (async () => {
       const ok = b.stored + b.present;
       // The outcomes a STOW request of the same instances would be audited with.
       const outcome = b.failed === 0 ? 'success' : ok > 0 ? 'partial' : 'invalid';
       await recordAudit(this.deps, b.caller, 'store', outcome, { ...this.detail, stored: b.stored, alreadyPresent: b.present, failed: b.failed });
+      this.onWritten(b.done);
     })();
     this.writing.add(w);
     w.catch((err) => {

@@ -76,7 +76,9 @@ export async function runImport(run: ImportRun): Promise<ImportSummary> {
     if (skips.length < SKIPS_LISTED) skips.push({ path, reason });
     else skipsNotListed++;
   };
-  const batches = new AuditBatches(run.audit, run.principal, 'import', { ...run.auditDetail, folders: run.roots.length });
+  const batches = new AuditBatches<Done>(run.audit, run.principal, 'import', { ...run.auditDetail, folders: run.roots.length }, (done) => {
+    for (const f of done) run.state.record(f);
+  });
   const found = walk(run.roots);
   // An audit row that cannot be written stops the import (the trail fails closed).
   let fatal: unknown;
@@ -103,10 +105,7 @@ export async function runImport(run: ImportRun): Promise<ImportSummary> {
     else if (r.outcome === 'failed') {
       c.failed++;
       failures.push({ path: f.path, reason: r.reason });
-    } else {
-      c[r.outcome]++;
-      run.state.record(f);
-    }
+    } else c[r.outcome]++;
   };
 
   const worker = async () => {
@@ -139,9 +138,12 @@ export async function runImport(run: ImportRun): Promise<ImportSummary> {
   return { ...c, failures, skips, skipsNotListed, interrupted, seconds: (Date.now() - started) / 1000 };
 }
 
+/** A file in the archive, recorded in the resume state once its audit row is written. */
+type Done = { path: string; size: number; mtimeMs: number };
+
 type FileResult = { outcome: 'stored' | 'present' } | { outcome: 'skipped' | 'failed'; reason: string };
 
-async function importFile(run: ImportRun, batches: AuditBatches, f: { path: string; size: number }): Promise<FileResult> {
+async function importFile(run: ImportRun, batches: AuditBatches<Done>, f: Done): Promise<FileResult> {
   let head: Buffer;
   try {
     head = await readHead(f.path);
@@ -166,7 +168,8 @@ async function importFile(run: ImportRun, batches: AuditBatches, f: { path: stri
   } catch (err) {
     result = { outcome: 'failed', reason: (err as Error).message };
   }
-  await batches.release(batch, result.outcome === 'stored' ? 'stored' : result.outcome === 'present' ? 'present' : 'failed');
+  if (result.outcome === 'stored' || result.outcome === 'present') await batches.release(batch, result.outcome, f);
+  else await batches.release(batch, 'failed');
   return result;
 }
 

@@ -52,13 +52,16 @@ export function startProgress(
     const bar = new cliProgress.SingleBar(
       {
         stream: opts.out,
-        format: '{bar} {percentage}% | {value}/{totalText} files | {mb} MB | {rate} | ETA {eta} | failed {failed}',
+        format: '{bar} {percentage}% | {value}/{totalText} files | {mb} MB | {rate} | ETA {etaText} | failed {failed}',
         hideCursor: true,
         fps: 5,
       },
       cliProgress.Presets.shades_classic,
     );
-    const payload = () => ({ ...progressFigures(c, totals(), Date.now() - started), failed: c.failed });
+    const payload = () => {
+      const f = progressFigures(c, totals(), Date.now() - started);
+      return { ...f, etaText: f.eta, failed: c.failed };
+    };
     bar.start(Math.max(1, totals().files), 0, payload());
     const timer = setInterval(() => {
       bar.setTotal(Math.max(1, totals().files, c.files));

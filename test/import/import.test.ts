@@ -187,8 +187,7 @@ describe('npm run import --as', () => {
 });
 
 describe('npm run import stopped and run again', () => {
-  const N = 60;
-  function makeSeries(dir: string): string[] {
+  function makeSeries(dir: string, N: number): string[] {
     fs.mkdirSync(dir, { recursive: true });
     const first = syntheticInstance({ rows: 64, columns: 64 });
     const uids = [first.sopInstanceUid];
@@ -206,11 +205,16 @@ describe('npm run import stopped and run again', () => {
     return Number(n);
   }
 
-  /** Starts an import, waits until some (not all) of `uids` are stored, then sends `signal`. */
+  async function auditedOf(uids: string[]): Promise<Set<string>> {
+    const rows = await a.deps.db('audit_events').where({ protocol: 'cli' }).whereRaw('instance_uids && ?::text[]', [uids]).select('instance_uids');
+    return new Set(rows.flatMap((r) => r.instance_uids as string[]).filter((u) => uids.includes(u)));
+  }
+
+  /** Starts an import, waits until `ready` says some (not all) files went in, then sends `signal`. */
   async function interrupted(
     dir: string,
-    uids: string[],
     signal: NodeJS.Signals,
+    ready: () => Promise<boolean>,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
     const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, dir, '--workers', '1'], { cwd: root, env: toolEnv() });
     let stdout = '';
@@ -218,24 +222,23 @@ describe('npm run import stopped and run again', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on('exit', (code, sig) => resolve({ code, signal: sig })),
     );
-    for (;;) {
-      if ((await storedOf(uids)) >= 3) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    while (!(await ready())) await new Promise((r) => setTimeout(r, 10));
     child.kill(signal);
     return { ...(await exited), stdout };
   }
 
   it('Ctrl-C finishes the files in flight, exits 130, and the next run continues where it stopped', async () => {
+    const N = 60;
     const dir = path.join(work, 'sigint');
-    const uids = makeSeries(dir);
-    const stopped = await interrupted(dir, uids, 'SIGINT');
+    const uids = makeSeries(dir, N);
+    const stopped = await interrupted(dir, 'SIGINT', async () => (await storedOf(uids)) >= 3);
     expect(stopped.code, stopped.stdout).toBe(130);
     const done = summaryOf(stopped.stdout);
     expect(done).toMatchObject({ interrupted: true, failed: 0 });
     expect(done.stored as number).toBeLessThan(N);
-    // Every file it reported done is stored, whole: nothing half-finished.
+    // Every file it reported done is stored, whole, and audited: nothing half-finished.
     expect(await storedOf(uids)).toBe(done.stored);
+    expect((await auditedOf(uids)).size).toBe(done.stored);
     const again = await importCli([dir, '--resume']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stderr).toContain(`continuing an earlier import of these folders: ${done.stored} files were done`);
@@ -243,10 +246,12 @@ describe('npm run import stopped and run again', () => {
     expect(await storedOf(uids)).toBe(N);
   });
 
-  it('a killed import run again skips what was recorded and stores the rest', async () => {
+  it('a killed import run again skips what was recorded and stores the rest, and every instance is audited', async () => {
+    const N = 150;
     const dir = path.join(work, 'sigkill');
-    const uids = makeSeries(dir);
-    const killed = await interrupted(dir, uids, 'SIGKILL');
+    const uids = makeSeries(dir, N);
+    // Killed once the first batch of files has its audit row (and so is recorded as done).
+    const killed = await interrupted(dir, 'SIGKILL', async () => (await auditedOf(uids)).size > 0);
     expect(killed.signal).toBe('SIGKILL');
     const storedBefore = await storedOf(uids);
     expect(storedBefore).toBeLessThan(N);
@@ -255,5 +260,7 @@ describe('npm run import stopped and run again', () => {
     expect(again.summary.resumed as number).toBeGreaterThan(0);
     expect(again.summary).toMatchObject({ files: N, failed: 0, stored: N - storedBefore, alreadyPresent: storedBefore });
     expect(await storedOf(uids)).toBe(N);
+    // Stored before the kill but in a batch whose row was not written: audited by the second run.
+    expect((await auditedOf(uids)).size).toBe(N);
   });
 });
