@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { Caller, Principal } from '../access.js';
+import { permits, type Caller, type Principal } from '../access.js';
+import { ApiError } from '../errors.js';
 import { storeInstance, type ArchiveContext } from '../archive.js';
 import type { AuditDeps } from '../audit.js';
 import { indexedInstance } from '../db/inventory.js';
@@ -66,6 +67,9 @@ export function newCounters(): ImportCounters {
 }
 
 export async function runImport(run: ImportRun): Promise<ImportSummary> {
+  // storeInstance checks this for every file; the check for files already
+  // stored, which never reaches it, must not let a principal through either.
+  if (!permits(run.principal, 'store')) throw new ApiError(403, 'Forbidden', `the roles [${run.principal.roles.join(', ')}] may not store`);
   const started = Date.now();
   const c = run.counters ?? newCounters();
   const failures: FileReport[] = [];
@@ -76,9 +80,9 @@ export async function runImport(run: ImportRun): Promise<ImportSummary> {
     if (skips.length < SKIPS_LISTED) skips.push({ path, reason });
     else skipsNotListed++;
   };
-  const batches = new AuditBatches<Done>(run.audit, run.principal, 'import', { ...run.auditDetail, folders: run.roots.length }, (done) => {
-    for (const f of done) run.state.record(f);
-  });
+  const batches = new AuditBatches<Done>(run.audit, run.principal, 'import', { ...run.auditDetail, folders: run.roots.length }, (done) =>
+    run.state.record(done),
+  );
   const found = walk(run.roots);
   // An audit row that cannot be written stops the import (the trail fails closed).
   let fatal: unknown;

@@ -15,8 +15,9 @@ export interface ImportState {
   /** How many files an earlier, unfinished run completed. */
   readonly carried: number;
   done(file: { path: string; size: number; mtimeMs: number }): boolean;
-  record(file: { path: string; size: number; mtimeMs: number }): void;
-  /** Writes out what was recorded (a stopped run keeps the file). */
+  /** Appends the files at once (one write a batch), so a kill right after loses none of them. */
+  record(files: readonly { path: string; size: number; mtimeMs: number }[]): void;
+  /** A stopped run keeps the file, for the next run to continue. */
   close(): Promise<void>;
   /** The import reached its end: the state is no longer needed. */
   finish(): Promise<void>;
@@ -46,18 +47,15 @@ export function openImportState(file: string): ImportState {
     }
   }
   const carried = completed.size;
-  const out = fs.createWriteStream(file, { flags: 'a' });
-  const closed = () => new Promise<void>((resolve) => (out.writableEnded ? resolve() : out.end(resolve)));
   return {
     file,
     carried,
     done: (f) => completed.get(f.path) === stamp(f),
-    record: (f) => {
-      out.write(`${JSON.stringify({ p: f.path, s: stamp(f) })}\n`);
+    record: (files) => {
+      if (files.length) fs.appendFileSync(file, files.map((f) => `${JSON.stringify({ p: f.path, s: stamp(f) })}\n`).join(''));
     },
-    close: closed,
+    close: async () => undefined,
     async finish() {
-      await closed();
       fs.rmSync(file, { force: true });
     },
   };

@@ -74,12 +74,13 @@ describe('runImport', () => {
     expect(r.failures[0].reason).toMatch(/already stored with different content \(0x0111\)/);
   });
 
-  it('stores nothing for a principal without the store role, and says why', async () => {
+  it('refuses a principal without the store role, even for files already stored', async () => {
     const dir = path.join(work, 'denied');
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'a.dcm'), syntheticInstance().bytes);
-    const r = await importOnce([dir], a.deps.blobs, { sub: 'reader', roles: ['clinician'], clearances: [] });
-    expect(r).toMatchObject({ stored: 0, failed: 1 });
-    expect(r.failures[0].reason).toMatch(/may not store/);
+    await importOnce([dir], a.deps.blobs);
+    const audited = await a.deps.db('audit_events').count<{ n: string }[]>('* as n');
+    await expect(importOnce([dir], a.deps.blobs, { sub: 'reader', roles: ['clinician'], clearances: [] })).rejects.toThrow(/may not store/);
+    expect(await a.deps.db('audit_events').count<{ n: string }[]>('* as n')).toEqual(audited);
   });
 });
