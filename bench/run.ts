@@ -21,6 +21,7 @@ import {
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
+import { importPhase, type ImportResult } from './import.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -190,6 +191,17 @@ const series50 = [...full.values()].filter((v) => v.length === SERIES);
 if (!series50.length) log('no complete 50-instance series was stored: series phases will fail');
 const s50 = series50[0]?.[0];
 
+// 1b. Bulk import of the same kind of instances from a folder (npm run import,
+// `conc` files in flight), beside STOW's figure. Only against the Cairn the
+// bench started: the command needs its data folder and database.
+let imported: ImportResult | undefined;
+if (cairn) {
+  log(`import: ${stowN} instances of ${ROWS}x${ROWS} written to a folder, then npm run import -- --workers ${conc}`);
+  imported = await importPhase(cairn.env, stowN, ROWS, SERIES, conc);
+  if (imported.error) log(`import phase: ${imported.error}`);
+  stored += imported.instances;
+}
+
 // 2. WADO-RS retrieve, and the yardstick with the same client loop. The two
 // take turns, ROUNDS times, and the medians are compared: on a shared machine
 // the throughput of either moves a lot from one second to the next.
@@ -333,6 +345,7 @@ const result = {
     clientGenerationSeconds: round(stowGenMs / 1000),
     firstError: st.firstError,
   },
+  import: imported ?? null,
   wado: {
     instanceStatus: status(wadoI),
     seriesStatus: status(wadoS),
@@ -404,6 +417,12 @@ const rows: Row[] = [
   [
     `STOW (${conc} clients x 10/request)`,
     `${failed(result.stow.status === 'ok')}${fmt(result.stow.instancesPerSec, ' inst/s')}  ${fmt(result.stow.mbPerSec, ' MB/s')}  (${st.instances} stored, ${st.failed} failed, built beforehand in ${fmt(result.stow.clientGenerationSeconds, ' s')})`,
+  ],
+  [
+    `Import (npm run import, ${conc} workers)`,
+    imported
+      ? `${failed(imported.status === 'ok')}${fmt(imported.instancesPerSec, ' inst/s')}  ${fmt(imported.mbPerSec, ' MB/s')}  (${imported.instances} stored, ${imported.failed} failed, ${fmt(imported.wallSeconds, ' s')} with start-up)`
+      : 'n/a (only against the Cairn the bench starts)',
   ],
   [
     'WADO instance retrieve',

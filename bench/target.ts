@@ -36,6 +36,8 @@ export interface Cairn {
   token: string;
   /** undefined while running, else the exit code (null when killed by a signal). */
   exitCode(): number | null | undefined;
+  /** Its environment (DATA_DIR, EMBEDDED_PG_PORT, …), for operator commands run against it. */
+  env: NodeJS.ProcessEnv;
 }
 
 /**
@@ -111,7 +113,7 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
         false,
         2000,
       );
-      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token };
+      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token, env };
       last = `HTTP ${r.status}`;
     } catch {
       /* not listening yet */

@@ -20,3 +20,11 @@ export function indexedBlobsAfter(db: Db, after: string, limit: number): Promise
     .limit(limit)
     .select('sop_instance_uid as sopInstanceUid', 'blob_key as blobKey', 'size', 'sha256');
 }
+
+/** What the index holds under one SOP Instance UID, for an import's check that a file is already stored. Not scoped by a caller: only operators' commands read it. */
+export async function indexedInstance(
+  db: Db,
+  sopInstanceUid: string,
+): Promise<{ studyUid: string; seriesUid: string; size: number; sha256: string } | undefined> {
+  return db('instances').where('sop_instance_uid', sopInstanceUid).first('study_uid as studyUid', 'series_uid as seriesUid', 'size', 'sha256');
+}
