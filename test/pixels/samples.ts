@@ -1,0 +1,25 @@
+import { parseInstance } from '../../server/dicom/parse.js';
+import { pixelModuleOf } from '../../server/pixels/module.js';
+import type { PixelModule } from '../../server/pixels/types.js';
+import { sample } from '../helpers.js';
+
+export interface SampleFrames {
+  transferSyntaxUid: string;
+  module: PixelModule;
+  /** Each frame's bytes: native ones as stored, encapsulated ones their fragments concatenated. */
+  frames: Buffer[];
+}
+
+/** A sample Part-10 file's pixel module and frames, located as the archive locates them (scan.ts + frames.ts). */
+export async function sampleFrames(name: string): Promise<SampleFrames> {
+  const file = sample(name);
+  const parsed = await parseInstance(
+    (async function* () {
+      yield file;
+    })(),
+    { bulkThreshold: 1024, maxHeaderBytes: 1 << 24, maxSequenceDepth: 32, maxDataElements: 1_000_000 },
+  );
+  if (!parsed.frames) throw new Error(`${name} has no frames`);
+  const frames = parsed.frames.map((spans) => Buffer.concat(spans.map((s) => file.subarray(s.offset, s.offset + s.length))));
+  return { transferSyntaxUid: parsed.transferSyntaxUid, module: pixelModuleOf(parsed.dataset), frames };
+}
