@@ -1,7 +1,9 @@
 import { parseInstance } from '../../server/dicom/parse.js';
 import { pixelModuleOf } from '../../server/pixels/module.js';
 import type { PixelModule } from '../../server/pixels/types.js';
-import { sample } from '../helpers.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fixturesDir, sample } from '../helpers.js';
 
 export interface SampleFrames {
   transferSyntaxUid: string;
@@ -10,9 +12,13 @@ export interface SampleFrames {
   frames: Buffer[];
 }
 
-/** A sample Part-10 file's pixel module and frames, located as the archive locates them (scan.ts + frames.ts). */
+/**
+ * A Part-10 file's pixel module and frames, located as the archive locates
+ * them (scan.ts + frames.ts): a sample by name, or `pixels/<name>` from the
+ * re-encoded fixtures.
+ */
 export async function sampleFrames(name: string): Promise<SampleFrames> {
-  const file = sample(name);
+  const file = name.includes('/') ? fs.readFileSync(path.join(fixturesDir, '..', name)) : sample(name);
   const parsed = await parseInstance(
     (async function* () {
       yield file;
