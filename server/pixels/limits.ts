@@ -8,7 +8,7 @@ export interface PixelLimits {
 
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
-const PHOTOMETRIC = /^(MONOCHROME1|MONOCHROME2|PALETTE COLOR|RGB|YBR_FULL|YBR_FULL_422|YBR_RCT|YBR_ICT|YBR_PARTIAL_420)$/;
+const PHOTOMETRIC = /^(MONOCHROME1|MONOCHROME2|PALETTE COLOR|RGB|YBR_FULL|YBR_FULL_422|YBR_PARTIAL_422|YBR_RCT|YBR_ICT|YBR_PARTIAL_420)$/;
 
 /** Bytes one decoded sample takes: 1-bit data unpacks to a byte per pixel. */
 export function bytesPerSample(m: PixelModule): number {
