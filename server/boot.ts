@@ -7,6 +7,7 @@ import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
 import { instrument } from './metrics/instrument.js';
+import { createPixelCodecs } from './pixels/codecs.js';
 
 /** Config → database (embedded when no DATABASE_URL) → migrations → blob store (fs, or S3 with its bucket created). */
 export async function boot(config: Config, log: Logger): Promise<AppDeps & { shutdown(): Promise<void> }> {
@@ -34,6 +35,7 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     throw err;
   }
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
+  const pixels = createPixelCodecs(config.pixels);
   // Measured here, so every adapter built on these deps (HTTP, DIMSE) counts into one registry.
   return instrument({
     config,
@@ -41,7 +43,9 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     blobs,
     log,
     tokens,
+    pixels,
     async shutdown() {
+      await pixels.close();
       await db.destroy();
       await embedded?.stop();
     },
