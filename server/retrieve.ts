@@ -13,6 +13,7 @@ import type { OutPart } from './http/multipart.js';
 import type { Reply } from './http/reply.js';
 import { type PixelCodecs, PixelError, type PixelModule } from './pixels/types.js';
 import {
+  CannotEncode,
   ENCODE_TARGETS,
   encodeFrame,
   littleEndianFrame,
@@ -62,7 +63,8 @@ export type Representation = 'instance' | 'pixels' | 'value';
 /** What Cairn can make of pixel data: decode a stored syntax, encode a target syntax. */
 export interface PixelAbility {
   decode(ts: TransferSyntax): boolean;
-  encode(uid: string): boolean;
+  /** With `module`, for pixels of that module (without, whether the target is one Cairn can make at all). */
+  encode(uid: string, module?: PixelModule): boolean;
 }
 
 /**
@@ -72,7 +74,7 @@ export interface PixelAbility {
 export function abilityOf(pixels?: PixelCodecs): PixelAbility {
   return {
     decode: (ts) => ts.servedAsStored && (!ts.encapsulated || !!pixels?.canDecode(ts.uid)),
-    encode: (uid) => !!pixels && ENCODE_TARGETS.has(uid),
+    encode: (uid, module) => !!pixels && ENCODE_TARGETS.has(uid) && (!module || pixels.canEncode(uid, module)),
   };
 }
 
@@ -157,10 +159,10 @@ function wantsMultipartValue(accepts: Acceptable[]): boolean {
 }
 
 /** What can be asked for instead, for a 406 body: media types with their transfer-syntax parameter. */
-function acceptable(stored: TransferSyntax, what: Representation, can: PixelAbility): string[] {
+function acceptable(stored: TransferSyntax, what: Representation, can: PixelAbility, module?: PixelModule): string[] {
   if (!stored.servedAsStored) return [];
   const decodable = can.decode(stored);
-  const targets = decodable ? [...ENCODE_TARGETS].filter(([uid]) => uid !== stored.uid && can.encode(uid)) : [];
+  const targets = decodable ? [...ENCODE_TARGETS].filter(([uid]) => uid !== stored.uid && can.encode(uid, module)) : [];
   if (what === 'instance') {
     const out = [`${DICOM}; transfer-syntax=${stored.uid}`];
     if (decodable && stored.uid !== EXPLICIT_VR_LE) out.push(`${DICOM}; transfer-syntax=${EXPLICIT_VR_LE}`);
@@ -172,10 +174,13 @@ function acceptable(stored: TransferSyntax, what: Representation, can: PixelAbil
   return [...out, ...targets.map(([uid, type]) => `${type}; transfer-syntax=${uid}`)];
 }
 
-/** The 406 for a representation that cannot be served, with the media types that could be asked for instead. */
-function notAcceptable(asked: Asked, stored: TransferSyntax, sopInstanceUid: string, can: PixelAbility): ApiError {
+/**
+ * The 406 for a representation that cannot be served, with the media types
+ * that could be asked for instead (for pixels of `module` when known).
+ */
+function notAcceptable(asked: Asked, stored: TransferSyntax, sopInstanceUid: string, can: PixelAbility, module?: PixelModule): ApiError {
   const what: Representation = asked.kind === 'instances' ? 'instance' : 'pixels';
-  const list = acceptable(stored, what, can);
+  const list = acceptable(stored, what, can, module);
   const subject = asked.kind === 'instances' ? `instance ${sopInstanceUid}` : asked.kind === 'frames' ? 'frames' : 'pixel data';
   const message = list.length
     ? `no acceptable media type for ${subject} stored as ${stored.uid}; Cairn can send ${list.join(', ')}`
@@ -196,9 +201,18 @@ type Deps = Pick<AppDeps, 'blobs' | 'pixels'>;
  * conversion that depends on it (a de-identified view).
  */
 export async function retrieveBytes(deps: Deps, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
-  if (asked.kind === 'instances') return instances(deps, accepts, asked);
-  if (asked.kind === 'frames') return frames(deps, accepts, asked);
-  return bulk(deps, accepts, asked);
+  try {
+    if (asked.kind === 'instances') return await instances(deps, accepts, asked);
+    if (asked.kind === 'frames') return await frames(deps, accepts, asked);
+    return await bulk(deps, accepts, asked);
+  } catch (err) {
+    // The codecs turned down these pixels only once their module was read: the 406 lists what they can make of them.
+    if (err instanceof CannotEncode) {
+      const row = asked.kind === 'instances' ? asked.rows[0] : asked.row;
+      throw notAcceptable(asked, transferSyntax(row.transferSyntaxUid), row.sopInstanceUid, abilityOf(deps.pixels), err.module);
+    }
+    throw err;
+  }
 }
 
 function decide(deps: Deps, accepts: Acceptable[], asked: Asked, ts: string, sopInstanceUid: string, what: Representation): Conversion {
@@ -347,6 +361,7 @@ async function pixelParts(c: Extract<Conversion, { kind: 'pixels' }>, src: Store
   // Native frames made little endian need only their bytes; decoding and encoding need the pixel module.
   const swapOnly = !src.ts.encapsulated && c.to === EXPLICIT_VR_LE;
   const module = swapOnly ? undefined : await src.module();
+  if (module && c.to !== EXPLICIT_VR_LE && !src.pixels?.canEncode(c.to, module)) throw new CannotEncode(module, c.to);
   const make = async (spans: Span[]): Promise<Buffer> => {
     const bytes = await src.bytes(spans);
     if (!module) return littleEndianFrame(src.ts, bytes, vr);

@@ -49,6 +49,16 @@ export class CannotConvert extends ApiError {
   }
 }
 
+/** The codecs cannot encode pixels of this module in the syntax asked for; the bytes seam answers 406 with what they can. */
+export class CannotEncode extends PixelError {
+  constructor(
+    readonly module: PixelModule,
+    to: string,
+  ) {
+    super(406, 'NotAcceptable', `Cairn cannot encode ${module.bitsAllocated}-bit ${module.photometricInterpretation} pixel data as ${to}`);
+  }
+}
+
 /** The native pixel data size a module describes, in bytes (all frames). */
 export function nativeSize(m: PixelModule, frames = m.numberOfFrames): number {
   return (m.rows * m.columns * m.samplesPerPixel * m.bitsAllocated * frames) / 8;
@@ -112,13 +122,7 @@ export async function nativeFrame(stored: TransferSyntax, frame: Buffer, module:
  */
 export async function encodeFrame(to: string, frame: DecodedFrame, pixels?: PixelCodecs): Promise<EncodedFrame> {
   const input = byPixel(frame);
-  if (!pixels || !ENCODE_TARGETS.has(to) || !pixels.canEncode(to, input.module)) {
-    throw new PixelError(
-      406,
-      'NotAcceptable',
-      `Cairn cannot encode ${input.module.bitsAllocated}-bit ${input.module.photometricInterpretation} pixel data as ${to}`,
-    );
-  }
+  if (!pixels || !ENCODE_TARGETS.has(to) || !pixels.canEncode(to, input.module)) throw new CannotEncode(input.module, to);
   return pixels.encode(to, input);
 }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rleCodecs } from './rle-codecs.js';
 import { binaryParser, createTestArchive, multipartBody, parseMultipart, sample, type TestArchive } from '../helpers.js';
 
 // Transfer syntaxes over real HTTP: what a client gets for each stored
@@ -312,5 +313,101 @@ describe('access on the converting paths', () => {
     const res = await get(`${url}${suffix}`, accept);
     expect(res.status).toBe(404);
     expect(JSON.parse(res.body.toString()).error).toMatch(/NotFound$/);
+  });
+});
+
+/** A file decompressed by DCMTK's dcmdrle: an RLE decoder that is not Cairn's. */
+function dcmdrle(file: Buffer): Buffer {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-dcmdrle-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'in.dcm'), file);
+    execFileSync('dcmdrle', [path.join(dir, 'in.dcm'), path.join(dir, 'out.dcm')]);
+    return fs.readFileSync(path.join(dir, 'out.dcm'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('decoding and encoding through the codecs', () => {
+  let a: TestArchive;
+  const get = getter(() => a);
+  let urls: Record<string, string>;
+  const rgbFrames = pixelsOf(dcmdrle(sample('SC_rgb_rle_2frame.dcm')));
+
+  beforeAll(async () => {
+    a = await createTestArchive();
+    a.deps.pixels = rleCodecs;
+    const names = ['CT_rle', 'RGB_rle', 'MR'];
+    const got = await store(a, [fixture('CT_small_rle.dcm'), sample('SC_rgb_rle_2frame.dcm'), sample('MR_small.dcm')]);
+    urls = Object.fromEntries(names.map((n, i) => [n, got[i]]));
+  });
+  afterAll(async () => {
+    await a?.close();
+  });
+
+  it('sends an RLE instance as Explicit VR Little Endian by default, decoded to the original pixels', async () => {
+    const res = await get(urls.CT_rle, 'application/dicom');
+    expect(res.headers['content-type']).toBe(`application/dicom; transfer-syntax=${EXPLICIT_LE}`);
+    expect(pixelsOf(res.body)).toEqual(pixelsOf(sample('CT_small.dcm')));
+    expect(read(res.body).dict['7FE00010'].vr).toBe('OW');
+    dcmdump(res.body);
+  });
+
+  it('decodes every frame of a multi-frame colour instance as DCMTK does', async () => {
+    const res = await get(urls.RGB_rle, 'multipart/related; type="application/dicom"');
+    const part = onlyPart(res);
+    expect(tsOf(part.body)).toBe(EXPLICIT_LE);
+    expect(pixelsOf(part.body)).toEqual(rgbFrames);
+    expect(read(part.body).dict['7FE00010'].vr).toBe('OB');
+  });
+
+  it('sends compressed frames as native pixels for application/octet-stream', async () => {
+    const res = await get(`${urls.RGB_rle}/frames/2`, 'multipart/related; type="application/octet-stream"');
+    const part = onlyPart(res);
+    expect(part.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`);
+    expect(part.body).toEqual(rgbFrames.subarray(rgbFrames.length / 2));
+  });
+
+  it('still sends the compressed frame as stored for transfer-syntax=* (as OHIF asks) and for its own media type', async () => {
+    const star = onlyPart(await get(`${urls.RGB_rle}/frames/1`, 'multipart/related; type="application/octet-stream"; transfer-syntax=*'));
+    expect(star.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${RLE}`);
+    const own = onlyPart(await get(`${urls.RGB_rle}/frames/1`, 'multipart/related; type="image/dicom-rle"'));
+    expect(own.body).toEqual(star.body);
+    expect(star.body.readUInt32LE(0)).toBe(3);
+  });
+
+  it('sends decoded pixel bulk data as one native value', async () => {
+    const res = await get(`${urls.RGB_rle}/bulkdata/7FE00010`, 'application/octet-stream');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`);
+    expect(res.body).toEqual(rgbFrames);
+  });
+
+  it('encodes an instance in a named compressed syntax that DCMTK decodes back to the original', async () => {
+    const res = await get(urls.MR, `application/dicom; transfer-syntax=${RLE}`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe(`application/dicom; transfer-syntax=${RLE}`);
+    expect(tsOf(res.body)).toBe(RLE);
+    expect(pixelsOf(dcmdrle(res.body))).toEqual(pixelsOf(sample('MR_small.dcm')));
+    // Lossless: no Lossy Image Compression is claimed.
+    expect(read(res.body).dict['00282110']).toBeUndefined();
+  });
+
+  it('encodes frames under the media type asked for', async () => {
+    const res = await get(`${urls.MR}/frames/1`, 'multipart/related; type="image/dicom-rle"');
+    const part = onlyPart(res);
+    expect(part.headers['content-type']).toBe(`image/dicom-rle; transfer-syntax=${RLE}`);
+    const module = { rows: 64, columns: 64, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, highBit: 15, pixelRepresentation: 1 as const };
+    const decoded = await rleCodecs.decode(RLE, part.body, { ...module, photometricInterpretation: 'MONOCHROME2', planarConfiguration: 0, numberOfFrames: 1 });
+    expect(decoded.pixels).toEqual(pixelsOf(sample('MR_small.dcm')));
+  });
+
+  it('answers 406 with the list when the codecs cannot make the syntax named', async () => {
+    const res = await get(`${urls.MR}/frames/1`, `multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90`);
+    expect(res.status).toBe(406);
+    expect(JSON.parse(res.body.toString()).acceptable).toEqual([
+      `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
+      `image/dicom-rle; transfer-syntax=${RLE}`,
+    ]);
   });
 });
