@@ -1,10 +1,13 @@
+import sharp from 'sharp';
 import { type DecodedFrame, type EncodedFrame, type PixelCodecs, PixelError, type PixelModule } from '../../server/pixels/types.js';
 
-// A PixelCodecs of RLE Lossless only (PS3.5 Annex G), in-process, for the
-// tests of the bytes seam's decode and encode paths: small enough to write
-// out, checked against DCMTK's dcmcrle and dcmdrle in transcode tests.
+// A PixelCodecs of RLE Lossless (PS3.5 Annex G, both ways) and JPEG
+// Baseline 8-bit (encoding only, by sharp), in-process, for the tests of the
+// bytes seam's decode and encode paths; what they make is checked against
+// DCMTK's dcmdrle and dcmdjpeg in the transcode tests.
 
 const RLE = '1.2.840.10008.1.2.5';
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 
 function segmentsOf(m: PixelModule): number {
   return m.samplesPerPixel * (m.bitsAllocated / 8);
@@ -48,7 +51,8 @@ function pack(row: Buffer): Buffer[] {
 
 export const rleCodecs: PixelCodecs = {
   canDecode: (ts) => ts === RLE,
-  canEncode: (ts, m) => ts === RLE && [8, 16].includes(m.bitsAllocated),
+  canEncode: (ts, m) =>
+    (ts === RLE && [8, 16].includes(m.bitsAllocated)) || (ts === JPEG_BASELINE && m.bitsAllocated === 8 && m.photometricInterpretation === 'MONOCHROME2'),
   async decode(_ts, frame, module): Promise<DecodedFrame> {
     const n = segmentsOf(module);
     const bytes = module.bitsAllocated / 8;
@@ -67,8 +71,15 @@ export const rleCodecs: PixelCodecs = {
     }
     return { module: { ...module, planarConfiguration: 0 }, pixels: out };
   },
-  async encode(_ts, frame): Promise<EncodedFrame> {
+  async encode(ts, frame): Promise<EncodedFrame> {
     const m = frame.module;
+    if (ts === JPEG_BASELINE) {
+      const bytes = await sharp(frame.pixels, { raw: { width: m.columns, height: m.rows, channels: 1 } })
+        .toColourspace('b-w')
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      return { bytes, module: m, lossy: { ratio: frame.pixels.length / bytes.length, method: 'ISO_10918_1' } };
+    }
     const n = segmentsOf(m);
     const bytes = m.bitsAllocated / 8;
     const segments: Buffer[] = [];

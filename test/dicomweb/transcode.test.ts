@@ -316,17 +316,19 @@ describe('access on the converting paths', () => {
   });
 });
 
-/** A file decompressed by DCMTK's dcmdrle: an RLE decoder that is not Cairn's. */
-function dcmdrle(file: Buffer): Buffer {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-dcmdrle-'));
+/** A file decompressed by a DCMTK tool (dcmdrle, dcmdjpeg): a decoder that is not Cairn's. */
+function decompressed(tool: string, file: Buffer): Buffer {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-decompress-'));
   try {
     fs.writeFileSync(path.join(dir, 'in.dcm'), file);
-    execFileSync('dcmdrle', [path.join(dir, 'in.dcm'), path.join(dir, 'out.dcm')]);
+    execFileSync(tool, [path.join(dir, 'in.dcm'), path.join(dir, 'out.dcm')]);
     return fs.readFileSync(path.join(dir, 'out.dcm'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
+const dcmdrle = (file: Buffer) => decompressed('dcmdrle', file);
+const dcmdjpeg = (file: Buffer) => decompressed('dcmdjpeg', file);
 
 describe('decoding and encoding through the codecs', () => {
   let a: TestArchive;
@@ -337,8 +339,8 @@ describe('decoding and encoding through the codecs', () => {
   beforeAll(async () => {
     a = await createTestArchive();
     a.deps.pixels = rleCodecs;
-    const names = ['CT_rle', 'RGB_rle', 'MR'];
-    const got = await store(a, [fixture('CT_small_rle.dcm'), sample('SC_rgb_rle_2frame.dcm'), sample('MR_small.dcm')]);
+    const names = ['CT_rle', 'RGB_rle', 'MR', 'German'];
+    const got = await store(a, [fixture('CT_small_rle.dcm'), sample('SC_rgb_rle_2frame.dcm'), sample('MR_small.dcm'), sample('chrGerm.dcm')]);
     urls = Object.fromEntries(names.map((n, i) => [n, got[i]]));
   });
   afterAll(async () => {
@@ -391,6 +393,22 @@ describe('decoding and encoding through the codecs', () => {
     expect(pixelsOf(dcmdrle(res.body))).toEqual(pixelsOf(sample('MR_small.dcm')));
     // Lossless: no Lossy Image Compression is claimed.
     expect(read(res.body).dict['00282110']).toBeUndefined();
+  });
+
+  it('marks an instance encoded lossily as such, with ratio and method, and DCMTK decodes it close to the original', async () => {
+    const res = await get(urls.German, `application/dicom; transfer-syntax=${JPEG_BASELINE}`);
+    expect(res.status).toBe(200);
+    const dict = read(res.body).dict;
+    expect(read(res.body).meta['00020010'].Value).toEqual([JPEG_BASELINE]);
+    // PS3.3 §C.7.6.1.1.5
+    expect(dict['00282110'].Value).toEqual(['01']);
+    expect(Number(dict['00282112'].Value[0])).toBeGreaterThan(0);
+    expect(dict['00282114'].Value).toEqual(['ISO_10918_1']);
+    const decoded = pixelsOf(dcmdjpeg(res.body));
+    const original = pixelsOf(sample('chrGerm.dcm'));
+    expect(decoded.length).toBe(original.length);
+    const worst = Math.max(...original.map((v, i) => Math.abs(v - decoded[i])));
+    expect(worst).toBeLessThan(32);
   });
 
   it('encodes frames under the media type asked for', async () => {
