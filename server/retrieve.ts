@@ -191,7 +191,7 @@ function notAcceptable(asked: Asked, stored: TransferSyntax, sopInstanceUid: str
 /** Instances up to this size are read whole into one buffer instead of streamed. */
 export const SMALL_BLOB = 4 * 1024 * 1024;
 
-type Deps = Pick<AppDeps, 'blobs' | 'pixels'>;
+type Deps = Pick<AppDeps, 'blobs'> & Partial<Pick<AppDeps, 'pixels'>>;
 
 /**
  * The bytes seam: what `caller` asked, found in `asked`'s rows, as the Reply
