@@ -5,7 +5,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rleCodecs } from './rle-codecs.js';
 import { binaryParser, createTestArchive, multipartBody, parseMultipart, sample, type TestArchive } from '../helpers.js';
 
 // Transfer syntaxes over real HTTP: what a client gets for each stored
@@ -338,7 +337,6 @@ describe('decoding and encoding through the codecs', () => {
 
   beforeAll(async () => {
     a = await createTestArchive();
-    a.deps.pixels = rleCodecs;
     const names = ['CT_rle', 'RGB_rle', 'MR', 'German'];
     const got = await store(a, [fixture('CT_small_rle.dcm'), sample('SC_rgb_rle_2frame.dcm'), sample('MR_small.dcm'), sample('chrGerm.dcm')]);
     urls = Object.fromEntries(names.map((n, i) => [n, got[i]]));
@@ -416,16 +414,95 @@ describe('decoding and encoding through the codecs', () => {
     const part = onlyPart(res);
     expect(part.headers['content-type']).toBe(`image/dicom-rle; transfer-syntax=${RLE}`);
     const module = { rows: 64, columns: 64, samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 16, highBit: 15, pixelRepresentation: 1 as const };
-    const decoded = await rleCodecs.decode(RLE, part.body, { ...module, photometricInterpretation: 'MONOCHROME2', planarConfiguration: 0, numberOfFrames: 1 });
+    const decoded = await a.deps.pixels.decode(RLE, part.body, {
+      ...module,
+      photometricInterpretation: 'MONOCHROME2',
+      planarConfiguration: 0,
+      numberOfFrames: 1,
+    });
     expect(decoded.pixels).toEqual(pixelsOf(sample('MR_small.dcm')));
   });
 
-  it('answers 406 with the list when the codecs cannot make the syntax named', async () => {
-    const res = await get(`${urls.MR}/frames/1`, `multipart/related; type="image/jp2"; transfer-syntax=1.2.840.10008.1.2.4.90`);
+  it('answers 406 with the list when the codecs cannot make the syntax named for these pixels', async () => {
+    // JPEG Baseline is 8-bit only (PS3.5 §A.4.1); MR_small is 16-bit.
+    const res = await get(`${urls.MR}/frames/1`, `multipart/related; type="image/jpeg"; transfer-syntax=${JPEG_BASELINE}`);
     expect(res.status).toBe(406);
-    expect(JSON.parse(res.body.toString()).acceptable).toEqual([
-      `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
-      `image/dicom-rle; transfer-syntax=${RLE}`,
-    ]);
+    const list = JSON.parse(res.body.toString()).acceptable;
+    expect(list).toContain(`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`);
+    expect(list).toContain(`image/dicom-rle; transfer-syntax=${RLE}`);
+    expect(list).not.toContain(`image/jpeg; transfer-syntax=${JPEG_BASELINE}`);
+  });
+});
+
+describe('every sample with the default Accept', () => {
+  let a: TestArchive;
+  const get = getter(() => a);
+  const files = ['CT_small.dcm', 'MR_small_implicit.dcm', 'JPEG2000.dcm', 'JPEG-lossy.dcm', 'SC_rgb_jpeg.dcm', 'SC_rgb_rle_2frame.dcm'];
+  let urls: string[];
+
+  beforeAll(async () => {
+    a = await createTestArchive();
+    urls = await store(
+      a,
+      files.map((f) => sample(f)),
+    );
+  });
+  afterAll(async () => {
+    await a?.close();
+  });
+
+  it.each([
+    ['CT_small.dcm', EXPLICIT_LE, true],
+    ['MR_small_implicit.dcm', EXPLICIT_LE, false],
+    // JPEG 2000 (…4.91) may be lossy: it stays as it is.
+    ['JPEG2000.dcm', '1.2.840.10008.1.2.4.91', true],
+    ['JPEG-lossy.dcm', JPEG_EXTENDED, true],
+    ['SC_rgb_jpeg.dcm', JPEG_BASELINE, true],
+    ['SC_rgb_rle_2frame.dcm', EXPLICIT_LE, false],
+  ])('%s comes back as %s', async (name, ts, asStored) => {
+    const res = await get(urls[files.indexOf(name)], 'application/dicom');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe(`application/dicom; transfer-syntax=${ts}`);
+    if (asStored) expect(res.body).toEqual(sample(name));
+    else expect(tsOf(res.body)).toBe(ts);
+  });
+
+  it('decodes the frame of a lossy JPEG 2000 instance for application/octet-stream', async () => {
+    const part = onlyPart(await get(`${urls[files.indexOf('JPEG2000.dcm')]}/frames/1`, 'multipart/related; type="application/octet-stream"'));
+    expect(part.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`);
+    expect(part.body.length).toBe(1024 * 256 * 2);
+  });
+});
+
+describe('files encoded by Cairn, stored again and sent back by default', () => {
+  let a: TestArchive;
+  const get = getter(() => a);
+
+  beforeAll(async () => {
+    a = await createTestArchive();
+    await store(a, [sample('CT_small.dcm')]);
+  });
+  afterAll(async () => {
+    await a?.close();
+  });
+
+  it.each([
+    ['JPEG 2000 Lossless', '1.2.840.10008.1.2.4.90'],
+    ['JPEG-LS Lossless', '1.2.840.10008.1.2.4.80'],
+    ['RLE Lossless', RLE],
+  ])('%s: stored, then sent as Explicit VR Little Endian with the original pixels', async (_, ts) => {
+    const encoded = await get(ctUrl, `application/dicom; transfer-syntax=${ts}`);
+    expect(encoded.status).toBe(200);
+    expect(tsOf(encoded.body)).toBe(ts);
+    expect(dcmdump(encoded.body)).toContain('(7fe0,0010) OB (PixelSequence');
+    const b = await createTestArchive();
+    try {
+      const [url] = await store(b, [encoded.body]);
+      const res = await b.request.get(url).set('Accept', 'application/dicom').buffer(true).parse(binaryParser);
+      expect(res.headers['content-type']).toBe(`application/dicom; transfer-syntax=${EXPLICIT_LE}`);
+      expect(pixelsOf(res.body)).toEqual(pixelsOf(sample('CT_small.dcm')));
+    } finally {
+      await b.close();
+    }
   });
 });
