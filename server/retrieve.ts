@@ -1,14 +1,28 @@
+import { Readable } from 'node:stream';
 import type { Caller } from './access.js';
 import { readRanges } from './blob/spans.js';
 import type { FramedInstance, StoredInstance } from './db/lookup.js';
 import type { Span } from './db/rows.js';
 import type { AppDeps } from './deps.js';
 import { Tag } from './dicom/tags.js';
-import { transferSyntax, type TransferSyntax } from './dicom/transfer-syntax.js';
+import { inflatedForm, openPart10 } from './dicom/rewrite.js';
+import { EXPLICIT_VR_LE, transferSyntax, type TransferSyntax } from './dicom/transfer-syntax.js';
 import { ApiError } from './errors.js';
 import { typeMatches, type Acceptable } from './http/accept.js';
 import type { OutPart } from './http/multipart.js';
 import type { Reply } from './http/reply.js';
+import { type PixelCodecs, PixelError, type PixelModule } from './pixels/types.js';
+import {
+  CannotEncode,
+  ENCODE_TARGETS,
+  encodeFrame,
+  littleEndianFrame,
+  MAX_CONVERT_BYTES,
+  MAX_DECODED_BYTES,
+  moduleOfHeader,
+  nativeFrame,
+  transcodeInstance,
+} from './transcode.js';
 
 // The one bytes seam (DESIGN.md): the stored rows a read found, what the
 // client accepts, who asks and what was asked become the parts to send.
@@ -26,12 +40,18 @@ export type Asked =
   | { kind: 'bulk'; row: FramedInstance; tag: string; range?: string };
 
 /**
- * What stored bytes are made into before they are sent. Cairn sends them as
- * stored; a transcoder (another transfer syntax) or a renderer (a consumer
- * media type, PS3.18 §8.7.4) is another case here, chosen by conversionFor
- * and built by partsOf.
+ * What stored bytes are made into before they are sent: the stored bytes
+ * themselves; a whole instance re-encoded in transfer syntax `to`
+ * (transcode); or pixel data, frame by frame, as native little-endian
+ * pixels (`to` Explicit VR Little Endian) or encoded in `to` (pixels). A
+ * renderer (a consumer media type, PS3.18 §8.7.4) is another case here.
+ * `fallback` marks a conversion chosen by default (no transfer syntax asked
+ * for), which sends the stored bytes when the instance cannot be converted.
  */
-export type Conversion = { kind: 'as-stored'; multipart: boolean; contentType: string };
+export type Conversion =
+  | { kind: 'as-stored'; multipart: boolean; contentType: string }
+  | { kind: 'transcode'; multipart: boolean; contentType: string; to: string; fallback: boolean }
+  | { kind: 'pixels'; multipart: boolean; contentType: string; to: string };
 
 /**
  * The representations a retrieve sends: a whole instance as application/dicom;
@@ -40,51 +60,97 @@ export type Conversion = { kind: 'as-stored'; multipart: boolean; contentType: s
  */
 export type Representation = 'instance' | 'pixels' | 'value';
 
+/** What Cairn can make of pixel data: decode a stored syntax, encode a target syntax. */
+export interface PixelAbility {
+  decode(ts: TransferSyntax): boolean;
+  /** With `module`, for pixels of that module (without, whether the target is one Cairn can make at all). */
+  encode(uid: string, module?: PixelModule): boolean;
+}
+
+/**
+ * What the codecs given can do. Native pixel data is always readable (byte
+ * order and deflate are Cairn's own); encapsulated data needs a codec.
+ */
+export function abilityOf(pixels?: PixelCodecs): PixelAbility {
+  return {
+    decode: (ts) => ts.servedAsStored && (!ts.encapsulated || !!pixels?.canDecode(ts.uid)),
+    encode: (uid, module) => !!pixels && ENCODE_TARGETS.has(uid) && (!module || pixels.canEncode(uid, module)),
+  };
+}
+
 /**
  * How to serve `stored` as `what` for this Accept, or null when nothing the
- * client accepts can be made from it (→ 406).
+ * client accepts can be made from it (→ 406). The acceptable entries are
+ * tried in order of q (parseAccept sorts them), the first that can be made wins.
  */
-export function conversionFor(accepts: Acceptable[], stored: TransferSyntax, what: Representation): Conversion | null {
+export function conversionFor(accepts: Acceptable[], stored: TransferSyntax, what: Representation, can: PixelAbility = abilityOf()): Conversion | null {
   if (!stored.servedAsStored) return null;
-  if (what === 'instance') return instanceAsStored(accepts, stored);
-  if (what === 'pixels') return pixelsAsStored(accepts, stored);
-  return { kind: 'as-stored', multipart: wantsMultipartValue(accepts), contentType: OCTETS };
+  if (what === 'value') return { kind: 'as-stored', multipart: wantsMultipartValue(accepts), contentType: OCTETS };
+  for (const a of accepts) {
+    const c = what === 'instance' ? instanceAs(a, stored, can) : pixelsAs(a, stored, can);
+    if (c) return c;
+  }
+  return null;
 }
 
 const OCTETS = 'application/octet-stream';
+const DICOM = 'application/dicom';
 
 /**
- * An instance goes as stored with `transfer-syntax=*`, with the stored
- * syntax named, or with no transfer-syntax parameter (see CONFORMANCE.md);
- * a named syntax other than the stored one would need transcoding.
+ * PS3.18 §8.7.3.5.2, Table 8.7.3-5: without a transfer-syntax parameter an
+ * instance is sent in Explicit VR Little Endian when its pixel data is
+ * native or lossless (Implicit VR and Big Endian shall not be used with web
+ * services, §8.7.3), in its stored syntax when lossy or when Cairn cannot
+ * decode it. `transfer-syntax=*` or the stored UID: as stored. Another UID:
+ * transcoded where Cairn can make it.
  */
-function instanceAsStored(accepts: Acceptable[], ts: TransferSyntax): Conversion | null {
-  for (const a of accepts) {
-    if (!typeMatches(a.type, 'application/dicom')) continue;
-    if (a.transferSyntax === undefined || a.transferSyntax === '*' || a.transferSyntax === ts.uid) {
-      return { kind: 'as-stored', multipart: a.multipart, contentType: `application/dicom; transfer-syntax=${ts.uid}` };
-    }
-  }
+function instanceAs(a: Acceptable, stored: TransferSyntax, can: PixelAbility): Conversion | null {
+  if (!typeMatches(a.type, DICOM)) return null;
+  const asStored = (): Conversion => ({ kind: 'as-stored', multipart: a.multipart, contentType: `${DICOM}; transfer-syntax=${stored.uid}` });
+  const to = (uid: string, fallback: boolean): Conversion => ({
+    kind: 'transcode',
+    multipart: a.multipart,
+    contentType: `${DICOM}; transfer-syntax=${uid}`,
+    to: uid,
+    fallback,
+  });
+  const ts = a.transferSyntax;
+  if (ts === '*' || ts === stored.uid) return asStored();
+  if (ts === undefined) return stored.uid === EXPLICIT_VR_LE || stored.lossy || !can.decode(stored) ? asStored() : to(EXPLICIT_VR_LE, true);
+  if (!can.decode(stored)) return null;
+  if (ts === EXPLICIT_VR_LE || can.encode(ts)) return to(ts, false);
   return null;
 }
 
+/** The transfer syntax a media type stands for when no transfer-syntax parameter is given (PS3.18 Table 8.7.3-5). */
+const DEFAULT_SYNTAX_OF: Record<string, string> = Object.fromEntries([...ENCODE_TARGETS].map(([uid, type]) => [type, uid]));
+
 /**
- * Pixel data as stored (PS3.18 §8.7.3.5, Table 8.7.3-5): native pixel data
- * as application/octet-stream, compressed data under its own media type, or
- * as application/octet-stream when the client accepts any transfer syntax
- * (`transfer-syntax=*`, as OHIF asks for frames).
+ * Pixel data (PS3.18 §8.7.3.5, Table 8.7.3-5): compressed data under its own
+ * media type, or under application/octet-stream with `transfer-syntax=*`
+ * (as OHIF asks for frames); application/octet-stream without a transfer
+ * syntax is native little-endian pixels, decoded when stored compressed;
+ * another compressed media type (or syntax) is encoded where Cairn can.
  */
-function pixelsAsStored(accepts: Acceptable[], ts: TransferSyntax): Conversion | null {
-  const own = ts.pixelMediaType;
-  for (const a of accepts) {
-    const tsOk = a.transferSyntax === undefined || a.transferSyntax === '*' || a.transferSyntax === ts.pixelLabel || a.transferSyntax === ts.uid;
-    if (!tsOk) continue;
-    if (typeMatches(a.type, own)) return { kind: 'as-stored', multipart: a.multipart, contentType: `${own}; transfer-syntax=${ts.pixelLabel}` };
-    if (ts.encapsulated && a.type === OCTETS && a.transferSyntax === '*') {
-      return { kind: 'as-stored', multipart: a.multipart, contentType: `${OCTETS}; transfer-syntax=${ts.pixelLabel}` };
-    }
+function pixelsAs(a: Acceptable, stored: TransferSyntax, can: PixelAbility): Conversion | null {
+  const ts = a.transferSyntax;
+  const as = (kind: 'as-stored' | 'pixels', type: string, label: string): Conversion =>
+    kind === 'as-stored'
+      ? { kind, multipart: a.multipart, contentType: `${type}; transfer-syntax=${label}` }
+      : { kind, multipart: a.multipart, contentType: `${type}; transfer-syntax=${label}`, to: label };
+  if (stored.encapsulated) {
+    if (typeMatches(a.type, stored.pixelMediaType) && (ts === undefined || ts === '*' || ts === stored.uid))
+      return as('as-stored', stored.pixelMediaType, stored.uid);
+    if (a.type === OCTETS && ts === '*') return as('as-stored', OCTETS, stored.uid);
+    if (typeMatches(a.type, OCTETS) && (ts === undefined || ts === EXPLICIT_VR_LE) && can.decode(stored)) return as('pixels', OCTETS, EXPLICIT_VR_LE);
+  } else if (typeMatches(a.type, OCTETS)) {
+    if (ts === '*' || ts === stored.uid || ts === stored.pixelLabel) return as('as-stored', OCTETS, stored.pixelLabel);
+    if (ts === undefined || ts === EXPLICIT_VR_LE) return stored.littleEndian ? as('as-stored', OCTETS, EXPLICIT_VR_LE) : as('pixels', OCTETS, EXPLICIT_VR_LE);
   }
-  return null;
+  const target = ts ?? DEFAULT_SYNTAX_OF[a.type];
+  if (!target || target === stored.uid || !can.encode(target) || !can.decode(stored)) return null;
+  const type = ENCODE_TARGETS.get(target)!;
+  return typeMatches(a.type, type) ? as('pixels', type, target) : null;
 }
 
 /** A bulk data value goes as one body unless only multipart payloads are accepted. */
@@ -92,28 +158,40 @@ function wantsMultipartValue(accepts: Acceptable[]): boolean {
   return !accepts.some((a) => !a.multipart && (a.type === OCTETS || a.type === '*/*')) && accepts.some((a) => a.multipart);
 }
 
-/** The 406 for a representation that cannot be served, saying what the client could ask for instead. */
-function notAcceptable(asked: Asked, ts: string, sopInstanceUid: string): ApiError {
-  if (asked.kind === 'instances') {
-    return new ApiError(
-      406,
-      'NotAcceptable',
-      `no acceptable media type for instance ${sopInstanceUid} stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`,
-    );
+/** What can be asked for instead, for a 406 body: media types with their transfer-syntax parameter. */
+function acceptable(stored: TransferSyntax, what: Representation, can: PixelAbility, module?: PixelModule): string[] {
+  if (!stored.servedAsStored) return [];
+  const decodable = can.decode(stored);
+  const targets = decodable ? [...ENCODE_TARGETS].filter(([uid]) => uid !== stored.uid && can.encode(uid, module)) : [];
+  if (what === 'instance') {
+    const out = [`${DICOM}; transfer-syntax=${stored.uid}`];
+    if (decodable && stored.uid !== EXPLICIT_VR_LE) out.push(`${DICOM}; transfer-syntax=${EXPLICIT_VR_LE}`);
+    return [...out, ...targets.map(([uid]) => `${DICOM}; transfer-syntax=${uid}`)];
   }
-  if (asked.kind === 'frames')
-    return new ApiError(
-      406,
-      'NotAcceptable',
-      `frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`,
-    );
-  return new ApiError(406, 'NotAcceptable', `pixel data is stored as ${ts}; Cairn does not transcode`);
+  const out = [`${stored.pixelMediaType}; transfer-syntax=${stored.pixelLabel}`];
+  if (stored.encapsulated) out.push(`${OCTETS}; transfer-syntax=*`);
+  if (decodable && (stored.encapsulated || !stored.littleEndian)) out.push(`${OCTETS}; transfer-syntax=${EXPLICIT_VR_LE}`);
+  return [...out, ...targets.map(([uid, type]) => `${type}; transfer-syntax=${uid}`)];
+}
+
+/**
+ * The 406 for a representation that cannot be served, with the media types
+ * that could be asked for instead (for pixels of `module` when known).
+ */
+function notAcceptable(asked: Asked, stored: TransferSyntax, sopInstanceUid: string, can: PixelAbility, module?: PixelModule): ApiError {
+  const what: Representation = asked.kind === 'instances' ? 'instance' : 'pixels';
+  const list = acceptable(stored, what, can, module);
+  const subject = asked.kind === 'instances' ? `instance ${sopInstanceUid}` : asked.kind === 'frames' ? 'frames' : 'pixel data';
+  const message = list.length
+    ? `no acceptable media type for ${subject} stored as ${stored.uid}; Cairn can send ${list.join(', ')}`
+    : `no acceptable media type for ${subject} stored as ${stored.uid}; Cairn cannot send data stored in that syntax`;
+  return new ApiError(406, 'NotAcceptable', message, {}, { acceptable: list });
 }
 
 /** Instances up to this size are read whole into one buffer instead of streamed. */
 export const SMALL_BLOB = 4 * 1024 * 1024;
 
-type Blobs = Pick<AppDeps, 'blobs'>;
+type Deps = Pick<AppDeps, 'blobs'> & Partial<Pick<AppDeps, 'pixels'>>;
 
 /**
  * The bytes seam: what `caller` asked, found in `asked`'s rows, as the Reply
@@ -122,95 +200,251 @@ type Blobs = Pick<AppDeps, 'blobs'>;
  * Range outside the value. `caller` is who the bytes are for, for a
  * conversion that depends on it (a de-identified view).
  */
-export async function retrieveBytes(deps: Blobs, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
-  if (asked.kind === 'instances') return instances(deps, accepts, asked);
-  if (asked.kind === 'frames') return frames(deps, accepts, asked);
-  return bulk(deps, accepts, asked);
+export async function retrieveBytes(deps: Deps, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+  try {
+    if (asked.kind === 'instances') return await instances(deps, accepts, asked);
+    if (asked.kind === 'frames') return await frames(deps, accepts, asked);
+    return await bulk(deps, accepts, asked);
+  } catch (err) {
+    // The codecs turned down these pixels only once their module was read: the 406 lists what they can make of them.
+    if (err instanceof CannotEncode) {
+      const row = asked.kind === 'instances' ? asked.rows[0] : asked.row;
+      throw notAcceptable(asked, transferSyntax(row.transferSyntaxUid), row.sopInstanceUid, abilityOf(deps.pixels), err.module);
+    }
+    throw err;
+  }
 }
 
-function decide(accepts: Acceptable[], asked: Asked, ts: string, sopInstanceUid: string, what: Representation): Conversion {
-  const c = conversionFor(accepts, transferSyntax(ts), what);
-  if (!c) throw notAcceptable(asked, ts, sopInstanceUid);
+function decide(deps: Deps, accepts: Acceptable[], asked: Asked, ts: string, sopInstanceUid: string, what: Representation): Conversion {
+  const can = abilityOf(deps.pixels);
+  const stored = transferSyntax(ts);
+  const c = conversionFor(accepts, stored, what, can);
+  if (!c) throw notAcceptable(asked, stored, sopInstanceUid, can);
   return c;
 }
 
-function instances(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'instances' }>): Reply {
-  const chosen = asked.rows.map((r) => decide(accepts, asked, r.transferSyntaxUid, r.sopInstanceUid, 'instance'));
-  const parts = asked.rows.flatMap((r, i) => partsOf(chosen[i], { instance: r }, deps));
+async function instances(deps: Deps, accepts: Acceptable[], asked: Extract<Asked, { kind: 'instances' }>): Promise<Reply> {
+  const chosen = asked.rows.map((r) => decide(deps, accepts, asked, r.transferSyntaxUid, r.sopInstanceUid, 'instance'));
   // A bare application/dicom for one instance is answered with that instance alone.
-  if (asked.one && parts.length === 1 && !chosen[0].multipart) return { multipart: false, part: withLength(parts[0]) };
-  return { multipart: true, partType: 'application/dicom', parts };
+  if (asked.one && asked.rows.length === 1 && !chosen[0].multipart) {
+    const [part] = await instanceParts(chosen[0], asked.rows[0], deps, true);
+    return { multipart: false, part: withLength(part) };
+  }
+  const parts = (await Promise.all(asked.rows.map((r, i) => instanceParts(chosen[i], r, deps, asked.rows.length === 1)))).flat();
+  return { multipart: true, partType: DICOM, parts };
 }
 
-function frames(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'frames' }>): Reply {
+async function frames(deps: Deps, accepts: Acceptable[], asked: Extract<Asked, { kind: 'frames' }>): Promise<Reply> {
   const { row } = asked;
   if (!row.frames) throw new ApiError(404, 'NoFrames', `instance ${row.sopInstanceUid} has no pixel data frames that can be located`);
   const missing = asked.frames.find((n) => n > row.frames!.length);
   if (missing) throw new ApiError(404, 'FrameNotFound', `frame ${missing} does not exist; the instance has ${row.frames.length}`);
-  const c = decide(accepts, asked, row.transferSyntaxUid, row.sopInstanceUid, 'pixels');
-  const parts = partsOf(c, { key: row.blobKey, frames: asked.frames.map((n) => row.frames![n - 1]) }, deps);
+  const c = decide(deps, accepts, asked, row.transferSyntaxUid, row.sopInstanceUid, 'pixels');
+  const src = new StoredBytes(deps, row);
+  const chosen = asked.frames.map((n) => row.frames![n - 1]);
+  const parts = c.kind === 'pixels' ? await pixelParts(c, src, chosen, asked.frames.length === 1) : partsOf(c, { src, frames: chosen });
   if (!c.multipart && parts.length === 1) return { multipart: false, part: withLength(parts[0]) };
   return { multipart: true, partType: mediaTypeOf(c.contentType), parts };
 }
 
-function bulk(deps: Blobs, accepts: Acceptable[], asked: Extract<Asked, { kind: 'bulk' }>): Reply {
+async function bulk(deps: Deps, accepts: Acceptable[], asked: Extract<Asked, { kind: 'bulk' }>): Promise<Reply> {
   const { row, tag } = asked;
   const el = row.bulk[tag];
   if (!el) throw new ApiError(404, 'BulkDataNotFound', `instance ${row.sopInstanceUid} has no bulk data element ${tag}`);
   const ts = transferSyntax(row.transferSyntaxUid);
-  // PS3.18 §8.7.3.5: compressed pixel data is sent as its frames, without fragment delimiters.
-  if (tag === Tag.PixelData && row.frames && ts.encapsulated) {
-    const c = decide(accepts, asked, ts.uid, row.sopInstanceUid, 'pixels');
-    return { multipart: true, partType: mediaTypeOf(c.contentType), parts: partsOf(c, { key: row.blobKey, frames: row.frames }, deps) };
+  const src = new StoredBytes(deps, row);
+  if (tag === Tag.PixelData && row.frames) {
+    // Encapsulated pixel data is asked for like frames; native pixel data is
+    // one value, converted only when stored big endian or asked for encoded.
+    const c = ts.encapsulated
+      ? decide(deps, accepts, asked, ts.uid, row.sopInstanceUid, 'pixels')
+      : conversionFor(accepts, ts, 'pixels', abilityOf(deps.pixels));
+    // PS3.18 §8.7.3.5: compressed pixel data is sent as its frames, without fragment delimiters.
+    if (c?.kind === 'as-stored' && ts.encapsulated)
+      return { multipart: true, partType: mediaTypeOf(c.contentType), parts: partsOf(c, { src, frames: row.frames }) };
+    if (c?.kind === 'pixels' && c.to !== EXPLICIT_VR_LE) {
+      return { multipart: true, partType: mediaTypeOf(c.contentType), parts: await pixelParts(c, src, row.frames, false) };
+    }
+    if (c?.kind === 'pixels') {
+      // Native pixels are one value: every frame, decoded or swapped, in one body.
+      const parts = await pixelParts(c, src, row.frames, true);
+      const bodies = await Promise.all(parts.map(async (p) => (await p.body()) as Buffer));
+      const value = Buffer.concat(bodies);
+      const part = { contentType: c.contentType, length: value.length, body: () => value };
+      return wantsMultipartValue(accepts) ? { multipart: true, partType: OCTETS, parts: [part] } : { multipart: false, part };
+    }
   }
-  const c = decide(accepts, asked, ts.uid, row.sopInstanceUid, 'value');
+  const c = decide(deps, accepts, asked, ts.uid, row.sopInstanceUid, 'value');
   const range = parseRange(asked.range, el.length);
   const headers: Record<string, string> = { 'Accept-Ranges': 'bytes' };
   if (range || !c.multipart) {
     const r = range ?? { start: 0, end: el.length - 1 };
     if (range) headers['Content-Range'] = `bytes ${r.start}-${r.end}/${el.length}`;
-    const part = {
-      contentType: c.contentType,
-      length: r.end - r.start + 1,
-      body: () => (el.length ? deps.blobs.get(row.blobKey, { start: el.offset + r.start, end: el.offset + r.end }) : Buffer.alloc(0)),
-    };
+    const span = { offset: el.offset + r.start, length: r.end - r.start + 1 };
+    const part = { contentType: c.contentType, length: span.length, body: () => (el.length ? src.stream([span]) : Buffer.alloc(0)) };
     return { multipart: false, part, status: range ? 206 : undefined, headers };
   }
-  return { multipart: true, partType: OCTETS, parts: partsOf(c, { key: row.blobKey, frames: [[el]] }, deps), headers };
+  return { multipart: true, partType: OCTETS, parts: partsOf(c, { src, frames: [[el]] }), headers };
+}
+
+/**
+ * The bytes of one stored instance's blob, by span. The spans of a deflated
+ * instance count in its inflated form (see scan.ts), which is made once, on
+ * first use, and kept for the request.
+ */
+class StoredBytes {
+  private inflated?: Promise<Buffer>;
+  readonly ts: TransferSyntax;
+
+  constructor(
+    private readonly deps: Deps,
+    readonly row: FramedInstance,
+  ) {
+    this.ts = transferSyntax(row.transferSyntaxUid);
+  }
+
+  get pixels(): PixelCodecs | undefined {
+    return this.deps.pixels;
+  }
+
+  private whole(): Promise<Buffer> {
+    this.inflated ??= (async () => {
+      const file = await collect(await this.deps.blobs.get(this.row.blobKey), MAX_CONVERT_BYTES);
+      const p = await openPart10(file, MAX_DECODED_BYTES);
+      return inflatedForm(file, p);
+    })();
+    return this.inflated;
+  }
+
+  async bytes(spans: Span[]): Promise<Buffer> {
+    if (this.ts.deflated) {
+      const all = await this.whole();
+      return Buffer.concat(spans.map((s) => all.subarray(s.offset, s.offset + s.length)));
+    }
+    return collect(await this.stream(spans), MAX_DECODED_BYTES);
+  }
+
+  async stream(spans: Span[]): Promise<Readable> {
+    if (this.ts.deflated) return Readable.from([await this.bytes(spans)]);
+    const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
+    return readRanges(this.deps.blobs, this.row.blobKey, ranges);
+  }
+
+  /** The stored Image Pixel module, read from the bytes before the pixel data. */
+  async module(): Promise<PixelModule> {
+    if (this.ts.deflated) return moduleOfHeader(await this.whole(), true);
+    const end = this.row.bulk[Tag.PixelData]?.offset;
+    if (!end) throw new PixelError(422, 'BadPixelModule', `instance ${this.row.sopInstanceUid} has no pixel data`);
+    return moduleOfHeader(await this.bytes([{ offset: 0, length: end }]));
+  }
+}
+
+async function collect(body: AsyncIterable<Buffer | Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw new PixelError(406, 'TooLargeToTranscode', `more than ${limit} bytes would have to be read into memory to convert this`);
+    chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+  }
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * Frames as native little-endian pixels or encoded in `c.to`. With `eager`
+ * the frames are made now (their lengths are then known, for one body);
+ * otherwise each is made when its part is sent, so one frame at a time is
+ * in memory.
+ */
+async function pixelParts(c: Extract<Conversion, { kind: 'pixels' }>, src: StoredBytes, frames: Span[][], eager: boolean): Promise<OutPart[]> {
+  const vr = src.row.bulk[Tag.PixelData]?.vr ?? 'OW';
+  // Native frames made little endian need only their bytes; decoding and encoding need the pixel module.
+  const swapOnly = !src.ts.encapsulated && c.to === EXPLICIT_VR_LE;
+  const module = swapOnly ? undefined : await src.module();
+  if (module && c.to !== EXPLICIT_VR_LE && !src.pixels?.canEncode(c.to, module)) throw new CannotEncode(module, c.to);
+  const make = async (spans: Span[]): Promise<Buffer> => {
+    const bytes = await src.bytes(spans);
+    if (!module) return littleEndianFrame(src.ts, bytes, vr);
+    const native = await nativeFrame(src.ts, bytes, module, vr, src.pixels);
+    if (c.to === EXPLICIT_VR_LE) return native.pixels;
+    return (await encodeFrame(c.to, native, src.pixels)).bytes;
+  };
+  if (eager) {
+    const made: Buffer[] = [];
+    for (const spans of frames) made.push(await make(spans));
+    return made.map((b) => ({ contentType: c.contentType, length: b.length, body: () => b }));
+  }
+  return frames.map((spans) => ({ contentType: c.contentType, body: () => make(spans) }));
+}
+
+/**
+ * A whole instance as a conversion makes it. A transcoded instance is made
+ * in memory (stored instances up to MAX_CONVERT_BYTES): now with `eager`,
+ * so its length is known; else when its part is sent, one instance at a
+ * time. One chosen by default that cannot be converted (too large, pixel
+ * data Cairn cannot decode after all) is sent as stored: its part's content
+ * type is set before the part's head is written.
+ */
+async function instanceParts(c: Conversion, r: StoredInstance, deps: Deps, eager: boolean): Promise<OutPart[]> {
+  if (c.kind !== 'transcode') return partsOf(c, { instance: r, deps });
+  const stored = { kind: 'as-stored' as const, multipart: c.multipart, contentType: `${DICOM}; transfer-syntax=${r.transferSyntaxUid}` };
+  if (r.size > MAX_CONVERT_BYTES) {
+    if (c.fallback) return partsOf(stored, { instance: r, deps });
+    throw new ApiError(
+      406,
+      'TooLargeToTranscode',
+      `instance ${r.sopInstanceUid} is larger than Cairn transcodes (${MAX_CONVERT_BYTES} bytes); ask for its frames`,
+    );
+  }
+  const make = async (): Promise<Buffer | null> => {
+    const file = await deps.blobs.read(r.blobKey, r.size);
+    try {
+      return await transcodeInstance(file, c.to, deps.pixels);
+    } catch (err) {
+      if (c.fallback && err instanceof ApiError && err.status === 406) return null;
+      throw err;
+    }
+  };
+  if (eager) {
+    const made = await make();
+    if (!made) return partsOf(stored, { instance: r, deps });
+    return [{ contentType: c.contentType, length: made.length, body: () => made }];
+  }
+  const part: OutPart = {
+    contentType: c.contentType,
+    body: async () => {
+      const made = await make();
+      if (made) return made;
+      part.contentType = stored.contentType;
+      return deps.blobs.read(r.blobKey, r.size);
+    },
+  };
+  return [part];
 }
 
 /** Stored bytes: a whole instance, or the spans of a blob that make each frame or value. */
-type Source = { instance: StoredInstance } | { key: string; frames: Span[][] };
+type Source = { instance: StoredInstance; deps: Deps } | { src: StoredBytes; frames: Span[][] };
 
-/** The parts a conversion makes of stored bytes. */
-function partsOf(c: Conversion, src: Source, deps: Blobs): OutPart[] {
-  switch (c.kind) {
-    case 'as-stored': {
-      if ('instance' in src) {
-        const r = src.instance;
-        const small = r.size <= SMALL_BLOB;
-        return [
-          {
-            contentType: c.contentType,
-            length: r.size,
-            body: () => (small ? deps.blobs.read(r.blobKey, r.size) : deps.blobs.get(r.blobKey)),
-            fill: small ? (into) => deps.blobs.read(r.blobKey, r.size, into) : undefined,
-          },
-        ];
-      }
-      return src.frames.map((spans) => ({
+/** The parts of stored bytes sent as they are. */
+function partsOf(c: Conversion, from: Source): OutPart[] {
+  if ('instance' in from) {
+    const r = from.instance;
+    const { blobs } = from.deps;
+    const small = r.size <= SMALL_BLOB;
+    return [
+      {
         contentType: c.contentType,
-        length: spans.reduce((a, s) => a + s.length, 0),
-        body: spansBody(deps, src.key, spans),
-      }));
-    }
+        length: r.size,
+        body: () => (small ? blobs.read(r.blobKey, r.size) : blobs.get(r.blobKey)),
+        fill: small ? (into) => blobs.read(r.blobKey, r.size, into) : undefined,
+      },
+    ];
   }
-}
-
-/** Ranged reads of the spans of one frame or value: on S3, one request per run of nearby spans. */
-function spansBody(deps: Blobs, key: string, spans: Span[]) {
-  const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
-  return () => readRanges(deps.blobs, key, ranges);
+  return from.frames.map((spans) => ({
+    contentType: c.contentType,
+    length: spans.reduce((a, s) => a + s.length, 0),
+    body: () => from.src.stream(spans),
+  }));
 }
 
 function withLength(part: OutPart): OutPart & { length: number } {

@@ -113,7 +113,7 @@ describe('bytes seam: instances', () => {
     ['application/dicom with the stored syntax named', `application/dicom; transfer-syntax=${RLE}`, RLE, false],
     ['multipart application/dicom', 'multipart/related; type="application/dicom"', EXPLICIT_LE, true],
     ['multipart with transfer-syntax=*', 'multipart/related; type="application/dicom"; transfer-syntax=*', JPEG, true],
-    ['no Accept header', undefined, IMPLICIT_LE, true],
+    ['no Accept header, stored lossy', undefined, JPEG, true],
     ['*/*', '*/*', PRIVATE, true],
   ])('%s: the stored bytes under application/dicom with the stored syntax', async (_, accept, ts, multipart) => {
     const r = await ask(accept, one(ts));
@@ -143,12 +143,13 @@ describe('bytes seam: instances', () => {
     ['another transfer syntax named', `multipart/related; type="application/dicom"; transfer-syntax=${JPEG}`, EXPLICIT_LE],
     ['a media type that is not application/dicom', 'image/x-foo', EXPLICIT_LE],
     ['frames media types for an instance', 'multipart/related; type="image/dicom-rle"', RLE],
-  ])('answers 406 for %s', async (_, accept, ts) => {
+  ])('answers 406 for %s, listing what can be sent', async (_, accept, ts) => {
     const err = await refusal(accept, one(ts));
     expect(err.status).toBe(406);
-    expect(err.message).toBe(
-      `no acceptable media type for instance 2.25.1 stored as ${ts}; Cairn sends application/dicom in the stored transfer syntax (ask with transfer-syntax=* or that UID)`,
-    );
+    // Explicit VR LE stored needs no decoding to be sent as Explicit VR LE; RLE needs a codec, and none is given here.
+    const list = [`application/dicom; transfer-syntax=${ts}`];
+    expect(err.message).toBe(`no acceptable media type for instance 2.25.1 stored as ${ts}; Cairn can send ${list.join(', ')}`);
+    expect(err.details).toEqual({ acceptable: list });
   });
 });
 
@@ -169,8 +170,8 @@ describe('bytes seam: frames', () => {
       `application/octet-stream; transfer-syntax=${EXPLICIT_LE}`,
     ],
     [
-      'big endian labelled as stored',
-      'multipart/related; type="application/octet-stream"',
+      'big endian labelled as stored, with transfer-syntax=*',
+      'multipart/related; type="application/octet-stream"; transfer-syntax=*',
       EXPLICIT_BE,
       `application/octet-stream; transfer-syntax=${EXPLICIT_BE}`,
     ],
@@ -204,17 +205,35 @@ describe('bytes seam: frames', () => {
     expect(two.parts.map(([, b]) => b)).toEqual([frameBytes(FRAGMENTS[1]), frameBytes(FRAGMENTS[0])]);
   });
 
+  it('sends big-endian frames as little-endian pixels when no transfer syntax is asked for', async () => {
+    const row = framed(EXPLICIT_BE);
+    row.bulk['7FE00010'].vr = 'OW';
+    const r = await ask('multipart/related; type="application/octet-stream"', { kind: 'frames', row, frames: [2] });
+    expect(r.parts).toEqual([[`application/octet-stream; transfer-syntax=${EXPLICIT_LE}`, Buffer.from(frameBytes(row.frames![1])).swap16()]]);
+  });
+
+  // No codecs are given here: compressed frames can only be sent as stored.
   it.each([
-    ['compressed frames asked for as uncompressed', 'multipart/related; type="application/octet-stream"', RLE],
-    ['another compressed syntax', 'multipart/related; type="image/jp2"', JPEG],
-    ['native frames under a compressed media type', 'multipart/related; type="image/jpeg"', EXPLICIT_LE],
-    ['native frames with another syntax named', `multipart/related; type="application/octet-stream"; transfer-syntax=${JPEG}`, EXPLICIT_LE],
-  ])('answers 406 for %s', async (_, accept, ts) => {
+    [
+      'compressed frames asked for as uncompressed',
+      'multipart/related; type="application/octet-stream"',
+      RLE,
+      ['image/dicom-rle', 'application/octet-stream; transfer-syntax=*'],
+    ],
+    ['another compressed syntax', 'multipart/related; type="image/jp2"', JPEG, ['image/jpeg', 'application/octet-stream; transfer-syntax=*']],
+    ['native frames under a compressed media type', 'multipart/related; type="image/jpeg"', EXPLICIT_LE, ['application/octet-stream']],
+    [
+      'native frames with another syntax named',
+      `multipart/related; type="application/octet-stream"; transfer-syntax=${JPEG}`,
+      EXPLICIT_LE,
+      ['application/octet-stream'],
+    ],
+  ])('answers 406 for %s, listing what can be sent', async (_, accept, ts, types) => {
     const err = await refusal(accept, frames(ts));
     expect(err.status).toBe(406);
-    expect(err.message).toBe(
-      `frames are stored as ${ts}; Cairn does not transcode (accept its media type, or application/octet-stream with transfer-syntax=*)`,
-    );
+    const list = types.map((t) => (t.includes('transfer-syntax') ? t : `${t}; transfer-syntax=${ts}`));
+    expect(err.message).toBe(`no acceptable media type for frames stored as ${ts}; Cairn can send ${list.join(', ')}`);
+    expect(err.details).toEqual({ acceptable: list });
   });
 
   it('answers 404 for a frame beyond the last before looking at the Accept', async () => {
@@ -249,10 +268,12 @@ describe('bytes seam: bulk data', () => {
     expect(r.parts).toEqual(FRAGMENTS.map((f) => [`image/dicom-rle; transfer-syntax=${RLE}`, frameBytes(f)]));
   });
 
-  it('answers 406 for encapsulated pixel data asked for as uncompressed', async () => {
+  it('answers 406 for encapsulated pixel data asked for as uncompressed when no codec can decode it', async () => {
     const err = await refusal('application/octet-stream', bulk(JPEG));
     expect(err.status).toBe(406);
-    expect(err.message).toBe(`pixel data is stored as ${JPEG}; Cairn does not transcode`);
+    expect(err.message).toBe(
+      `no acceptable media type for pixel data stored as ${JPEG}; Cairn can send image/jpeg; transfer-syntax=${JPEG}, application/octet-stream; transfer-syntax=*`,
+    );
   });
 
   it('answers 416 for a range outside the value', async () => {

@@ -65,6 +65,23 @@ export class ByteReader {
     }
   }
 
+  /**
+   * The unread bytes, from the next one to the end of the stream, handed
+   * over to another reader (an inflating one): this reader is spent.
+   */
+  async *rest(): AsyncGenerator<Buffer> {
+    const held = this.chunks;
+    this.chunks = [];
+    this.avail = 0;
+    yield* held;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) break;
+      yield r.value;
+    }
+    this.done = true;
+  }
+
   /** Consumes the rest of the stream. */
   async drain(): Promise<void> {
     this.chunks = [];

@@ -1,7 +1,10 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createInflateRaw } from 'node:zlib';
 import { ByteReader } from './byte-reader.js';
 import { decodeText, needsCharsetDecoding } from './charset.js';
 import { Tag, VALID_VRS, vrOf } from './tags.js';
-import { IMPLICIT_VR_LE, transferSyntax } from './transfer-syntax.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntax } from './transfer-syntax.js';
 
 // A streaming walk over a Part-10 file (PS3.10 §7.1, PS3.5 §7) that keeps
 // only the header: small elements are copied into a compact Part-10 buffer
@@ -90,7 +93,8 @@ interface Ctx {
 const YIELD_EVERY = 2048;
 
 export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOptions): Promise<ScanResult> {
-  const r = new ByteReader(source[Symbol.asyncIterator]());
+  const raw = new ByteReader(source[Symbol.asyncIterator]());
+  let r = raw;
   const preamble = await r.peek(132);
   if (preamble.length < 132 || preamble.toString('latin1', 128, 132) !== 'DICM') {
     await r.drain();
@@ -123,11 +127,22 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       meta.push({ h, value });
     }
     if (!tsUid) throw new NotDicomError('the file meta information has no Transfer Syntax UID (0002,0010)');
-    // A data set that is itself deflated (PS3.5 §A.5) cannot be walked. Deflated
+    // A data set that is itself deflated (PS3.5 §A.5) is walked as it
+    // inflates: the offsets recorded for its bulk data and frames then count
+    // in the file's inflated form (its meta information followed by the
+    // inflated data set), which is what a retrieve reads them from. Deflated
     // Image Frame Compression (…1.2.8.1) deflates only the frames and is read
     // like any encapsulated syntax.
     const syntax = transferSyntax(tsUid);
-    if (syntax.deflated) throw new UnsupportedError(`deflated transfer syntax ${tsUid} is not supported`);
+    if (syntax.deflated && !syntax.servedAsStored) throw new UnsupportedError(`deflated transfer syntax ${tsUid} is not supported`);
+    if (syntax.deflated) {
+      const inflated = new ByteReader(inflate(r.rest())[Symbol.asyncIterator]());
+      inflated.pos = r.pos;
+      r = inflated;
+      ctx.r = r;
+      // The header copy holds the inflated data set, so it says what dcmjs is reading.
+      relabel(meta, EXPLICIT_VR_LE);
+    }
     ctx.explicit = syntax.explicitVr;
     ctx.le = syntax.littleEndian;
     // Some writers label an Implicit VR data set as explicit (a known fault of
@@ -136,20 +151,7 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
     const first = await r.peek(8);
     if (ctx.explicit && ctx.le && first.length === 8 && !VALID_VRS.has(first.toString('latin1', 4, 6))) {
       ctx.explicit = false;
-      // Only the header copy changes, never the bytes being stored: the
-      // buffers read are views of the very chunks on their way to the blob.
-      const ts = meta.find((m) => m.h.tag === Tag.TransferSyntaxUID)!;
-      ts.value = Buffer.from(`${IMPLICIT_VR_LE}\0`, 'latin1');
-      ts.h = { ...ts.h, raw: Buffer.from(ts.h.raw) };
-      ts.h.raw.writeUInt16LE(ts.value.length, 6);
-      const groupLength = meta.find((m) => m.h.tag === Tag.FileMetaInformationGroupLength);
-      if (groupLength) {
-        groupLength.value = Buffer.from(groupLength.value);
-        groupLength.value.writeUInt32LE(
-          meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0),
-          0,
-        );
-      }
+      relabel(meta, IMPLICIT_VR_LE);
     }
     emit(ctx, preambleBytes);
     for (const m of meta) emit(ctx, m.h.raw, m.value);
@@ -176,7 +178,46 @@ export async function scanPart10(source: AsyncIterable<Buffer>, opts: ScanOption
       littleEndian: ctx.le,
     };
   } catch (err) {
-    await r.drain();
+    // An inflating reader fails again on the data that made it fail; the
+    // stream under it is read to its end either way.
+    await r.drain().catch(() => undefined);
+    if (r !== raw) await raw.drain().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Changes the Transfer Syntax UID of the header copy (and its group length).
+ * Only the copy changes, never the bytes being stored: the buffers read are
+ * views of the very chunks on their way to the blob.
+ */
+function relabel(meta: { h: Header; value: Buffer }[], uid: string): void {
+  const ts = meta.find((m) => m.h.tag === Tag.TransferSyntaxUID)!;
+  ts.value = Buffer.from(uid.length % 2 ? `${uid}\0` : uid, 'latin1');
+  ts.h = { ...ts.h, raw: Buffer.from(ts.h.raw) };
+  ts.h.raw.writeUInt16LE(ts.value.length, 6);
+  const groupLength = meta.find((m) => m.h.tag === Tag.FileMetaInformationGroupLength);
+  if (groupLength) {
+    groupLength.value = Buffer.from(groupLength.value);
+    groupLength.value.writeUInt32LE(
+      meta.filter((m) => m !== groupLength).reduce((n, m) => n + m.h.raw.length + m.value.length, 0),
+      0,
+    );
+  }
+}
+
+/** The inflated bytes of a raw deflate stream (PS3.5 §A.5); data that does not inflate is not DICOM. */
+async function* inflate(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const z = createInflateRaw();
+  const done = pipeline(Readable.from(source, { objectMode: false }), z);
+  done.catch(() => undefined);
+  try {
+    for await (const chunk of z) yield chunk as Buffer;
+    await done;
+  } catch (err) {
+    if (typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).code!.startsWith('Z_')) {
+      throw new NotDicomError(`the deflated data set cannot be inflated: ${(err as Error).message}`);
+    }
     throw err;
   }
 }

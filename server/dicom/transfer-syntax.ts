@@ -24,8 +24,9 @@ export interface TransferSyntax {
    */
   pixelLabel: string;
   /**
-   * Cairn can store instances in this syntax and send them as stored. A
-   * deflated data set cannot be read for indexing, so it is refused at STOW.
+   * Cairn can store instances in this syntax and send them as stored. Of the
+   * deflated syntaxes only Deflated Explicit VR Little Endian is stored
+   * (indexed from its inflated data set); the JPIP ones are refused at STOW.
    */
   servedAsStored: boolean;
   /** Which of Cairn's pixel codecs (server/pixels/) reads frames in this syntax; absent when none does. */
@@ -58,7 +59,7 @@ const ROWS: Row[] = [
   [IMPLICIT_VR_LE, 'Implicit VR Little Endian', OCTETS, { native: true, implicit: true }],
   [EXPLICIT_VR_LE, 'Explicit VR Little Endian', OCTETS, { native: true }],
   ['1.2.840.10008.1.2.1.98', 'Encapsulated Uncompressed Explicit VR Little Endian', OCTETS],
-  ['1.2.840.10008.1.2.1.99', 'Deflated Explicit VR Little Endian', OCTETS, { native: true, deflated: true }],
+  [DEFLATED_EXPLICIT_VR_LE, 'Deflated Explicit VR Little Endian', OCTETS, { native: true, deflated: true }],
   [EXPLICIT_VR_BE, 'Explicit VR Big Endian', OCTETS, { native: true, bigEndian: true }],
   ['1.2.840.10008.1.2.4.50', 'JPEG Baseline (Process 1)', 'image/jpeg', { lossy: true }],
   ['1.2.840.10008.1.2.4.51', 'JPEG Extended (Process 2 & 4)', 'image/jpeg', { lossy: true }],
@@ -130,7 +131,7 @@ function entry([uid, name, pixelMediaType, f = {}]: Row): TransferSyntax {
     lossy: !!f.lossy,
     pixelMediaType,
     pixelLabel: f.native && !f.bigEndian ? EXPLICIT_VR_LE : uid,
-    servedAsStored: !f.deflated,
+    servedAsStored: !f.deflated || uid === DEFLATED_EXPLICIT_VR_LE,
     ...(CODECS[uid] ? { codec: CODECS[uid] } : {}),
   };
 }

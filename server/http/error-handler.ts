@@ -18,7 +18,7 @@ export function errorHandler(log: Logger) {
       if (err instanceof ApiError) {
         ctx.status = err.status;
         ctx.set(err.headers);
-        ctx.body = { error: err.code, message: err.message };
+        ctx.body = { error: err.code, message: err.message, ...err.details };
       } else if (isHttpError(err)) {
         ctx.status = err.status;
         ctx.body = { error: (STATUS_CODES[err.status] ?? 'Bad Request').replace(/[^A-Za-z]/g, ''), message: err.message };

@@ -29,13 +29,10 @@ async function failure(file: Buffer) {
 }
 
 describe('transfer syntax table', () => {
-  it.each(['1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.4.95', '1.2.840.10008.1.2.4.205'])(
-    'refuses a data set deflated by %s as unsupported (PS3.5 §A.5)',
-    async (ts) => {
-      const f = await failure(part10(ts, deflateRawSync(Buffer.alloc(64, 1))));
-      expect(f).toEqual({ kind: 'unsupported', message: `deflated transfer syntax ${ts} is not supported` });
-    },
-  );
+  it.each(['1.2.840.10008.1.2.4.95', '1.2.840.10008.1.2.4.205'])('refuses a data set deflated by %s as unsupported (PS3.5 §A.5)', async (ts) => {
+    const f = await failure(part10(ts, deflateRawSync(Buffer.alloc(64, 1))));
+    expect(f).toEqual({ kind: 'unsupported', message: `deflated transfer syntax ${ts} is not supported` });
+  });
 
   it('reads a syntax it does not know as Explicit VR Little Endian with encapsulated pixel data', () => {
     expect(transferSyntax('1.2.3.4')).toMatchObject({
