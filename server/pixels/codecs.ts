@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { EXPLICIT_VR_LE, transferSyntax } from '../dicom/transfer-syntax.js';
 import { decodeFrame } from './decode.js';
 import { canEncodeModule, encodeFrame } from './encode.js';
@@ -60,15 +60,21 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
   let pool: Piscina<PixelTask, PixelReply> | undefined;
   let closed = false;
 
+  // piscina is loaded with the first frame for the pool, so processes that never touch pixels (the CLIs) do not pay for it.
+  let starting: Promise<Piscina<PixelTask, PixelReply>> | undefined;
   const getPool = () => {
     if (closed) throw new PixelError(503, 'PixelServiceClosed', 'the pixel service is shutting down', { 'Retry-After': '10' });
-    // Workers that exit (a codec that crashed the thread) are replaced by piscina up to minThreads.
-    pool ??= new Piscina<PixelTask, PixelReply>({ ...workerEntry(opts.workerUrl), minThreads: workers, maxThreads: workers, maxQueue, idleTimeout: 60_000 });
-    return pool;
+    starting ??= import('piscina').then(({ Piscina }) => {
+      // Workers that exit (a codec that crashed the thread) are replaced by piscina up to minThreads.
+      pool = new Piscina<PixelTask, PixelReply>({ ...workerEntry(opts.workerUrl), minThreads: workers, maxThreads: workers, maxQueue, idleTimeout: 60_000 });
+      return pool;
+    });
+    return starting;
   };
 
   async function submit(task: PixelTask, transfer: ArrayBuffer): Promise<{ bytes: Buffer; module: PixelModule; lossy?: { ratio: number; method: string } }> {
-    const p = getPool();
+    const p = await getPool();
+    if (closed) throw new PixelError(503, 'PixelServiceClosed', 'the pixel service is shutting down', { 'Retry-After': '10' });
     let reply: PixelReply;
     try {
       reply = await p.run(task, { transferList: [transfer] });
@@ -108,6 +114,7 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
     },
     async close() {
       closed = true;
+      await starting?.catch(() => undefined);
       const p = pool;
       pool = undefined;
       await p?.destroy();
