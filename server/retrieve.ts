@@ -72,18 +72,29 @@ export interface PixelAbility {
  * order and deflate are Cairn's own); encapsulated data needs a codec.
  */
 export function abilityOf(pixels?: PixelCodecs): PixelAbility {
-  return {
-    decode: (ts) => ts.servedAsStored && (!ts.encapsulated || !!pixels?.canDecode(ts.uid)),
-    encode: (uid, module) => !!pixels && ENCODE_TARGETS.has(uid) && (!module || pixels.canEncode(uid, module)),
-  };
+  if (!pixels) return NO_CODECS;
+  let can = abilities.get(pixels);
+  if (!can) {
+    can = {
+      decode: (ts) => ts.servedAsStored && (!ts.encapsulated || pixels.canDecode(ts.uid)),
+      encode: (uid, module) => ENCODE_TARGETS.has(uid) && (!module || pixels.canEncode(uid, module)),
+    };
+    abilities.set(pixels, can);
+  }
+  return can;
 }
+
+/** Without codecs only native pixel data (byte order, deflate: Cairn's own) can be converted. */
+const NO_CODECS: PixelAbility = { decode: (ts) => ts.servedAsStored && !ts.encapsulated, encode: () => false };
+// Made once per codec pool, not per request.
+const abilities = new WeakMap<PixelCodecs, PixelAbility>();
 
 /**
  * How to serve `stored` as `what` for this Accept, or null when nothing the
  * client accepts can be made from it (→ 406). The acceptable entries are
  * tried in order of q (parseAccept sorts them), the first that can be made wins.
  */
-export function conversionFor(accepts: Acceptable[], stored: TransferSyntax, what: Representation, can: PixelAbility = abilityOf()): Conversion | null {
+export function conversionFor(accepts: Acceptable[], stored: TransferSyntax, what: Representation, can: PixelAbility = NO_CODECS): Conversion | null {
   if (!stored.servedAsStored) return null;
   if (what === 'value') return { kind: 'as-stored', multipart: wantsMultipartValue(accepts), contentType: OCTETS };
   for (const a of accepts) {
@@ -106,20 +117,28 @@ const DICOM = 'application/dicom';
  */
 function instanceAs(a: Acceptable, stored: TransferSyntax, can: PixelAbility): Conversion | null {
   if (!typeMatches(a.type, DICOM)) return null;
-  const asStored = (): Conversion => ({ kind: 'as-stored', multipart: a.multipart, contentType: `${DICOM}; transfer-syntax=${stored.uid}` });
-  const to = (uid: string, fallback: boolean): Conversion => ({
-    kind: 'transcode',
-    multipart: a.multipart,
-    contentType: `${DICOM}; transfer-syntax=${uid}`,
-    to: uid,
-    fallback,
-  });
   const ts = a.transferSyntax;
-  if (ts === '*' || ts === stored.uid) return asStored();
-  if (ts === undefined) return stored.uid === EXPLICIT_VR_LE || stored.lossy || !can.decode(stored) ? asStored() : to(EXPLICIT_VR_LE, true);
+  if (ts === '*' || ts === stored.uid) return sent(a, DICOM, stored.uid);
+  if (ts === undefined) {
+    return stored.uid === EXPLICIT_VR_LE || stored.lossy || !can.decode(stored) ? sent(a, DICOM, stored.uid) : transcoded(a, EXPLICIT_VR_LE, true);
+  }
   if (!can.decode(stored)) return null;
-  if (ts === EXPLICIT_VR_LE || can.encode(ts)) return to(ts, false);
+  if (ts === EXPLICIT_VR_LE || can.encode(ts)) return transcoded(a, ts, false);
   return null;
+}
+
+// Plain functions rather than closures made per call: conversionFor runs for
+// every instance of every retrieve.
+function sent(a: Acceptable, type: string, label: string): Conversion {
+  return { kind: 'as-stored', multipart: a.multipart, contentType: `${type}; transfer-syntax=${label}` };
+}
+
+function transcoded(a: Acceptable, uid: string, fallback: boolean): Conversion {
+  return { kind: 'transcode', multipart: a.multipart, contentType: `${DICOM}; transfer-syntax=${uid}`, to: uid, fallback };
+}
+
+function madePixels(a: Acceptable, type: string, uid: string): Conversion {
+  return { kind: 'pixels', multipart: a.multipart, contentType: `${type}; transfer-syntax=${uid}`, to: uid };
 }
 
 /** The transfer syntax a media type stands for when no transfer-syntax parameter is given (PS3.18 Table 8.7.3-5). */
@@ -134,23 +153,18 @@ const DEFAULT_SYNTAX_OF: Record<string, string> = Object.fromEntries([...ENCODE_
  */
 function pixelsAs(a: Acceptable, stored: TransferSyntax, can: PixelAbility): Conversion | null {
   const ts = a.transferSyntax;
-  const as = (kind: 'as-stored' | 'pixels', type: string, label: string): Conversion =>
-    kind === 'as-stored'
-      ? { kind, multipart: a.multipart, contentType: `${type}; transfer-syntax=${label}` }
-      : { kind, multipart: a.multipart, contentType: `${type}; transfer-syntax=${label}`, to: label };
   if (stored.encapsulated) {
-    if (typeMatches(a.type, stored.pixelMediaType) && (ts === undefined || ts === '*' || ts === stored.uid))
-      return as('as-stored', stored.pixelMediaType, stored.uid);
-    if (a.type === OCTETS && ts === '*') return as('as-stored', OCTETS, stored.uid);
-    if (typeMatches(a.type, OCTETS) && (ts === undefined || ts === EXPLICIT_VR_LE) && can.decode(stored)) return as('pixels', OCTETS, EXPLICIT_VR_LE);
+    if (typeMatches(a.type, stored.pixelMediaType) && (ts === undefined || ts === '*' || ts === stored.uid)) return sent(a, stored.pixelMediaType, stored.uid);
+    if (a.type === OCTETS && ts === '*') return sent(a, OCTETS, stored.uid);
+    if (typeMatches(a.type, OCTETS) && (ts === undefined || ts === EXPLICIT_VR_LE) && can.decode(stored)) return madePixels(a, OCTETS, EXPLICIT_VR_LE);
   } else if (typeMatches(a.type, OCTETS)) {
-    if (ts === '*' || ts === stored.uid || ts === stored.pixelLabel) return as('as-stored', OCTETS, stored.pixelLabel);
-    if (ts === undefined || ts === EXPLICIT_VR_LE) return stored.littleEndian ? as('as-stored', OCTETS, EXPLICIT_VR_LE) : as('pixels', OCTETS, EXPLICIT_VR_LE);
+    if (ts === '*' || ts === stored.uid || ts === stored.pixelLabel) return sent(a, OCTETS, stored.pixelLabel);
+    if (ts === undefined || ts === EXPLICIT_VR_LE) return stored.littleEndian ? sent(a, OCTETS, EXPLICIT_VR_LE) : madePixels(a, OCTETS, EXPLICIT_VR_LE);
   }
   const target = ts ?? DEFAULT_SYNTAX_OF[a.type];
   if (!target || target === stored.uid || !can.encode(target) || !can.decode(stored)) return null;
   const type = ENCODE_TARGETS.get(target)!;
-  return typeMatches(a.type, type) ? as('pixels', type, target) : null;
+  return typeMatches(a.type, type) ? madePixels(a, type, target) : null;
 }
 
 /** A bulk data value goes as one body unless only multipart payloads are accepted. */

@@ -66,7 +66,7 @@ describe('WADO-RS retrieve', () => {
     expect(res.status).toBe(200);
   });
 
-  it('answers 406 for a transfer syntax that would need transcoding', async () => {
+  it('answers 406 for a transfer syntax Cairn cannot make of the instance (JPEG Baseline of 16-bit pixels)', async () => {
     const res = await get(ctUrl, 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50');
     expect(res.status).toBe(406);
     expect(JSON.parse(res.body.toString()).error).toBe('NotAcceptable');
@@ -185,12 +185,16 @@ describe('WADO-RS frames', () => {
     );
   });
 
-  it('answers 406 for compressed frames asked for as uncompressed', async () => {
+  it('decodes compressed frames asked for as uncompressed (PS3.18 Table 8.7.3-5)', async () => {
     const res = await get(
       `/dicom-web/studies/${rle.study}/series/${rle.series}/instances/${rle.instance}/frames/1`,
       'multipart/related; type="application/octet-stream"',
     );
-    expect(res.status).toBe(406);
+    expect(res.status).toBe(200);
+    const [part] = parseMultipart(res.body, res.headers['content-type']);
+    expect(part.headers['content-type']).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1');
+    // 100 × 100 RGB, 8 bits a sample.
+    expect(part.body.length).toBe(100 * 100 * 3);
   });
 
   it('answers 404 for a frame beyond the last', async () => {
