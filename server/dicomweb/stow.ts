@@ -30,6 +30,7 @@ export function store(deps: AppDeps) {
     const { outcomes, unread } = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);
+    noteRejections(ctx, outcomes);
     if (unread) ctx.append('Warning', `299 ${dicomwebBase(ctx, deps.config)}: ${unread.message}`);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
@@ -90,4 +91,10 @@ async function storeParts(
   const outcomes = await Promise.all(pending);
   if (unread) outcomes.push(unread);
   return { outcomes, unread };
+}
+
+/** A stored rejection note (IHE IOCM) is named in the audit row with its title; the rejected UIDs are among its touched ones. */
+function noteRejections(ctx: RouterContext, outcomes: readonly StoreOutcome[]): void {
+  const notes = outcomes.flatMap((o) => (o.ok && o.rejection ? [{ kos: o.sopInstanceUid, code: o.rejection.code, rejected: o.rejection.rejected }] : []));
+  if (notes.length && ctx.state.audit) ctx.state.audit.detail = { ...ctx.state.audit.detail, rejections: notes };
 }
