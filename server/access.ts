@@ -173,15 +173,18 @@ function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
  * caller (glass broken or not) and prepared statements stay one per shape.
  */
 function rule(path: IndexPath, param: (v: CallerValue) => string): string {
+  const labels = cleared(path, param);
+  const alive = `(${param('rejected')} or ${live(path)})`;
+  return labels ? `${labels} and ${alive}` : alive;
+}
+
+/** The labels part of the rule: the rows' labels are among the clearances, or the glass is broken. */
+function cleared(path: IndexPath, param: (v: CallerValue) => string): string | undefined {
   const below = path.checked === undefined ? 0 : path.checked === 'study' ? 1 : 2;
   const labelled = [path.study, path.series].slice(below).filter((row) => row !== undefined);
-  const parts: string[] = [];
-  if (labelled.length) {
-    const cleared = labelled.map((row) => `${alias(row)}.labels <@ ${param('clearances')}::text[]`);
-    parts.push(`(${param('glass')} or (${cleared.join(' and ')}))`);
-  }
-  parts.push(`(${param('rejected')} or ${live(path)})`);
-  return parts.join(' and ');
+  if (!labelled.length) return undefined;
+  const each = labelled.map((row) => `${alias(row)}.labels <@ ${param('clearances')}::text[]`);
+  return `(${param('glass')} or (${each.join(' and ')}))`;
 }
 
 /** The deepest row of the path is not rejected (a series or study: holds a live instance). */
@@ -199,13 +202,32 @@ function alias(name: string): string {
 
 /** The rule as a condition of a query built with knex, the caller's values bound as `?`. */
 export function visible(db: Db | Knex.Transaction, path: IndexPath, caller: Caller): Knex.Raw {
+  return bind(
+    db,
+    rule(path, (v) => `\0${v}\0`),
+    caller,
+  );
+}
+
+function bind(db: Db | Knex.Transaction, marked: string, caller: Caller): Knex.Raw {
   // `?` bindings go by position in the text, whatever order rule() wrote its parts in.
   const bindings: (boolean | string[])[] = [];
-  const sql = rule(path, (v) => `\0${v}\0`).replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
+  const sql = marked.replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
     bindings.push(callerValue(caller, v));
     return '?';
   });
   return db.raw(sql, bindings);
+}
+
+/**
+ * Which changes of the change sequence a caller may follow: those of a study
+ * and series whose labels the rule clears (rows that hold a `labels` column,
+ * the live rows or the labels a deletion kept). Rejection is not applied: a
+ * "rejected" change is the news a follower needs to withdraw its copy, and
+ * it names nothing the caller could not see before.
+ */
+export function visibleChange(db: Db, path: { study: string; series: string }, caller: Caller): Knex.Raw {
+  return bind(db, cleared(path, (v) => `\0${v}\0`) as string, caller);
 }
 
 /**

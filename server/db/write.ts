@@ -166,7 +166,19 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid })));
-    await appendChanges(trx, 'deleted', rows);
+    // The labels the study and series had, for the change feed once their rows are gone.
+    const labels: { series_uid: string; series_labels: string[]; study_labels: string[] }[] = rows.length
+      ? await trx('series as se')
+          .join('studies as st', 'st.study_uid', 'se.study_uid')
+          .whereIn('se.series_uid', [...new Set(rows.map((r) => r.series_uid))])
+          .select('se.series_uid', 'se.labels as series_labels', 'st.labels as study_labels')
+      : [];
+    const bySeries = new Map(labels.map((l) => [l.series_uid, l]));
+    await appendChanges(
+      trx,
+      'deleted',
+      rows.map((r) => ({ ...r, study_labels: bySeries.get(r.series_uid)?.study_labels, series_labels: bySeries.get(r.series_uid)?.series_labels })),
+    );
     await trx('series').where({ study_uid: where.study_uid }).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
     await trx('studies').where({ study_uid: where.study_uid }).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();
     return rows.map((r) => r.blob_key);
@@ -178,14 +190,37 @@ export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rej
 /**
  * Appends change rows (migrations/20261201041000_changes.ts) inside the
  * transaction of the write they record, in the order given: one statement
- * with three array parameters, however many rows.
+ * with three array parameters, however many rows. A delete also gives the
+ * labels the study and series had, which the change feed reads once their
+ * rows are gone (one JSON parameter then).
  */
 export async function appendChanges(
   trx: Knex.Transaction,
   kind: ChangeKind,
-  rows: readonly { study_uid: string; series_uid?: string | null; sop_instance_uid?: string | null }[],
+  rows: readonly {
+    study_uid: string;
+    series_uid?: string | null;
+    sop_instance_uid?: string | null;
+    study_labels?: string[];
+    series_labels?: string[];
+  }[],
 ): Promise<void> {
   if (!rows.length) return;
+  if (rows.some((r) => r.study_labels !== undefined)) {
+    const records = rows.map((r) => ({
+      s: r.study_uid,
+      se: r.series_uid ?? null,
+      i: r.sop_instance_uid ?? null,
+      sl: r.study_labels ?? null,
+      sel: r.series_labels ?? null,
+    }));
+    await trx.raw(
+      `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels, series_labels)
+        select ?, s, se, i, sl, sel from rows from (jsonb_to_recordset(?::jsonb) as (s text, se text, i text, sl text[], sel text[])) with ordinality as u(s, se, i, sl, sel, n) order by n`,
+      [kind, JSON.stringify(records)],
+    );
+    return;
+  }
   await trx.raw(
     `insert into changes (kind, study_uid, series_uid, sop_instance_uid)
       select ?, s, se, i from unnest(?::text[], ?::text[], ?::text[]) with ordinality as u(s, se, i, n) order by n`,

@@ -4,6 +4,7 @@ import { ApiError } from '../errors.js';
 import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
 import { callerOf, guard } from '../http/guard.js';
+import { followChanges } from './changes.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
@@ -64,6 +65,9 @@ export function dicomwebRouter(deps: AppDeps): Router {
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
     r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
+
+  // The change feed (not part of PS3.18): what changed since a sequence number
+  r.get('/changes', searching, followChanges(deps));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)
   const deleting = guard('delete', 'delete');
