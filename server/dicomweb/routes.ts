@@ -17,13 +17,17 @@ const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 
+/** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
+export const NOT_BUILT = Symbol('cairn.notBuilt');
+
 /** A retrieval Cairn does not offer: 404 for what the caller cannot see (as everywhere), else 501. */
 function notBuilt(deps: AppDeps, what: string) {
-  return async (ctx: RouterContext): Promise<void> => {
+  const handler = async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     if (!(await findInstances(deps.db, callerOf(ctx), t)).length) throw notFound(t);
     throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
   };
+  return Object.assign(handler, { [NOT_BUILT]: true });
 }
 
 /** The one route table (DESIGN.md house style 1), below /dicom-web. */
