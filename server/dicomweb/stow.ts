@@ -6,6 +6,7 @@ import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { MultipartReader, parseMediaType } from '../http/multipart.js';
+import { storeJsonParts } from './stow-json.js';
 import { storeResponse, storeStatus } from './store-response.js';
 
 const IN_FLIGHT = 8;
@@ -22,12 +23,21 @@ export function store(deps: AppDeps) {
       );
     }
     const partType = ct.params.type?.toLowerCase();
-    if (partType !== undefined && partType !== 'application/dicom') {
-      throw new ApiError(415, 'UnsupportedMediaType', `multipart/related type "${ct.params.type}" is not supported; only application/dicom`);
+    if (partType !== undefined && partType !== 'application/dicom' && partType !== 'application/dicom+json') {
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `multipart/related type "${ct.params.type}" is not supported; only application/dicom, or application/dicom+json with bulk data`,
+      );
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
-    const { outcomes, unread } = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
+    const reader = new MultipartReader(ctx.req, ct.params.boundary);
+    // PS3.18 §10.5.1.4: metadata and bulk data, made into instances here.
+    const { outcomes, unread } =
+      partType === 'application/dicom+json'
+        ? { outcomes: await storeJsonParts(deps, callerOf(ctx), reader, studyUid), unread: undefined }
+        : await storeParts(deps, callerOf(ctx), reader, studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);
     noteRejections(ctx, outcomes);

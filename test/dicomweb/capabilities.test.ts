@@ -73,6 +73,7 @@ describe('OPTIONS /dicom-web', () => {
     const doc = await description();
     expect(doc).toContain('<method name="POST" id="StoreInstances">');
     expect(doc).toContain('mediaType="multipart/related; type=&quot;application/dicom&quot;"');
+    expect(doc).toContain('mediaType="multipart/related; type=&quot;application/dicom+json&quot;"');
     expect(doc).toContain('<param name="PatientName" style="query">');
     expect(doc).toContain('<param name="includefield" style="query" repeating="true">');
     expect(doc).toContain('mediaType="multipart/related; type=&quot;image/jp2&quot;"');
