@@ -29,9 +29,11 @@ const SCAN_FACTOR = 10;
  *
  * `seq` is handed out when a row is written, not when it commits, so a row of
  * a slow transaction may appear below one already read. The read therefore
- * stops before the first row written by a transaction that may still be
- * running when the read starts (its `tx` not below the snapshot's xmin): a
- * follower that goes on from `next` never steps over a change.
+ * stops before the first row written by a transaction not older than the
+ * oldest one still running in this database when the read starts: a
+ * follower that goes on from `next` does not step over a change. Only this
+ * database's transactions count (pg_stat_activity), not the snapshot's xmin,
+ * which any transaction of the cluster holds back.
  *
  * A change is shown when its study and series are cleared for the caller by
  * their live rows' labels, or, once deleted, by the labels the deletion kept.
@@ -42,7 +44,10 @@ export async function readChanges(db: Db, caller: Caller, since: number, limit: 
   const scan = Math.min(limit * SCAN_FACTOR, 10_000);
   const result = await db.raw(
     `with w as (select * from changes where seq > ? order by seq limit ?),
-      cut as (select min(seq) as seq from w where tx >= pg_snapshot_xmin(pg_current_snapshot())),
+      running as (select min(x) as lo from pg_snapshot_xip(pg_current_snapshot()) as x
+        where (x::text::numeric % 4294967296)::bigint in
+          (select backend_xid::text::bigint from pg_stat_activity where datname = current_database() and backend_xid is not null)),
+      cut as (select min(w.seq) as seq from w, running where w.tx >= running.lo),
       safe as (select w.* from w, cut where cut.seq is null or w.seq < cut.seq),
       shown as (
         select c.seq, c.at, c.kind, c.study_uid, c.series_uid, c.sop_instance_uid from safe c
