@@ -54,12 +54,23 @@ export interface Caller {
   readonly principal: Principal;
   /** The reason given for breaking the glass (X-Break-Glass over HTTP), when it is broken for this call. */
   readonly breakGlass?: string;
+  /**
+   * Rejected instances (IHE IOCM) are visible to this call too: only for a
+   * role that may delete, which asked for it (X-Include-Rejected over HTTP),
+   * to review or purge them.
+   */
+  readonly includeRejected?: boolean;
   readonly touched: Touched;
   readonly via: Via;
 }
 
-export function newCaller(principal: Principal, via: Via, breakGlass?: string): Caller {
-  return { principal, breakGlass, touched: new Touched(), via };
+export function newCaller(principal: Principal, via: Via, breakGlass?: string, opts: { includeRejected?: boolean } = {}): Caller {
+  return { principal, breakGlass, touched: new Touched(), via, ...(opts.includeRejected ? { includeRejected: true } : {}) };
+}
+
+/** Who may see rejected instances when asking for them: those who may delete them for good. */
+export function maySeeRejected(principal: Principal): boolean {
+  return permits(principal, 'delete');
 }
 
 /** The UIDs a request returned or changed, for its audit row. */
@@ -119,23 +130,36 @@ export type IndexPath =
   | { study: string; series: string; instance: string; checked?: 'study' | 'series' };
 
 /** The caller's values the rule reads; as parameters of a prepared statement, in this order. */
-const CALLER_VALUES = ['glass', 'clearances'] as const;
+const CALLER_VALUES = ['glass', 'clearances', 'rejected'] as const;
 type CallerValue = (typeof CALLER_VALUES)[number];
 
 function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
-  return v === 'glass' ? caller.breakGlass !== undefined : [...caller.principal.clearances];
+  if (v === 'glass') return caller.breakGlass !== undefined;
+  if (v === 'rejected') return caller.includeRejected === true;
+  return [...caller.principal.clearances];
 }
 
 /**
  * The rule, the only place it is written. A study, series or instance is
- * visible when every label of its study row and of its series row is among
- * the caller's clearances (an unlabelled row holds the empty set, contained
- * in every set), or when the caller broke the glass. The instance row itself
- * carries nothing the rule reads yet: an instance is visible exactly when its
- * series is, so for an instance within a checked series the condition is
- * `true`. A rule about instances themselves (rejection) or about studies
- * reached another way (a collection shared with the caller) goes here, and
- * every read and count already hands over the rows it needs.
+ * visible when both of these hold:
+ *
+ * - every label of its study row and of its series row is among the caller's
+ *   clearances (an unlabelled row holds the empty set, contained in every
+ *   set), or the caller broke the glass;
+ * - it is not rejected (IHE IOCM, a Key Object Selection Document with a
+ *   rejection title, PS3.16 CID 7010): an instance is live unless its row is
+ *   rejected, a series or study while it holds a live instance. Breaking the
+ *   glass does not show rejected instances: they were withdrawn as wrong, not
+ *   hidden from the caller. Only a caller that asked for them may see them
+ *   (Caller.includeRejected).
+ *
+ * Liveness is checked on the deepest row of the path only: a live instance
+ * makes its series and study live. A series or study row without the
+ * `has_rejected` hint (migrations/20261203100000_rejection.ts) is live at
+ * once; only one with the hint costs a look for a live instance below it.
+ * A rule about studies reached another way (a collection shared with the
+ * caller) goes here, and every read and count already hands over the rows it
+ * needs.
  *
  * It is SQL text generated here rather than a PostgreSQL function, so the
  * planner always sees the bare expression and no plan depends on function
@@ -149,12 +173,25 @@ function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
  * caller (glass broken or not) and prepared statements stay one per shape.
  */
 function rule(path: IndexPath, param: (v: CallerValue) => string): string {
+  const labels = cleared(path, param);
+  const alive = `(${param('rejected')} or ${live(path)})`;
+  return labels ? `${labels} and ${alive}` : alive;
+}
+
+/** The labels part of the rule: the rows' labels are among the clearances, or the glass is broken. */
+function cleared(path: IndexPath, param: (v: CallerValue) => string): string | undefined {
   const below = path.checked === undefined ? 0 : path.checked === 'study' ? 1 : 2;
   const labelled = [path.study, path.series].slice(below).filter((row) => row !== undefined);
-  if (path.instance !== undefined) alias(path.instance);
-  if (!labelled.length) return 'true';
-  const cleared = labelled.map((row) => `${alias(row)}.labels <@ ${param('clearances')}::text[]`);
-  return `(${param('glass')} or (${cleared.join(' and ')}))`;
+  if (!labelled.length) return undefined;
+  const each = labelled.map((row) => `${alias(row)}.labels <@ ${param('clearances')}::text[]`);
+  return `(${param('glass')} or (${each.join(' and ')}))`;
+}
+
+/** The deepest row of the path is not rejected (a series or study: holds a live instance). */
+function live(path: IndexPath): string {
+  if (path.instance !== undefined) return `not ${alias(path.instance)}.rejected`;
+  const [row, key] = path.series !== undefined ? [alias(path.series), 'series_uid'] : [alias(path.study), 'study_uid'];
+  return `(not ${row}.has_rejected or exists (select 1 from instances live where live.${key} = ${row}.${key} and not live.rejected))`;
 }
 
 /** Aliases are constants of the statements in db/; anything else is a bug, never spliced. */
@@ -165,13 +202,32 @@ function alias(name: string): string {
 
 /** The rule as a condition of a query built with knex, the caller's values bound as `?`. */
 export function visible(db: Db | Knex.Transaction, path: IndexPath, caller: Caller): Knex.Raw {
+  return bind(
+    db,
+    rule(path, (v) => `\0${v}\0`),
+    caller,
+  );
+}
+
+function bind(db: Db | Knex.Transaction, marked: string, caller: Caller): Knex.Raw {
   // `?` bindings go by position in the text, whatever order rule() wrote its parts in.
   const bindings: (boolean | string[])[] = [];
-  const sql = rule(path, (v) => `\0${v}\0`).replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
+  const sql = marked.replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
     bindings.push(callerValue(caller, v));
     return '?';
   });
   return db.raw(sql, bindings);
+}
+
+/**
+ * Which changes of the change sequence a caller may follow: those of a study
+ * and series whose labels the rule clears (rows that hold a `labels` column,
+ * the live rows or the labels a deletion kept). Rejection is not applied: a
+ * "rejected" change is the news a follower needs to withdraw its copy, and
+ * it names nothing the caller could not see before.
+ */
+export function visibleChange(db: Db, path: { study: string; series: string }, caller: Caller): Knex.Raw {
+  return bind(db, cleared(path, (v) => `\0${v}\0`) as string, caller);
 }
 
 /**

@@ -4,6 +4,7 @@ import { apiRouter } from './api/routes.js';
 import { auditTrail } from './audit.js';
 import { authenticate } from './auth/authenticate.js';
 import { authRouter } from './auth/routes.js';
+import { capabilitiesRouter } from './dicomweb/capabilities.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
@@ -38,6 +39,8 @@ export function createApp(given: AppDeps): Koa {
     app.use(router.allowedMethods({ throw: true }));
   }
   app.use(metricsRouter(deps, deps.metrics).routes());
+  // The capabilities description (PS3.18 §8.9), generated from the DICOMweb route table.
+  app.use(capabilitiesRouter(deps).routes());
   // Last: the viewer answers GET/HEAD of every path no other router owns.
   app.use(viewerRouter(deps));
   return app;

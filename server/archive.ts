@@ -4,19 +4,21 @@ import { PassThrough } from 'node:stream';
 import type { BlobStore } from './blob/blob-store.js';
 import { newInstanceKey, recentInstancePrefixes } from './blob/blob-store.js';
 import type { Config } from './config.js';
-import { deleteInstances, indexedBlobKeys, indexInstance, type IndexOutcome } from './db/write.js';
+import type { Knex } from 'knex';
+import { deleteInstances, indexedBlobKeys, indexInstance, rejectInstances, type IndexOutcome } from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { replaceLabels, type LabelTarget } from './db/labels.js';
 import { findInstances, type Target } from './db/lookup.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
+import { rejectionNote } from './dicom/rejection-note.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
 import { permits, type Action, type Caller } from './access.js';
 import type { Logger } from './log.js';
 
-// The archive is the only writer (DESIGN.md): every store, delete and
-// relabel, whatever protocol asked for it, goes through here with the
+// The archive is the only writer (DESIGN.md): every store, delete, relabel
+// and reject (a stored rejection note), whatever protocol asked for it, goes through here with the
 // protocol adapter's Caller. Each checks that the caller's roles allow it,
 // writes the index rows and their change rows in one statement or
 // transaction (db/write.ts), and notes what it changed in the caller's
@@ -44,7 +46,17 @@ function authorise(caller: Caller, action: Action): void {
 }
 
 export type StoreOutcome =
-  | { ok: true; studyUid: string; seriesUid: string; sopInstanceUid: string; sopClassUid: string; warning?: number; duplicate: boolean }
+  | {
+      ok: true;
+      studyUid: string;
+      seriesUid: string;
+      sopInstanceUid: string;
+      sopClassUid: string;
+      warning?: number;
+      duplicate: boolean;
+      /** The instance is a rejection note (IHE IOCM): its title, and how many instances it rejected now. */
+      rejection?: { code: string; rejected: number };
+    }
   | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
 
 /**
@@ -221,16 +233,25 @@ async function finish(
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
   const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 }, labelsFor(ctx.config.labelRules, parsed.dataset));
+  // A rejection note rejects what it references in the transaction that indexes it (IHE IOCM).
+  const note = rejectionNote(parsed.sopClassUid, parsed.dataset);
+  let rejection: { code: string; rejected: number } | undefined;
+  const reject = note
+    ? async (trx: Knex.Transaction) => {
+        const done = await rejectInstances(trx, caller, { kosInstanceUid: parsed.sopInstanceUid, code: note.code, refs: note.refs });
+        rejection = { code: note.code.value, rejected: done.length };
+      }
+    : undefined;
   let outcome: IndexOutcome;
   try {
-    outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');
+    outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite', reject);
   } catch (err) {
     // Nothing was indexed, so nothing may remain: the blob goes too.
     ctx.log({ msg: 'index write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
     await ctx.blobs.delete(key).catch(() => undefined);
     return { ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be indexed', ...refs };
   }
-  const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs };
+  const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs, ...(rejection ? { rejection } : {}) };
   if (outcome.kind === 'stored' || outcome.kind === 'identical' || outcome.kind === 'replaced') {
     caller.touched.note(parsed);
   }
@@ -247,6 +268,8 @@ async function finish(
       return fail(DicomStatus.DuplicateSopInstance, `SOP Instance ${parsed.sopInstanceUid} is already stored with different content`);
     case 'series-elsewhere':
       return fail(DicomStatus.DataSetDoesNotMatchSopClass, `Series ${parsed.seriesUid} already belongs to another study`);
+    case 'rejected':
+      return fail(DicomStatus.RejectedInstance, `SOP Instance ${parsed.sopInstanceUid} was rejected (IHE IOCM) and is not accepted again`);
   }
 }
 

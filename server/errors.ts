@@ -28,6 +28,10 @@ export const DicomStatus = Object.freeze({
   // allows additional ones; Cairn uses 0xC409 from the Cxxx "cannot
   // understand" range, as dcm4chee does. Listed in CONFORMANCE.md.
   StudyInstanceUidMismatch: 0xc409,
+  // A SOP Instance UID that a rejection note (IHE IOCM) rejected is not
+  // stored again. Not in the standard's list either; 0xA771 as dcm4chee-arc
+  // answers a subsequent occurrence of a rejected object. Listed in CONFORMANCE.md.
+  RejectedInstance: 0xa771,
 });
 
 /**

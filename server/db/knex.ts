@@ -7,6 +7,8 @@ import * as m20261201030000 from '../../migrations/20261201030000_access.js';
 import * as m20261201040000 from '../../migrations/20261201040000_audit_any_protocol.js';
 import * as m20261201041000 from '../../migrations/20261201041000_changes.js';
 import * as m20261203090000 from '../../migrations/20261203090000_resolved_vrs.js';
+import * as m20261203100000 from '../../migrations/20261203100000_rejection.js';
+import * as m20261203110000 from '../../migrations/20261203110000_change_labels.js';
 import * as m20261203140000 from '../../migrations/20261203140000_sessions.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
@@ -37,6 +39,8 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201040000_audit_any_protocol': m20261201040000,
   '20261201041000_changes': m20261201041000,
   '20261203090000_resolved_vrs': m20261203090000,
+  '20261203100000_rejection': m20261203100000,
+  '20261203110000_change_labels': m20261203110000,
   '20261203140000_sessions': m20261203140000,
 };
 

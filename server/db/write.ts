@@ -9,7 +9,9 @@ export type IndexOutcome =
   | { kind: 'identical' }
   | { kind: 'conflict' }
   | { kind: 'replaced'; oldBlobKey: string }
-  | { kind: 'series-elsewhere'; studyUid: string };
+  | { kind: 'series-elsewhere'; studyUid: string }
+  /** The SOP Instance UID was rejected (IHE IOCM): it is not accepted again. */
+  | { kind: 'rejected' };
 
 /**
  * Writes the index rows of one instance. The common case is one statement
@@ -17,10 +19,22 @@ export type IndexOutcome =
  * the first instance that names them (concurrent writers meet at ON
  * CONFLICT, never at a duplicate row; the foreign keys are checked at the
  * end of the statement, after the CTEs ran), and the instance row is written
- * unless its SOP Instance UID is taken or its series belongs to another
- * study. Only when no row was written does a second transaction find out why.
+ * unless its SOP Instance UID is taken or rejected, or its series belongs to
+ * another study. Only when no row was written does a second transaction find
+ * out why.
+ *
+ * `then` runs in the same transaction once the instance row is new or
+ * replaced (a rejection note's rejection, so the note and what it does
+ * commit together); the statement then runs unprepared inside it.
  */
-export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, instance: InstanceRow, overwrite: boolean): Promise<IndexOutcome> {
+export async function indexInstance(
+  db: Db,
+  study: StudyRow,
+  series: SeriesRow,
+  instance: InstanceRow,
+  overwrite: boolean,
+  then?: (trx: Knex.Transaction) => Promise<void>,
+): Promise<IndexOutcome> {
   const row = { ...instance, bulk: JSON.stringify(instance.bulk), frames: instance.frames ? JSON.stringify(instance.frames) : null };
   const values = [
     ...STUDY_COLUMNS.map((c) => (c === 'attributes' ? JSON.stringify(study.attributes) : study[c])),
@@ -28,9 +42,8 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
     ...INSTANCE_COLUMNS.map((c) => row[c]),
   ];
   const labelled = (study.labels.length ? 1 : 0) + (series.labels.length ? 2 : 0);
-  const [result] = await prepared<{ inserted: number }>(db, `cairn_index_instance_${labelled}`, INDEX_STATEMENTS[labelled], values);
-  if (result.inserted === 1) return { kind: 'stored' };
-  return db.transaction(async (trx) => {
+  const why = async (trx: Knex.Transaction): Promise<IndexOutcome> => {
+    if (await trx('rejections').where({ sop_instance_uid: instance.sop_instance_uid }).first('sop_instance_uid')) return { kind: 'rejected' };
     const owner = await trx('series').where({ series_uid: series.series_uid }).first('study_uid');
     if (owner && owner.study_uid !== series.study_uid) return { kind: 'series-elsewhere', studyUid: owner.study_uid };
     const existing = await trx('instances').where({ sop_instance_uid: instance.sop_instance_uid }).forUpdate().first('sha256', 'blob_key', 'series_uid');
@@ -39,8 +52,31 @@ export async function indexInstance(db: Db, study: StudyRow, series: SeriesRow, 
     if (!overwrite || existing.series_uid !== instance.series_uid) return { kind: 'conflict' };
     await trx('instances').where({ sop_instance_uid: instance.sop_instance_uid }).update(row);
     await appendChanges(trx, 'replaced', [instance]);
+    if (then) await then(trx);
     return { kind: 'replaced', oldBlobKey: existing.blob_key };
+  };
+  if (then) {
+    return db.transaction(async (trx) => {
+      const { sql, bindings } = positional(INDEX_STATEMENTS[labelled], values);
+      const { rows } = await trx.raw(sql, bindings);
+      if (rows[0].inserted !== 1) return why(trx);
+      await then(trx);
+      return { kind: 'stored' };
+    });
+  }
+  const [result] = await prepared<{ inserted: number }>(db, `cairn_index_instance_${labelled}`, INDEX_STATEMENTS[labelled], values);
+  if (result.inserted === 1) return { kind: 'stored' };
+  return db.transaction(why);
+}
+
+/** A statement with `$n` parameters as knex raw text with `?` bindings, in order of appearance. */
+function positional(text: string, values: readonly unknown[]): { sql: string; bindings: Knex.RawBinding[] } {
+  const bindings: Knex.RawBinding[] = [];
+  const sql = text.replace(/\$(\d+)/g, (_, n: string) => {
+    bindings.push(values[Number(n) - 1] as Knex.RawBinding);
+    return '?';
   });
+  return { sql, bindings };
 }
 
 // The columns each row writes, in the order of the statement's parameters:
@@ -97,10 +133,12 @@ const INDEX_STATEMENTS = [0, 1, 2, 3].map((labelled) => {
   const instanceValues = params(INSTANCE_COLUMNS);
   const seriesUid = `$${SERIES_COLUMNS.indexOf('series_uid') + STUDY_COLUMNS.length + 1}`;
   const seriesStudyUid = `$${SERIES_COLUMNS.indexOf('study_uid') + STUDY_COLUMNS.length + 1}`;
+  const sopInstanceUid = `$${INSTANCE_COLUMNS.indexOf('sop_instance_uid') + SERIES_COLUMNS.length + STUDY_COLUMNS.length + 1}`;
   return `with s as (insert into studies (${quoted(STUDY_COLUMNS)}) values (${studyValues}) ${onConflict('studies', 'study_uid', (labelled & 1) !== 0)}),
     se as (insert into series (${quoted(SERIES_COLUMNS)}) values (${seriesValues}) ${onConflict('series', 'series_uid', (labelled & 2) !== 0)}),
     i as (insert into instances (${quoted(INSTANCE_COLUMNS)}) select ${instanceValues}
       where not exists (select 1 from series where series_uid = ${seriesUid} and study_uid <> ${seriesStudyUid})
+        and not exists (select 1 from rejections where sop_instance_uid = ${sopInstanceUid})
       on conflict (sop_instance_uid) do nothing returning study_uid, series_uid, sop_instance_uid),
     c as (insert into changes (kind, study_uid, series_uid, sop_instance_uid) select 'stored', study_uid, series_uid, sop_instance_uid from i)
     select count(*)::int as inserted from i`;
@@ -128,26 +166,61 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid })));
-    await appendChanges(trx, 'deleted', rows);
+    // The labels the study and series had, for the change feed once their rows are gone.
+    const labels: { series_uid: string; series_labels: string[]; study_labels: string[] }[] = rows.length
+      ? await trx('series as se')
+          .join('studies as st', 'st.study_uid', 'se.study_uid')
+          .whereIn('se.series_uid', [...new Set(rows.map((r) => r.series_uid))])
+          .select('se.series_uid', 'se.labels as series_labels', 'st.labels as study_labels')
+      : [];
+    const bySeries = new Map(labels.map((l) => [l.series_uid, l]));
+    await appendChanges(
+      trx,
+      'deleted',
+      rows.map((r) => ({ ...r, study_labels: bySeries.get(r.series_uid)?.study_labels, series_labels: bySeries.get(r.series_uid)?.series_labels })),
+    );
     await trx('series').where({ study_uid: where.study_uid }).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
     await trx('studies').where({ study_uid: where.study_uid }).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();
     return rows.map((r) => r.blob_key);
   });
 }
 
-export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled';
+export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rejected';
 
 /**
  * Appends change rows (migrations/20261201041000_changes.ts) inside the
  * transaction of the write they record, in the order given: one statement
- * with three array parameters, however many rows.
+ * with three array parameters, however many rows. A delete also gives the
+ * labels the study and series had, which the change feed reads once their
+ * rows are gone (one JSON parameter then).
  */
 export async function appendChanges(
   trx: Knex.Transaction,
   kind: ChangeKind,
-  rows: readonly { study_uid: string; series_uid?: string | null; sop_instance_uid?: string | null }[],
+  rows: readonly {
+    study_uid: string;
+    series_uid?: string | null;
+    sop_instance_uid?: string | null;
+    study_labels?: string[];
+    series_labels?: string[];
+  }[],
 ): Promise<void> {
   if (!rows.length) return;
+  if (rows.some((r) => r.study_labels !== undefined)) {
+    const records = rows.map((r) => ({
+      s: r.study_uid,
+      se: r.series_uid ?? null,
+      i: r.sop_instance_uid ?? null,
+      sl: r.study_labels ?? null,
+      sel: r.series_labels ?? null,
+    }));
+    await trx.raw(
+      `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels, series_labels)
+        select ?, s, se, i, sl, sel from rows from (jsonb_to_recordset(?::jsonb) as (s text, se text, i text, sl text[], sel text[])) with ordinality as u(s, se, i, sl, sel, n) order by n`,
+      [kind, JSON.stringify(records)],
+    );
+    return;
+  }
   await trx.raw(
     `insert into changes (kind, study_uid, series_uid, sop_instance_uid)
       select ?, s, se, i from unnest(?::text[], ?::text[], ?::text[]) with ordinality as u(s, se, i, n) order by n`,
@@ -160,4 +233,74 @@ export async function indexedBlobKeys(db: Db, keys: string[]): Promise<Set<strin
   if (!keys.length) return new Set();
   const rows: { blob_key: string }[] = await db('instances').whereIn('blob_key', keys).select('blob_key');
   return new Set(rows.map((r) => r.blob_key));
+}
+
+/** What a rejection note rejects, and why (server/dicom/rejection-note.ts). */
+export interface RejectionRecord {
+  kosInstanceUid: string;
+  code: { value: string; scheme: string; meaning: string };
+  refs: readonly { studyUid: string; seriesUid: string; sopInstanceUid: string }[];
+}
+
+/**
+ * Rejects the referenced instances, inside the transaction that indexes the
+ * rejection note (IHE IOCM): each stored one the caller may see is marked
+ * rejected (the visibility rule then hides it from every read), its series
+ * and study get the hint the rule reads, and it gets a change row. Every
+ * referenced UID not stored yet is recorded too, so that it is refused when
+ * it arrives. A referenced instance the caller may not see, or stored under
+ * other study or series UIDs than the note says, is left as it is. Returns
+ * the instances rejected now.
+ */
+export async function rejectInstances(
+  trx: Knex.Transaction,
+  caller: Caller,
+  r: RejectionRecord,
+): Promise<{ studyUid: string; seriesUid: string; sopInstanceUid: string }[]> {
+  const uids = [...new Set(r.refs.map((ref) => ref.sopInstanceUid))];
+  if (!uids.length) return [];
+  const stored: { sop_instance_uid: string; study_uid: string; series_uid: string; seen: boolean }[] = await trx('instances as i')
+    .join('series as se', 'se.series_uid', 'i.series_uid')
+    .join('studies as st', 'st.study_uid', 'se.study_uid')
+    .whereIn('i.sop_instance_uid', uids)
+    .select('i.sop_instance_uid', 'i.study_uid', 'i.series_uid', trx.raw('? as seen', [visible(trx, { study: 'st', series: 'se', instance: 'i' }, caller)]))
+    .forUpdate('i');
+  const byUid = new Map(stored.map((row) => [row.sop_instance_uid, row]));
+  const taken = r.refs.filter((ref) => {
+    const row = byUid.get(ref.sopInstanceUid);
+    return !row || (row.seen && row.study_uid === ref.studyUid && row.series_uid === ref.seriesUid);
+  });
+  if (!taken.length) return [];
+  const rows: { sop_instance_uid: string; study_uid: string; series_uid: string }[] = await trx('instances')
+    .whereIn(
+      'sop_instance_uid',
+      taken.map((t) => t.sopInstanceUid),
+    )
+    .where('rejected', false)
+    .update({ rejected: true })
+    .returning(['sop_instance_uid', 'study_uid', 'series_uid']);
+  const seriesUids = [...new Set(rows.map((x) => x.series_uid))];
+  const studyUids = [...new Set(rows.map((x) => x.study_uid))];
+  if (rows.length) {
+    await trx('series').whereIn('series_uid', seriesUids).where('has_rejected', false).update({ has_rejected: true });
+    await trx('studies').whereIn('study_uid', studyUids).where('has_rejected', false).update({ has_rejected: true });
+  }
+  await trx('rejections')
+    .insert(
+      taken.map((t) => ({
+        sop_instance_uid: t.sopInstanceUid,
+        study_uid: t.studyUid,
+        series_uid: t.seriesUid,
+        kos_instance_uid: r.kosInstanceUid,
+        code_value: r.code.value,
+        coding_scheme: r.code.scheme,
+        code_meaning: r.code.meaning,
+      })),
+    )
+    .onConflict('sop_instance_uid')
+    .ignore();
+  await appendChanges(trx, 'rejected', rows);
+  const rejected = rows.map((x) => ({ studyUid: x.study_uid, seriesUid: x.series_uid, sopInstanceUid: x.sop_instance_uid }));
+  caller.touched.noteAll(rejected);
+  return rejected;
 }

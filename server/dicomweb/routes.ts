@@ -4,6 +4,7 @@ import { ApiError } from '../errors.js';
 import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
 import { callerOf, guard } from '../http/guard.js';
+import { followChanges } from './changes.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
@@ -16,13 +17,17 @@ const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 
+/** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
+export const NOT_BUILT = Symbol('cairn.notBuilt');
+
 /** A retrieval Cairn does not offer: 404 for what the caller cannot see (as everywhere), else 501. */
 function notBuilt(deps: AppDeps, what: string) {
-  return async (ctx: RouterContext): Promise<void> => {
+  const handler = async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     if (!(await findInstances(deps.db, callerOf(ctx), t)).length) throw notFound(t);
     throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
   };
+  return Object.assign(handler, { [NOT_BUILT]: true });
 }
 
 /** The one route table (DESIGN.md house style 1), below /dicom-web. */
@@ -64,6 +69,9 @@ export function dicomwebRouter(deps: AppDeps): Router {
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
     r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
+
+  // The change feed (not part of PS3.18): what changed since a sequence number
+  r.get('/changes', searching, followChanges(deps));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)
   const deleting = guard('delete', 'delete');

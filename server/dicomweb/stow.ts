@@ -6,6 +6,7 @@ import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { MultipartReader, parseMediaType } from '../http/multipart.js';
+import { storeJsonParts } from './stow-json.js';
 import { storeResponse, storeStatus } from './store-response.js';
 
 const IN_FLIGHT = 8;
@@ -22,15 +23,25 @@ export function store(deps: AppDeps) {
       );
     }
     const partType = ct.params.type?.toLowerCase();
-    if (partType !== undefined && partType !== 'application/dicom') {
-      throw new ApiError(415, 'UnsupportedMediaType', `multipart/related type "${ct.params.type}" is not supported; only application/dicom`);
+    if (partType !== undefined && partType !== 'application/dicom' && partType !== 'application/dicom+json') {
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `multipart/related type "${ct.params.type}" is not supported; only application/dicom, or application/dicom+json with bulk data`,
+      );
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
-    const { outcomes, unread } = await storeParts(deps, callerOf(ctx), new MultipartReader(ctx.req, ct.params.boundary), studyUid);
+    const reader = new MultipartReader(ctx.req, ct.params.boundary);
+    // PS3.18 §10.5.1.4: metadata and bulk data, made into instances here.
+    const { outcomes, unread } =
+      partType === 'application/dicom+json'
+        ? { outcomes: await storeJsonParts(deps, callerOf(ctx), reader, studyUid), unread: undefined }
+        : await storeParts(deps, callerOf(ctx), reader, studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);
     deps.metrics?.stowOutcomes(outcomes);
+    noteRejections(ctx, outcomes);
     if (unread) ctx.append('Warning', `299 ${dicomwebBase(ctx, deps.config)}: ${unread.message}`);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
@@ -91,4 +102,10 @@ async function storeParts(
   const outcomes = await Promise.all(pending);
   if (unread) outcomes.push(unread);
   return { outcomes, unread };
+}
+
+/** A stored rejection note (IHE IOCM) is named in the audit row with its title; the rejected UIDs are among its touched ones. */
+function noteRejections(ctx: RouterContext, outcomes: readonly StoreOutcome[]): void {
+  const notes = outcomes.flatMap((o) => (o.ok && o.rejection ? [{ kos: o.sopInstanceUid, code: o.rejection.code, rejected: o.rejection.rejected }] : []));
+  if (notes.length && ctx.state.audit) ctx.state.audit.detail = { ...ctx.state.audit.detail, rejections: notes };
 }

@@ -1,6 +1,6 @@
 import type { RouterContext } from '@koa/router';
 import type { Context, Next } from 'koa';
-import { breakGlassReasonProblem, mayBreakGlass, newCaller, permits, type Action, type Caller, type Via } from '../access.js';
+import { breakGlassReasonProblem, mayBreakGlass, maySeeRejected, newCaller, permits, type Action, type Caller, type Principal, type Via } from '../access.js';
 import { ApiError } from '../errors.js';
 import type { AuditAction } from '../audit.js';
 
@@ -40,7 +40,8 @@ export function guard(action: Action, auditAs: AuditAction) {
       throw new ApiError(403, 'BreakGlassForbidden', `the roles [${principal.roles.join(', ')}] may not break the glass`);
     const problem = reason ? breakGlassReasonProblem(reason) : undefined;
     if (problem) throw new ApiError(400, 'BreakGlassReasonMissing', problem);
-    const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined);
+    const includeRejected = includeRejectedOf(ctx, principal);
+    const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined, { includeRejected });
     ctx.state.caller = caller;
     return next();
   };
@@ -57,4 +58,13 @@ export function callerOf(ctx: Context): Caller {
 /** Where an HTTP request came from (behind a trusted proxy, the X-Forwarded-For client). */
 export function httpVia(ctx: Context): Via {
   return { protocol: 'http', address: ctx.ip || null };
+}
+
+/** X-Include-Rejected: true shows rejected instances (IHE IOCM) to a role that may delete them, to review or purge. */
+function includeRejectedOf(ctx: Context, principal: Principal): boolean {
+  const value = ctx.get('x-include-rejected').trim().toLowerCase();
+  if (!value || value === 'false') return false;
+  if (value !== 'true') throw new ApiError(400, 'InvalidHeader', `X-Include-Rejected must be true or false, not "${value}"`);
+  if (!maySeeRejected(principal)) throw new ApiError(403, 'Forbidden', `the roles [${principal.roles.join(', ')}] may not see rejected instances`);
+  return true;
 }
