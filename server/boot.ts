@@ -3,6 +3,7 @@ import { createTokenService, loadSecret } from './auth/tokens.js';
 import type { BlobStore } from './blob/blob-store.js';
 import { openBlobStore } from './blob/open.js';
 import type { Config } from './config.js';
+import { deidSecret, Research } from './deid/research.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
@@ -33,12 +34,15 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     throw err;
   }
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
+  const research = new Research(config.deid, deidSecret(config.deid, config.dataDir));
   return {
     config,
     db,
     blobs,
     log,
     tokens,
+    research,
+    presenter: research.presenter,
     async shutdown() {
       await db.destroy();
       await embedded?.stop();

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
+import { parseDeidViews, type DeidViewSetting } from './deid/settings.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
 import { PACKAGE_ROOT } from './paths.js';
 
@@ -63,6 +64,9 @@ const schema = z.object({
     .string()
     .regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port')
     .optional(),
+  DEID_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  DEID_VIEWS: z.string().default('researcher=modified-dates'),
+  DEID_SAFE_PRIVATE: z.string().optional(),
 });
 
 export interface Config {
@@ -94,6 +98,14 @@ export interface Config {
   readonly labelRules: readonly LabelRule[];
   /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
   readonly auditSyslog?: string;
+  /** De-identified views by role (server/deid/settings.ts). */
+  readonly deid: DeidConfig;
+}
+
+export interface DeidConfig {
+  /** The secret project keys are derived from; when unset, Cairn keeps a generated one in DATA_DIR/deid-secret. */
+  readonly key?: string;
+  readonly views: readonly DeidViewSetting[];
 }
 
 export interface AuthConfig {
@@ -159,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
     auditSyslog: e.AUDIT_SYSLOG,
+    deid: Object.freeze({ key: e.DEID_KEY, views: Object.freeze(readDeidViews(e.DEID_VIEWS, e.DEID_SAFE_PRIVATE)) }),
   });
 }
 
@@ -185,6 +198,14 @@ function readLabelRules(text: string | undefined, file: string | undefined): Lab
   if (source === undefined || source.trim() === '') return [];
   try {
     return parseLabelRules(source);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
+}
+
+function readDeidViews(text: string, safePrivate: string | undefined): DeidViewSetting[] {
+  try {
+    return parseDeidViews(text, safePrivate);
   } catch (err) {
     throw new Error(`invalid configuration: ${(err as Error).message}`);
   }

@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
 import type { Presenter } from './present.js';
+import type { Research } from './deid/research.js';
 
 /** What createApp and every handler receive (DESIGN.md house style 3: dependencies are arguments). */
 export interface AppDeps {
@@ -14,4 +15,6 @@ export interface AppDeps {
   tokens: TokenService;
   /** The view of attributes each caller gets (server/present.ts); absent: attributes as stored. */
   presenter?: Presenter;
+  /** De-identified views by role (server/deid/research.ts); absent: every caller reads attributes as stored. */
+  research?: Research;
 }

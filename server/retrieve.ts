@@ -5,6 +5,7 @@ import type { Span } from './db/rows.js';
 import type { AppDeps } from './deps.js';
 import { Tag } from './dicom/tags.js';
 import { transferSyntax, type TransferSyntax } from './dicom/transfer-syntax.js';
+import { deidentifiedBytes } from './deid/bytes.js';
 import { ApiError } from './errors.js';
 import { typeMatches, type Acceptable } from './http/accept.js';
 import type { OutPart } from './http/multipart.js';
@@ -114,6 +115,7 @@ function notAcceptable(asked: Asked, ts: string, sopInstanceUid: string): ApiErr
 export const SMALL_BLOB = 4 * 1024 * 1024;
 
 type Blobs = Pick<AppDeps, 'blobs'>;
+type Seam = Blobs & Partial<Pick<AppDeps, 'db' | 'config' | 'research'>>;
 
 /**
  * The bytes seam: what `caller` asked, found in `asked`'s rows, as the Reply
@@ -122,7 +124,15 @@ type Blobs = Pick<AppDeps, 'blobs'>;
  * Range outside the value. `caller` is who the bytes are for, for a
  * conversion that depends on it (a de-identified view).
  */
-export async function retrieveBytes(deps: Blobs, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+export async function retrieveBytes(deps: Seam, caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+  // A de-identified view (server/deid/bytes.ts) rewrites whole instances and serves frames and kept bulk data as stored.
+  const view = deps.research?.viewOf(caller);
+  if (view && deps.db && deps.config)
+    return deidentifiedBytes({ ...deps, db: deps.db, config: deps.config }, view, caller, accepts, asked, async () => asStored(deps, accepts, asked));
+  return asStored(deps, accepts, asked);
+}
+
+function asStored(deps: Blobs, accepts: Acceptable[], asked: Asked): Reply {
   if (asked.kind === 'instances') return instances(deps, accepts, asked);
   if (asked.kind === 'frames') return frames(deps, accepts, asked);
   return bulk(deps, accepts, asked);

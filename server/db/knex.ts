@@ -7,6 +7,7 @@ import * as m20261201030000 from '../../migrations/20261201030000_access.js';
 import * as m20261201040000 from '../../migrations/20261201040000_audit_any_protocol.js';
 import * as m20261201041000 from '../../migrations/20261201041000_changes.js';
 import * as m20261203090000 from '../../migrations/20261203090000_resolved_vrs.js';
+import * as m20261203130000 from '../../migrations/20261203130000_deid_uids.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -36,6 +37,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261201040000_audit_any_protocol': m20261201040000,
   '20261201041000_changes': m20261201041000,
   '20261203090000_resolved_vrs': m20261203090000,
+  '20261203130000_deid_uids': m20261203130000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {
