@@ -169,7 +169,6 @@ const NUMERIC_VRS = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'UV', 'SV', 'FL
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN', 'CS', 'AE', 'UR']);
 const PATIENT_ID = '00100020';
-const ISSUER_OF_PATIENT_ID = '00100021';
 const PATIENT_NAME = '00100010';
 
 /**
@@ -344,10 +343,15 @@ interface Ctx {
   attrs: DicomJson;
 }
 
+/**
+ * Who the patient is for pseudonyms and date shifts: the Patient ID alone
+ * (the name when there is none), since every QIDO level carries it while the
+ * issuer is kept at instance level only, and one patient must get one shift
+ * in every answer.
+ */
 function patientKeyOf(attrs: DicomJson): string {
   const id = String(attrs[PATIENT_ID]?.Value?.[0] ?? '');
-  const issuer = String(attrs[ISSUER_OF_PATIENT_ID]?.Value?.[0] ?? '');
-  if (id) return `${issuer}\\${id}`;
+  if (id) return `id:${id}`;
   const name = attrs[PATIENT_NAME]?.Value?.[0] as { Alphabetic?: string } | undefined;
   return `name:${name?.Alphabetic ?? ''}`;
 }

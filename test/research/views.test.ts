@@ -79,6 +79,15 @@ describe('QIDO and metadata for a researcher', () => {
     expect(text(await get(CLINICIAN, `/dicom-web/studies/${CT.study}/metadata`))).toContain('CompressedSamples');
   });
 
+  it('shifts the study date by the same days in QIDO and in metadata', async () => {
+    const [study] = json(await get(RESEARCHER, `/dicom-web/studies?StudyInstanceUID=${pseudo(CT.study)}`));
+    const [m] = json(await get(RESEARCHER, `/dicom-web/studies/${pseudo(CT.study)}/metadata`));
+    expect(study['00080020'].Value[0]).toMatch(/^\d{8}$/);
+    expect(study['00080020'].Value[0]).not.toBe('20040119');
+    expect(m['00080020'].Value).toEqual(study['00080020'].Value);
+    expect(m['00100020'].Value).toEqual(study['00100020'].Value);
+  });
+
   it('finds nothing by an original identifier, and the study by its pseudonymous UID', async () => {
     expect(json(await get(RESEARCHER, '/dicom-web/studies?PatientID=1CT1'))).toEqual([]);
     expect(json(await get(RESEARCHER, '/dicom-web/studies?PatientName=Compressed*'))).toEqual([]);
