@@ -145,6 +145,37 @@ describe('instances for a researcher', () => {
   });
 });
 
+describe('the researcher matrix', () => {
+  const study = () => `/dicom-web/studies/${pseudo(CT.study)}`;
+  const series = () => `${study()}/series/${pseudo(CT.series)}`;
+  const instance = () => `${series()}/instances/${pseudo(CT.instance)}`;
+  const DICOM = 'multipart/related; type="application/dicom"';
+  const OCTETS = 'multipart/related; type="application/octet-stream"';
+  const endpoints: [string, () => string, string, number][] = [
+    ['QIDO studies', () => '/dicom-web/studies?includefield=all', 'application/dicom+json', 200],
+    ['QIDO series of a study', () => `${study()}/series?includefield=all`, 'application/dicom+json', 200],
+    ['QIDO instances of a study', () => `${study()}/instances?includefield=all`, 'application/dicom+json', 200],
+    ['QIDO instances of a series', () => `${series()}/instances?includefield=all`, 'application/dicom+json', 200],
+    ['study metadata', () => `${study()}/metadata`, 'application/dicom+json', 200],
+    ['instance metadata', () => `${instance()}/metadata`, 'application/dicom+json', 200],
+    ['study', study, DICOM, 200],
+    ['series', series, DICOM, 200],
+    ['instance', instance, DICOM, 200],
+    ['frames', () => `${instance()}/frames/1`, OCTETS, 200],
+    ['pixel data as bulk data', () => `${instance()}/bulkdata/7FE00010`, OCTETS, 200],
+    ['a frame that does not exist', () => `${instance()}/frames/99`, OCTETS, 404],
+    ['bulk data the profile changes', () => `${instance()}/bulkdata/00100010`, OCTETS, 404],
+    ['rendered (not built)', () => `${study()}/rendered`, 'image/jpeg', 501],
+  ];
+
+  it.each(endpoints)('%s: no original identifier in any byte of the answer or its headers', async (_what, url, accept, status) => {
+    const r = await get(RESEARCHER, url(), accept);
+    expect(r.status).toBe(status);
+    const all = `${JSON.stringify(r.headers)}\n${text(r)}`;
+    for (const v of IDENTIFYING) expect(all, v).not.toContain(v);
+  });
+});
+
 describe('pseudonyms', () => {
   it('are the same from another replica and after a restart (same key, same table)', async () => {
     await get(RESEARCHER, '/dicom-web/studies');
