@@ -7,6 +7,7 @@ import { authRouter } from './auth/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
+import { provenanceRouter } from './research/provenance.js';
 import { uploadRouter } from './upload/routes.js';
 import { viewerRouter } from '../viewer/routes.js';
 
@@ -28,7 +29,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
-  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps), uploadRouter(deps)]) {
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), provenanceRouter(deps), authRouter(deps), uploadRouter(deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }
