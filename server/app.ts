@@ -11,6 +11,7 @@ import { healthRouter } from './http/health.js';
 import { measureHttp } from './metrics/http.js';
 import { instrument } from './metrics/instrument.js';
 import { metricsRouter } from './metrics/routes.js';
+import { provenanceRouter } from './research/provenance.js';
 import { uploadRouter } from './upload/routes.js';
 import { viewerRouter } from '../viewer/routes.js';
 
@@ -34,7 +35,7 @@ export function createApp(given: AppDeps): Koa {
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
-  for (const router of [dicomwebRouter(deps), apiRouter(deps), authRouter(deps), uploadRouter(deps)]) {
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), provenanceRouter(deps), authRouter(deps), uploadRouter(deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

@@ -3,6 +3,7 @@ import { createTokenService, loadSecret } from './auth/tokens.js';
 import type { BlobStore } from './blob/blob-store.js';
 import { openBlobStore } from './blob/open.js';
 import type { Config } from './config.js';
+import { deidSecret, Research } from './deid/research.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
@@ -36,6 +37,7 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
   }
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   const pixels = createPixelCodecs(config.pixels);
+  const research = new Research(config.deid, deidSecret(config.deid, config.dataDir));
   // Measured here, so every adapter built on these deps (HTTP, DIMSE) counts into one registry.
   return instrument({
     config,
@@ -44,6 +46,8 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     log,
     tokens,
     pixels,
+    research,
+    presenter: research.presenter,
     async shutdown() {
       await pixels.close();
       await db.destroy();

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
+import { parseDeidViews, type DeidViewSetting } from './deid/settings.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
 import { PACKAGE_ROOT } from './paths.js';
 
@@ -73,6 +74,9 @@ const schema = z.object({
     .int()
     .min(1024 * 1024)
     .default(256 * 1024 * 1024),
+  DEID_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  DEID_VIEWS: z.string().default('researcher=modified-dates'),
+  DEID_SAFE_PRIVATE: z.string().optional(),
 });
 
 export interface Config {
@@ -107,6 +111,8 @@ export interface Config {
   /** A static bearer token that may read GET /metrics (for Prometheus), besides administrators. */
   readonly metricsToken?: string;
   readonly pixels: PixelSettings;
+  /** De-identified views by role (server/deid/settings.ts). */
+  readonly deid: DeidConfig;
 }
 
 /** The pixel codec worker pool (server/pixels/). */
@@ -117,6 +123,12 @@ export interface PixelSettings {
   readonly maxQueue: number;
   /** Most bytes one decoded frame may take; a larger declared image is refused with 422 before anything is allocated. */
   readonly maxFrameBytes: number;
+}
+
+export interface DeidConfig {
+  /** The secret project keys are derived from; when unset, Cairn keeps a generated one in DATA_DIR/deid-secret. */
+  readonly key?: string;
+  readonly views: readonly DeidViewSetting[];
 }
 
 export interface AuthConfig {
@@ -187,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
     auditSyslog: e.AUDIT_SYSLOG,
     pixels: Object.freeze({ workers: e.PIXEL_WORKERS ?? Math.min(2, availableParallelism()), maxQueue: e.PIXEL_QUEUE, maxFrameBytes: e.PIXEL_MAX_FRAME_BYTES }),
+    deid: Object.freeze({ key: e.DEID_KEY, views: Object.freeze(readDeidViews(e.DEID_VIEWS, e.DEID_SAFE_PRIVATE)) }),
   });
 }
 
@@ -213,6 +226,14 @@ function readLabelRules(text: string | undefined, file: string | undefined): Lab
   if (source === undefined || source.trim() === '') return [];
   try {
     return parseLabelRules(source);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
+}
+
+function readDeidViews(text: string, safePrivate: string | undefined): DeidViewSetting[] {
+  try {
+    return parseDeidViews(text, safePrivate);
   } catch (err) {
     throw new Error(`invalid configuration: ${(err as Error).message}`);
   }

@@ -6,6 +6,7 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { PixelCodecs } from './pixels/types.js';
 import type { Presenter } from './present.js';
+import type { Research } from './deid/research.js';
 
 /** What createApp and every handler receive (DESIGN.md house style 3: dependencies are arguments). */
 export interface AppDeps {
@@ -20,4 +21,6 @@ export interface AppDeps {
   presenter?: Presenter;
   /** Where measurements go (server/metrics/); absent: createApp makes one, with a measured blob store. */
   metrics?: Metrics;
+  /** De-identified views by role (server/deid/research.ts); absent: every caller reads attributes as stored. */
+  research?: Research;
 }

@@ -7,6 +7,7 @@ import type { AppDeps } from './deps.js';
 import { Tag } from './dicom/tags.js';
 import { inflatedForm, openPart10 } from './dicom/rewrite.js';
 import { EXPLICIT_VR_LE, transferSyntax, type TransferSyntax } from './dicom/transfer-syntax.js';
+import { deidentifiedBytes } from './deid/bytes.js';
 import { ApiError } from './errors.js';
 import { typeMatches, type Acceptable } from './http/accept.js';
 import type { OutPart } from './http/multipart.js';
@@ -206,6 +207,7 @@ function notAcceptable(asked: Asked, stored: TransferSyntax, sopInstanceUid: str
 export const SMALL_BLOB = 4 * 1024 * 1024;
 
 type Deps = Pick<AppDeps, 'blobs'> & Partial<Pick<AppDeps, 'pixels'>>;
+type Seam = Deps & Partial<Pick<AppDeps, 'db' | 'config' | 'research'>>;
 
 /**
  * The bytes seam: what `caller` asked, found in `asked`'s rows, as the Reply
@@ -214,7 +216,15 @@ type Deps = Pick<AppDeps, 'blobs'> & Partial<Pick<AppDeps, 'pixels'>>;
  * Range outside the value. `caller` is who the bytes are for, for a
  * conversion that depends on it (a de-identified view).
  */
-export async function retrieveBytes(deps: Deps, _caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+export async function retrieveBytes(deps: Seam, caller: Caller, accepts: Acceptable[], asked: Asked): Promise<Reply> {
+  // A de-identified view (server/deid/bytes.ts) rewrites whole instances and serves frames and kept bulk data as stored.
+  const view = deps.research?.viewOf(caller);
+  if (view && deps.db && deps.config)
+    return deidentifiedBytes({ ...deps, db: deps.db, config: deps.config }, view, caller, accepts, asked, () => asStored(deps, accepts, asked));
+  return asStored(deps, accepts, asked);
+}
+
+async function asStored(deps: Deps, accepts: Acceptable[], asked: Asked): Promise<Reply> {
   try {
     if (asked.kind === 'instances') return await instances(deps, accepts, asked);
     if (asked.kind === 'frames') return await frames(deps, accepts, asked);

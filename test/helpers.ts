@@ -13,6 +13,7 @@ import { createFsBlobStore } from '../server/blob/fs.js';
 import { createS3BlobStore } from '../server/blob/s3.js';
 import { testConfig, type AuthConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
+import { Research } from '../server/deid/research.js';
 import { connect } from '../server/db/knex.js';
 import { createLogger } from '../server/log.js';
 import { createPixelCodecs } from '../server/pixels/codecs.js';
@@ -80,6 +81,11 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
   const tokens: TokenService = createTokenService(config.auth, secret);
   const pixels = createPixelCodecs(config.pixels);
   const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens, pixels };
+  // De-identified views only when a test configures them (`deid`), so other tests read as before.
+  if (rest.deid) {
+    deps.research = new Research(config.deid, config.deid.key ?? 'test-deid-secret-0123456789abcdef');
+    deps.presenter = deps.research.presenter;
+  }
   const app = createApp(deps);
   const callback = app.callback();
   const token = (who: Who) =>

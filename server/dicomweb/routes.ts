@@ -3,6 +3,7 @@ import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
+import { withPseudonyms } from '../deid/pseudonyms.js';
 import { callerOf, guard } from '../http/guard.js';
 import { followChanges } from './changes.js';
 import { remove } from './delete.js';
@@ -42,8 +43,9 @@ export function dicomwebRouter(deps: AppDeps): Router {
   // Every route starts with its guard (http/guard.ts): the action it needs,
   // and what its audit row is called.
   const storing = guard('store', 'store');
-  const searching = guard('search', 'search');
-  const retrieving = guard('retrieve', 'retrieve');
+  // A caller of a de-identified view sends and is shown pseudonymous UIDs (server/deid/pseudonyms.ts).
+  const searching = withPseudonyms(deps, guard('search', 'search'));
+  const retrieving = withPseudonyms(deps, guard('retrieve', 'retrieve'));
 
   // STOW-RS, PS3.18 §10.5
   r.post('/studies', storing, store(deps));

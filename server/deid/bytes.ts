@@ -1,0 +1,89 @@
+import type { Caller } from '../access.js';
+import { findMetadata, type StoredInstance } from '../db/lookup.js';
+import type { AppDeps } from '../deps.js';
+import type { DicomJson } from '../dicom/json.js';
+import { transferSyntax } from '../dicom/transfer-syntax.js';
+import { ApiError } from '../errors.js';
+import type { Acceptable } from '../http/accept.js';
+import type { OutPart } from '../http/multipart.js';
+import type { Reply } from '../http/reply.js';
+import { conversionFor, type Asked } from '../retrieve.js';
+import { deidentifyPart10, keptAsStored, WithheldError } from './part10.js';
+import { withheldReason } from './profile.js';
+import type { DeidView } from './research.js';
+
+// The bytes seam's case for a de-identified view (server/retrieve.ts): whole
+// instances rewritten by the view's profile; frames and bulk data, which the
+// profile does not change, served as stored once the instance is known not
+// to be withheld and the element to be one the profile keeps.
+
+type Deps = Pick<AppDeps, 'blobs' | 'db' | 'config' | 'research'>;
+
+/** What a de-identified caller gets for `asked`; `asStored` is the seam's own answer for bytes the profile keeps. */
+export async function deidentifiedBytes(
+  deps: Deps,
+  view: DeidView,
+  caller: Caller,
+  accepts: Acceptable[],
+  asked: Asked,
+  asStored: () => Promise<Reply>,
+): Promise<Reply> {
+  if (asked.kind === 'instances') return instances(deps, view, caller, accepts, asked);
+  const row = asked.row;
+  const texts = await findMetadata(deps.db, caller, row);
+  const reason = texts.length ? withheldReason(JSON.parse(texts[0]) as DicomJson, view.deidentifier.options) : undefined;
+  if (reason) throw withheld(view, row.sopInstanceUid, reason);
+  if (asked.kind === 'bulk' && !keptAsStored(view.deidentifier, asked.tag))
+    throw new ApiError(404, 'BulkDataNotFound', `instance ${view.deidentifier.uid(row.sopInstanceUid)} has no bulk data element ${asked.tag}`);
+  return asStored();
+}
+
+async function instances(deps: Deps, view: DeidView, caller: Caller, accepts: Acceptable[], asked: Extract<Asked, { kind: 'instances' }>): Promise<Reply> {
+  const d = view.deidentifier;
+  const opts = {
+    bulkThreshold: deps.config.bulkDataThreshold,
+    maxHeaderBytes: deps.config.maxHeaderBytes,
+    maxSequenceDepth: deps.config.maxSequenceDepth,
+    maxDataElements: deps.config.maxDataElements,
+  };
+  const parts: OutPart[] = [];
+  const held: string[] = [];
+  for (const r of asked.rows) {
+    const c = conversionFor(accepts, transferSyntax(r.transferSyntaxUid), 'instance');
+    if (c?.kind !== 'as-stored')
+      throw new ApiError(
+        406,
+        'NotAcceptable',
+        `instance ${d.uid(r.sopInstanceUid)} is stored as ${r.transferSyntaxUid}, which the Accept header does not allow`,
+      );
+    const bytes = await deidentified(deps, d, r, opts, held);
+    if (!bytes) continue;
+    deps.research?.note(caller, view, r);
+    parts.push({ contentType: c.contentType, length: bytes.length, body: () => bytes, fill: async (into) => bytes.copy(into) });
+  }
+  if (!parts.length) throw withheld(view, asked.rows[0].sopInstanceUid, held[0]);
+  const headers: Record<string, string> = {};
+  if (held.length) headers.Warning = `299 cairn "${held.length} instance(s) withheld from this de-identified view: they may carry burned-in identifying text"`;
+  if (asked.one && parts.length === 1 && !conversionFor(accepts, transferSyntax(asked.rows[0].transferSyntaxUid), 'instance')?.multipart)
+    return { multipart: false, part: { ...parts[0], length: parts[0].length! }, headers };
+  return { multipart: true, partType: 'application/dicom', parts, headers };
+}
+
+async function deidentified(deps: Deps, d: DeidView['deidentifier'], r: StoredInstance, opts: Parameters<typeof deidentifyPart10>[2], held: string[]) {
+  try {
+    return await deidentifyPart10(await deps.blobs.read(r.blobKey, r.size), d, opts);
+  } catch (err) {
+    if (!(err instanceof WithheldError)) throw err;
+    held.push(err.message);
+    return undefined;
+  }
+}
+
+/** The answer for an instance the view withholds: it exists, and is not served to this caller, and why. */
+function withheld(view: DeidView, sopInstanceUid: string, reason: string | undefined): ApiError {
+  return new ApiError(
+    403,
+    'InstanceWithheld',
+    `instance ${view.deidentifier.uid(sopInstanceUid)} is withheld from this de-identified view: ${reason ?? 'it may carry burned-in identifying text'}`,
+  );
+}

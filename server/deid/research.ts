@@ -1,0 +1,151 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { permits, ROLES, type Caller, type Principal, type Role } from '../access.js';
+import type { DeidConfig } from '../config.js';
+import type { Db } from '../db/knex.js';
+import type { DicomJson } from '../dicom/json.js';
+import type { AttributeView, Presenter } from '../present.js';
+import { Deidentifier } from './profile.js';
+
+// De-identified views by role: which view a caller gets, the attributes seam's
+// view for it (server/present.ts), and the table of pseudonymous UIDs shown,
+// so that a caller's follow-up request by a pseudonymous UID resolves.
+
+/** A caller's de-identified view: the project its pseudonyms belong to, and the profile bound to the project's key. */
+export interface DeidView {
+  readonly project: string;
+  readonly deidentifier: Deidentifier;
+}
+
+/** The UIDs that place an instance in URLs and in QIDO keys. */
+const PLACING = ['0020000D', '0020000E', '00080018'] as const;
+
+/** The most pseudonyms a process remembers as already written before it forgets them all and starts again. */
+const REMEMBERED = 200_000;
+
+export class Research {
+  private readonly views = new Map<string, DeidView>();
+  /** Pseudonymous → original UIDs shown during a call, written before its answer leaves. */
+  private readonly shown = new WeakMap<Caller, Map<string, { project: string; original: string }>>();
+  private readonly written = new Set<string>();
+
+  constructor(config: DeidConfig, secret: string) {
+    for (const v of config.views) {
+      // Each project's key is derived from the one secret, so two projects' pseudonyms cannot be linked without it.
+      const key = createHmac('sha256', secret).update(`cairn-deid-project:${v.project}`).digest();
+      this.views.set(v.role, { project: v.project, deidentifier: new Deidentifier(key, v.options) });
+    }
+  }
+
+  /**
+   * The view a caller gets: none when one of its roles reads patient data
+   * without a view (a clinician who is also a researcher sees what a
+   * clinician sees); otherwise the view of its first role that has one.
+   */
+  viewOf(caller: Caller): DeidView | undefined {
+    const p = caller.principal;
+    if (p.roles.some((r) => !this.views.has(r) && readsData(r))) return undefined;
+    for (const r of p.roles) {
+      const v = this.views.get(r);
+      if (v) return v;
+    }
+    return undefined;
+  }
+
+  /** The attributes seam's view (server/present.ts) for each caller. */
+  readonly presenter: Presenter = (caller) => {
+    const view = this.viewOf(caller);
+    if (!view) return undefined;
+    const attributeView: AttributeView = (attrs) => {
+      this.note(caller, view, attrs);
+      return withUrlsMapped(view.deidentifier.apply(attrs), view.deidentifier);
+    };
+    return attributeView;
+  };
+
+  /** Notes the pseudonyms of the placing UIDs of `attrs` as shown to `caller`. */
+  note(caller: Caller, view: DeidView, attrs: DicomJson | { studyUid?: string; seriesUid?: string; sopInstanceUid?: string }): void {
+    if (view.deidentifier.options.retainUids) return;
+    const uids =
+      'studyUid' in attrs || 'seriesUid' in attrs || 'sopInstanceUid' in attrs
+        ? [attrs.studyUid, attrs.seriesUid, attrs.sopInstanceUid]
+        : PLACING.map((t) => (attrs as DicomJson)[t]?.Value?.[0]);
+    let shown = this.shown.get(caller);
+    for (const original of uids) {
+      if (typeof original !== 'string' || !original) continue;
+      const pseudo = view.deidentifier.uid(original);
+      if (this.written.has(`${view.project}|${pseudo}`)) continue;
+      if (!shown) this.shown.set(caller, (shown = new Map()));
+      shown.set(pseudo, { project: view.project, original });
+    }
+  }
+
+  /** Writes the pseudonyms `caller` was shown that are not yet in the table; runs before the answer is sent. */
+  async flush(db: Db, caller: Caller): Promise<void> {
+    const shown = this.shown.get(caller);
+    if (!shown?.size) return;
+    this.shown.delete(caller);
+    const rows = [...shown].map(([pseudo, { project, original }]) => ({ project, pseudo_uid: pseudo, original_uid: original }));
+    for (let i = 0; i < rows.length; i += 1000)
+      await db('deid_uids')
+        .insert(rows.slice(i, i + 1000))
+        .onConflict(['project', 'pseudo_uid'])
+        .ignore();
+    if (this.written.size > REMEMBERED) this.written.clear();
+    for (const r of rows) this.written.add(`${r.project}|${r.pseudo_uid}`);
+  }
+
+  /** The original UID a pseudonymous one stands for in `view`, or undefined when it was never shown. */
+  async original(db: Db, view: DeidView, pseudo: string): Promise<string | undefined> {
+    if (view.deidentifier.options.retainUids) return pseudo;
+    const row = await db('deid_uids').where({ project: view.project, pseudo_uid: pseudo }).first('original_uid');
+    return row?.original_uid;
+  }
+}
+
+function readsData(role: string): boolean {
+  if (!(ROLES as readonly string[]).includes(role)) return false;
+  const p: Principal = { sub: '', roles: [role as Role], clearances: [] };
+  return permits(p, 'search') || permits(p, 'retrieve');
+}
+
+/**
+ * URLs that carry UIDs in their path (Retrieve URL, BulkDataURI) point at the
+ * pseudonymous resources: every UID after studies/, series/ or instances/ is
+ * replaced, at any depth.
+ */
+function withUrlsMapped(attrs: DicomJson, d: Deidentifier): DicomJson {
+  for (const [tag, attr] of Object.entries(attrs)) {
+    if (attr.BulkDataURI !== undefined) attr.BulkDataURI = mapUrl(attr.BulkDataURI, d);
+    if (tag === '00081190' && attr.Value) attr.Value = attr.Value.map((v) => (typeof v === 'string' ? mapUrl(v, d) : v));
+    if (attr.vr === 'SQ' && attr.Value) for (const item of attr.Value) if (item) withUrlsMapped(item as DicomJson, d);
+  }
+  return attrs;
+}
+
+function mapUrl(url: string, d: Deidentifier): string {
+  return url.replace(/(\/(?:studies|series|instances)\/)([0-9.]+)/g, (_, at: string, uid: string) => at + d.uid(uid));
+}
+
+/** The secret project keys derive from: DEID_KEY, or one Cairn generates once in the data folder. */
+export function deidSecret(config: DeidConfig, dataDir: string): string {
+  if (config.key) return config.key;
+  const file = path.join(dataDir, 'deid-secret');
+  fs.mkdirSync(dataDir, { recursive: true });
+  if (!fs.existsSync(file)) {
+    // Written whole under a name of its own, then linked into place, so two processes starting together agree.
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+    try {
+      fs.linkSync(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  const secret = fs.readFileSync(file, 'utf8').trim();
+  if (secret.length < 32) throw new Error(`${file} holds no usable secret; remove it to have a new one made`);
+  return secret;
+}
