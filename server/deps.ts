@@ -3,6 +3,7 @@ import type { TokenService } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
+import type { PixelCodecs } from './pixels/types.js';
 import type { Presenter } from './present.js';
 
 /** What createApp and every handler receive (DESIGN.md house style 3: dependencies are arguments). */
@@ -14,4 +15,6 @@ export interface AppDeps {
   tokens: TokenService;
   /** The view of attributes each caller gets (server/present.ts); absent: attributes as stored. */
   presenter?: Presenter;
+  /** The pixel codecs (server/pixels/); absent: rendering reads native pixel data only. */
+  pixels?: PixelCodecs;
 }

@@ -1,29 +1,20 @@
-import Router, { type RouterContext } from '@koa/router';
+import Router from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
-import { callerOf, guard } from '../http/guard.js';
+import { guard } from '../http/guard.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
+import { retrieveRendered } from './rendered.js';
+import { retrieveThumbnail } from './thumbnail.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
-import { notFound, targetOf } from './target.js';
 import { retrieve } from './wado.js';
 
 const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
-
-/** A retrieval Cairn does not offer: 404 for what the caller cannot see (as everywhere), else 501. */
-function notBuilt(deps: AppDeps, what: string) {
-  return async (ctx: RouterContext): Promise<void> => {
-    const t = targetOf(ctx);
-    if (!(await findInstances(deps.db, callerOf(ctx), t)).length) throw notFound(t);
-    throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
-  };
-}
 
 /** The one route table (DESIGN.md house style 1), below /dicom-web. */
 export function dicomwebRouter(deps: AppDeps): Router {
@@ -62,8 +53,9 @@ export function dicomwebRouter(deps: AppDeps): Router {
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
-    r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
-  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
+    r.get(path, retrieving, retrieveRendered(deps));
+  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`, `${INSTANCE}/frames/:frames/thumbnail`])
+    r.get(path, retrieving, retrieveThumbnail(deps));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)
   const deleting = guard('delete', 'delete');

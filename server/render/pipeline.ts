@@ -148,7 +148,7 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
   }
   const display = (s: number) => {
     const y = Math.round(voi(modality(s)));
-    const c = y < 0 ? 0 : y > 255 ? 255 : y;
+    const c = Math.max(0, Math.min(255, y));
     return invert ? 255 - c : c;
   };
   const out = Buffer.allocUnsafe(count);
@@ -212,5 +212,5 @@ function colour(frame: DecodedFrame, pi: string): RenderedPixels {
 
 function clamp(v: number): number {
   const r = Math.round(v);
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+  return Math.max(0, Math.min(255, r));
 }

@@ -7,7 +7,10 @@ import { decodeNative } from '../../server/render/render.js';
 function mono(values: number[], o: Partial<PixelModule> = {}): DecodedFrame {
   const bitsAllocated = o.bitsAllocated ?? 16;
   const pixels = Buffer.alloc(values.length * (bitsAllocated / 8));
-  values.forEach((v, i) => (bitsAllocated === 8 ? pixels.writeUInt8(v & 0xff, i) : pixels.writeUInt16LE(v & 0xffff, i * 2)));
+  for (const [i, v] of values.entries()) {
+    if (bitsAllocated === 8) pixels.writeUInt8(v & 0xff, i);
+    else pixels.writeUInt16LE(v & 0xffff, i * 2);
+  }
   const module: PixelModule = {
     rows: 1,
     columns: values.length,

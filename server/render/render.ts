@@ -1,0 +1,101 @@
+import type { BlobStore } from '../blob/blob-store.js';
+import { readRanges } from '../blob/spans.js';
+import type { RenderableInstance } from '../db/lookup.js';
+import type { Span } from '../db/rows.js';
+import type { DicomJson } from '../dicom/json.js';
+import { transferSyntax } from '../dicom/transfer-syntax.js';
+import { ApiError } from '../errors.js';
+import { PixelError, type DecodedFrame, type PixelCodecs, type PixelModule } from '../pixels/types.js';
+import { renderAttributesOf } from './attributes.js';
+import { encodeAnimation, encodeFrame, type RenderedType, type Viewport } from './encode.js';
+import { renderFrame, type RenderOptions, type RenderedPixels, type Window } from './pipeline.js';
+
+// Rendered images of stored instances (PS3.18 §10.4.1.1.3 rendered
+// resources, §10.4.1.1.4 thumbnails): the frame read by range from the blob,
+// decoded, taken through the pipeline (pipeline.ts) and encoded (encode.ts).
+
+export interface RenderDeps {
+  blobs: BlobStore;
+  /** The pixel codecs; without them only native little- and big-endian pixel data can be rendered. */
+  pixels?: PixelCodecs;
+}
+
+/** How the client asked for the image (PS3.18 §8.3.5.1). */
+export interface RenderRequest {
+  type: RenderedType;
+  window?: Window;
+  viewport?: Viewport;
+  quality?: number;
+}
+
+/** Declared frames above this many pixels are refused before any byte is read. */
+const MAX_PIXELS = 1 << 26;
+
+/** The frame numbers (from 1) an instance has; 404 for any it does not. */
+export function checkFrames(row: RenderableInstance, numbers: number[]): void {
+  if (!row.frames) throw new PixelError(422, 'NoFrames', `instance ${row.sopInstanceUid} has no pixel data frames that can be located`);
+  const missing = numbers.find((n) => n > row.frames!.length);
+  if (missing) throw new ApiError(404, 'FrameNotFound', `frame ${missing} does not exist; instance ${row.sopInstanceUid} has ${row.frames.length}`);
+}
+
+/**
+ * Renders frames of an instance as one image: one frame, or with image/gif
+ * several frames as an animation.
+ */
+export async function renderImage(deps: RenderDeps, row: RenderableInstance, numbers: number[], req: RenderRequest): Promise<Buffer> {
+  checkFrames(row, numbers);
+  const json = JSON.parse(row.metadata) as DicomJson;
+  const { module, options } = await renderAttributesOf(json, (tag) => readBulk(deps, row, tag));
+  if (module.rows * module.columns > MAX_PIXELS)
+    throw new PixelError(422, 'ImageTooLarge', `a ${module.columns}×${module.rows} frame is larger than Cairn renders`);
+  const opts: RenderOptions = req.window ? { ...options, window: req.window, voiLut: undefined } : options;
+  const pixels: RenderedPixels[] = [];
+  for (const n of numbers) pixels.push(renderFrame(await decodeFrame(deps, row, module, row.frames![n - 1]), opts));
+  if (pixels.length > 1) return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
+  return encodeFrame(pixels[0], { type: req.type, viewport: req.viewport, quality: req.quality });
+}
+
+async function readSpans(blobs: BlobStore, key: string, spans: Span[]): Promise<Buffer> {
+  const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
+  const chunks: Buffer[] = [];
+  for await (const c of await readRanges(blobs, key, ranges)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A top-level bulk data element of the instance, in little-endian order. */
+async function readBulk(deps: RenderDeps, row: RenderableInstance, tag: string): Promise<Buffer | undefined> {
+  const el = row.bulk[tag];
+  if (!el) return undefined;
+  const bytes = await readSpans(deps.blobs, row.blobKey, [el]);
+  if (!transferSyntax(row.transferSyntaxUid).littleEndian && el.vr === 'OW') bytes.swap16();
+  return bytes;
+}
+
+async function decodeFrame(deps: RenderDeps, row: RenderableInstance, module: PixelModule, spans: Span[]): Promise<DecodedFrame> {
+  const bytes = await readSpans(deps.blobs, row.blobKey, spans);
+  if (deps.pixels) return deps.pixels.decode(row.transferSyntaxUid, bytes, module);
+  return decodeNative(row.transferSyntaxUid, bytes, module);
+}
+
+/**
+ * Native pixel data (PS3.5 §8.1.1) as a DecodedFrame, for when no codecs
+ * are configured: little-endian bytes as they are, big-endian words
+ * swapped, colour-by-plane interleaved.
+ */
+export function decodeNative(transferSyntaxUid: string, bytes: Buffer, module: PixelModule): DecodedFrame {
+  const ts = transferSyntax(transferSyntaxUid);
+  if (ts.encapsulated || ts.deflated) throw new PixelError(406, 'CannotDecode', `frames stored as ${ts.name} cannot be rendered by this server`);
+  let pixels = bytes;
+  if (!ts.littleEndian && module.bitsAllocated === 16) pixels = Buffer.from(bytes).swap16();
+  if (!ts.littleEndian && module.bitsAllocated === 32) pixels = Buffer.from(bytes).swap32();
+  if (module.planarConfiguration === 1 && module.samplesPerPixel > 1) {
+    const bytesPer = module.bitsAllocated / 8;
+    const count = module.rows * module.columns;
+    const s = module.samplesPerPixel;
+    const out = Buffer.alloc(count * s * bytesPer);
+    for (let k = 0; k < s; k++)
+      for (let i = 0; i < count; i++) pixels.copy(out, (i * s + k) * bytesPer, (k * count + i) * bytesPer, (k * count + i + 1) * bytesPer);
+    pixels = out;
+  }
+  return { module: { ...module, planarConfiguration: 0 }, pixels };
+}
