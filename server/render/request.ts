@@ -32,7 +32,8 @@ export function renderedTypeOf(accept: string | undefined, allowed: readonly Ren
  * drawn, since Cairn never burns text into an image.
  */
 export function renderRequestOf(query: Query, accept: string | undefined, allowed?: readonly RenderedType[]): RenderRequest & { multipart: boolean } {
-  const { type, multipart } = renderedTypeOf(accept, allowed);
+  // PS3.18 §8.3.3.1: the accept query parameter, for links that cannot set a header (an <img src>), stands for the Accept header.
+  const { type, multipart } = renderedTypeOf(one(query, 'accept') ?? accept, allowed);
   const window = parseWindow(one(query, 'window'));
   const problem = window && windowProblem(window);
   if (problem) throw new ApiError(400, 'InvalidWindow', problem);

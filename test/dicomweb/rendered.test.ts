@@ -296,3 +296,12 @@ describe('bad pixel data', () => {
     expect((await get(`${url(ct)}/rendered`)).status).toBe(200);
   });
 });
+
+describe('accept query parameter', () => {
+  it('stands for the Accept header, as an <img src> link sends it (PS3.18 §8.3.3.1)', async () => {
+    const res = await get(`${url(ct)}/thumbnail?accept=image/png`, 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8');
+    expect(res.headers['content-type']).toBe('image/png');
+    const jpeg = await get(`${url(ct)}/rendered`, 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8');
+    expect(jpeg.headers['content-type']).toBe('image/jpeg');
+  });
+});
