@@ -121,12 +121,13 @@ export function windowProblem(w: Window): string | undefined {
 function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedPixels {
   const m = frame.module;
   const count = m.rows * m.columns;
-  const value = storedValues(frame);
   const modality = o.modalityLut
     ? (s: number) => lookUp(o.modalityLut!, s)
     : o.rescale
       ? (s: number) => s * o.rescale!.slope + o.rescale!.intercept
       : (s: number) => s;
+  const indexed = m.bitsStored <= 16 && m.bitsAllocated <= 16 ? storedIndices(frame) : undefined;
+  const [min, max] = storedRange(m);
   let voi: (x: number) => number;
   if (o.window) {
     const w = o.window;
@@ -139,29 +140,58 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
     // No window stored or asked: the range of this frame's values fills the output.
     let lo = Infinity;
     let hi = -Infinity;
-    for (let i = 0; i < count; i++) {
-      const v = modality(value(i));
+    const note = (s: number) => {
+      const v = modality(s);
       if (v < lo) lo = v;
       if (v > hi) hi = v;
+    };
+    if (indexed) {
+      const seen = new Uint8Array(max - min + 1);
+      for (let i = 0; i < count; i++) seen[indexed[i]] = 1;
+      for (let k = 0; k < seen.length; k++) if (seen[k]) note(k + min);
+    } else {
+      const value = storedValues(frame);
+      for (let i = 0; i < count; i++) note(value(i));
     }
     voi = hi > lo ? (x) => ((x - lo) / (hi - lo)) * 255 : () => 128;
   }
   const display = (s: number) => {
-    const y = Math.round(voi(modality(s)));
-    const c = Math.max(0, Math.min(255, y));
+    const c = Math.max(0, Math.min(255, Math.round(voi(modality(s)))));
     return invert ? 255 - c : c;
   };
   const out = Buffer.allocUnsafe(count);
-  const [min, max] = storedRange(m);
-  if (max - min < 1 << 17) {
+  if (indexed) {
     // One table entry per possible stored value: the per-pixel work is a lookup.
     const table = new Uint8Array(max - min + 1);
     for (let s = min; s <= max; s++) table[s - min] = display(s);
-    for (let i = 0; i < count; i++) out[i] = table[value(i) - min];
+    for (let i = 0; i < count; i++) out[i] = table[indexed[i]];
   } else {
+    const value = storedValues(frame);
     for (let i = 0; i < count; i++) out[i] = display(value(i));
   }
   return { width: m.columns, height: m.rows, channels: 1, data: out };
+}
+
+/**
+ * Each pixel's stored value as an index from the lowest value the module can
+ * hold (value − min), for data of at most 16 bits: bits outside Bits Stored
+ * dropped; for two's complement the sign bit flipped, which is the same.
+ */
+function storedIndices(frame: DecodedFrame): Uint16Array | Uint8Array {
+  const m = frame.module;
+  const count = m.rows * m.columns;
+  const p = frame.pixels;
+  const shift = Math.max(0, m.highBit + 1 - m.bitsStored);
+  const mask = 2 ** m.bitsStored - 1;
+  const flip = m.pixelRepresentation === 1 ? 2 ** (m.bitsStored - 1) : 0;
+  let src: Uint16Array | Uint8Array;
+  if (m.bitsAllocated === 8) src = new Uint8Array(p.buffer, p.byteOffset, count);
+  else if (p.byteOffset % 2 === 0) src = new Uint16Array(p.buffer, p.byteOffset, count);
+  else src = new Uint16Array(new Uint8Array(p.subarray(0, count * 2)).buffer);
+  if (!shift && !flip && mask === (m.bitsAllocated === 8 ? 0xff : 0xffff)) return src;
+  const out = new Uint16Array(count);
+  for (let i = 0; i < count; i++) out[i] = ((src[i] >> shift) & mask) ^ flip;
+  return out;
 }
 
 /** PS3.3 §C.7.6.3.1.5: each stored value indexes the red, green and blue tables; entries scaled to 8 bits. */
