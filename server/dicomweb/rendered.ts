@@ -5,7 +5,7 @@ import { PixelError } from '../pixels/types.js';
 import { callerOf } from '../http/guard.js';
 import type { OutPart } from '../http/multipart.js';
 import { sendReply } from '../http/reply.js';
-import { renderImage, type RenderRequest } from '../render/render.js';
+import { renderImage, type RenderSlots, type RenderRequest } from '../render/render.js';
 import { renderRequestOf } from '../render/request.js';
 import { parseFrameList } from './frames.js';
 import { notFound, targetOf } from './target.js';
@@ -27,7 +27,7 @@ function imagePart(deps: Deps, row: RenderableInstance, frames: number[], req: R
  * payload of one image per instance that has pixel data; an instance as one
  * image; frames as one image each, or one animated GIF.
  */
-export function retrieveRendered(deps: Deps) {
+export function retrieveRendered(deps: Deps & { slots?: RenderSlots }) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     const frameList = ctx.params.frames === undefined ? undefined : parseFrameList(ctx.params.frames);

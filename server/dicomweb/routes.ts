@@ -8,6 +8,7 @@ import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
 import { retrieveRendered } from './rendered.js';
 import { retrieveThumbnail } from './thumbnail.js';
+import { renderSlots } from '../render/render.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
 import { retrieve } from './wado.js';
@@ -52,10 +53,12 @@ export function dicomwebRouter(deps: AppDeps): Router {
   r.get(`${INSTANCE}/metadata`, retrieving, retrieveMetadata(deps));
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
+  // Rendered images and thumbnails take turns for the CPU (server/render/render.ts).
+  const rendering = { ...deps, slots: renderSlots() };
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
-    r.get(path, retrieving, retrieveRendered(deps));
+    r.get(path, retrieving, retrieveRendered(rendering));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`, `${INSTANCE}/frames/:frames/thumbnail`])
-    r.get(path, retrieving, retrieveThumbnail(deps));
+    r.get(path, retrieving, retrieveThumbnail(rendering));
 
   // Deletion (an archive management service beside PS3.18, as other archives offer)
   const deleting = guard('delete', 'delete');

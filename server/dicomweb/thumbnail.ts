@@ -4,7 +4,7 @@ import { findRenderable, findThumbnailCandidates } from '../db/lookup.js';
 import { PixelError } from '../pixels/types.js';
 import { callerOf } from '../http/guard.js';
 import { sendReply } from '../http/reply.js';
-import { renderImage } from '../render/render.js';
+import { renderImage, type RenderSlots } from '../render/render.js';
 import { renderRequestOf } from '../render/request.js';
 import { cachedThumbnail, cacheThumbnail, representative, THUMBNAIL_SIZE, thumbnailKey } from '../render/thumbnails.js';
 import { parseFrameList } from './frames.js';
@@ -18,7 +18,7 @@ type Deps = Pick<AppDeps, 'db' | 'blobs' | 'pixels' | 'log'>;
  * keeps the image in the blob store; later ones are an index read and a
  * blob read.
  */
-export function retrieveThumbnail(deps: Deps) {
+export function retrieveThumbnail(deps: Deps & { slots?: RenderSlots }) {
   return async (ctx: RouterContext): Promise<void> => {
     const t = targetOf(ctx);
     const frameList = ctx.params.frames === undefined ? undefined : parseFrameList(ctx.params.frames);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { BlobStore } from '../blob/blob-store.js';
 import { readRanges } from '../blob/spans.js';
 import type { RenderableInstance } from '../db/lookup.js';
@@ -14,8 +15,13 @@ import { renderFrame, type RenderOptions, type RenderedPixels, type Window } fro
 // resources, §10.4.1.1.4 thumbnails): the frame read by range from the blob,
 // decoded, taken through the pipeline (pipeline.ts) and encoded (encode.ts).
 
+/** Runs CPU-heavy work when a slot is free (renderSlots). */
+export type RenderSlots = <T>(work: () => Promise<T>) => Promise<T>;
+
 export interface RenderDeps {
   blobs: BlobStore;
+  /** Where rendering waits its turn; without it, it runs at once. */
+  slots?: RenderSlots;
   /** The pixel codecs; without them only native little- and big-endian pixel data can be rendered. */
   pixels?: PixelCodecs;
 }
@@ -49,10 +55,38 @@ export async function renderImage(deps: RenderDeps, row: RenderableInstance, num
   if (module.rows * module.columns > MAX_PIXELS)
     throw new PixelError(422, 'ImageTooLarge', `a ${module.columns}×${module.rows} frame is larger than Cairn renders`);
   const opts: RenderOptions = req.window ? { ...options, window: req.window, voiLut: undefined } : options;
-  const pixels: RenderedPixels[] = [];
-  for (const n of numbers) pixels.push(renderFrame(await decodeFrame(deps, row, module, row.frames![n - 1]), opts));
-  if (pixels.length > 1) return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
-  return encodeFrame(pixels[0], { type: req.type, viewport: req.viewport, quality: req.quality });
+  const stored = await Promise.all(numbers.map((n) => readSpans(deps.blobs, row.blobKey, row.frames![n - 1])));
+  const run: RenderSlots = deps.slots ?? ((work) => work());
+  return run(async () => {
+    const pixels: RenderedPixels[] = [];
+    for (const bytes of stored) pixels.push(renderFrame(await decodeFrame(deps, row, module, bytes), opts));
+    if (pixels.length > 1) return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
+    return encodeFrame(pixels[0], { type: req.type, viewport: req.viewport, quality: req.quality });
+  });
+}
+
+/**
+ * Rendering is CPU work (decoding, the pipeline, encoding): at most one image
+ * per core but one is made at a time, so that searches and retrieves keep a
+ * core while renders queue. Past the queue limit a render is refused at once
+ * with 503, rather than holding memory for a backlog.
+ */
+export function renderSlots(slots = Math.max(1, availableParallelism() - 1), queue = 64): RenderSlots {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (work) => {
+    if (running >= slots) {
+      if (waiting.length >= queue) throw new ApiError(503, 'RenderingBusy', 'too many images are being rendered; try again shortly', { 'Retry-After': '2' });
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else running++;
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }
 
 async function readSpans(blobs: BlobStore, key: string, spans: Span[]): Promise<Buffer> {
@@ -71,8 +105,7 @@ async function readBulk(deps: RenderDeps, row: RenderableInstance, tag: string):
   return bytes;
 }
 
-async function decodeFrame(deps: RenderDeps, row: RenderableInstance, module: PixelModule, spans: Span[]): Promise<DecodedFrame> {
-  const bytes = await readSpans(deps.blobs, row.blobKey, spans);
+async function decodeFrame(deps: RenderDeps, row: RenderableInstance, module: PixelModule, bytes: Buffer): Promise<DecodedFrame> {
   if (deps.pixels) return deps.pixels.decode(row.transferSyntaxUid, bytes, module);
   return decodeNative(row.transferSyntaxUid, bytes, module);
 }
