@@ -36,6 +36,8 @@ export interface RenderRequest {
 
 /** Declared frames above this many pixels are refused before any byte is read. */
 const MAX_PIXELS = 1 << 26;
+/** Most pixels of all frames of one animated image (64 frames of 512×512), so memory stays bounded. */
+const MAX_ANIMATION_PIXELS = 1 << 24;
 
 /** The frame numbers (from 1) an instance has; 404 for any it does not. */
 export function checkFrames(row: RenderableInstance, numbers: number[]): void {
@@ -54,8 +56,15 @@ export async function renderImage(deps: RenderDeps, row: RenderableInstance, num
   const { module, options } = await renderAttributesOf(json, (tag) => readBulk(deps, row, tag));
   if (module.rows * module.columns > MAX_PIXELS)
     throw new PixelError(422, 'ImageTooLarge', `a ${module.columns}×${module.rows} frame is larger than Cairn renders`);
+  if (numbers.length > 1 && numbers.length * module.rows * module.columns > MAX_ANIMATION_PIXELS)
+    throw new PixelError(
+      422,
+      'AnimationTooLarge',
+      `${numbers.length} frames of ${module.columns}×${module.rows} are more than Cairn puts in one image; ask for fewer frames`,
+    );
   const opts: RenderOptions = req.window ? { ...options, window: req.window, voiLut: undefined } : options;
-  const stored = await Promise.all(numbers.map((n) => readSpans(deps.blobs, row.blobKey, row.frames![n - 1])));
+  const stored: Buffer[] = [];
+  for (const n of numbers) stored.push(await readSpans(deps.blobs, row.blobKey, row.frames![n - 1]));
   const run: RenderSlots = deps.slots ?? ((work) => work());
   return run(async () => {
     const pixels: RenderedPixels[] = [];

@@ -305,3 +305,16 @@ describe('accept query parameter', () => {
     expect(jpeg.headers['content-type']).toBe('image/jpeg');
   });
 });
+
+describe('animation size', () => {
+  it('refuses an animated GIF of more pixels than Cairn puts in one image with a 422', async () => {
+    // 65 frames of 512×512 is one frame over the limit of 64.
+    const many = imageInstance({ rows: 512, columns: 512, bitsAllocated: 8, frames: 65, values: new Array(65 * 512 * 512).fill(7) });
+    const m = multipartBody([many.bytes]);
+    expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
+    const res = await a.request.get(`${url(many)}/rendered`).set('Accept', 'image/gif');
+    expect(res.status).toBe(422);
+    expect(res.body.error ?? res.body.code).toBe('AnimationTooLarge');
+    expect((await get(`${url(many)}/frames/1,2/rendered`, 'image/gif')).status).toBe(200);
+  });
+});
