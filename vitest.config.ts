@@ -18,6 +18,7 @@ const blobFree = [
   'test/global-setup-report.test.ts',
   'test/client-text.test.ts',
   'test/exit-code.test.ts',
+  'test/pixels/**',
 ];
 
 export default defineConfig({

@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
 import { connect, migrate, startEmbeddedPostgres, type EmbeddedPg } from './db/knex.js';
 import type { Logger } from './log.js';
+import { createPixelCodecs } from './pixels/codecs.js';
 
 /** Config → database (embedded when no DATABASE_URL) → migrations → blob store (fs, or S3 with its bucket created). */
 export async function boot(config: Config, log: Logger): Promise<AppDeps & { shutdown(): Promise<void> }> {
@@ -33,13 +34,16 @@ export async function boot(config: Config, log: Logger): Promise<AppDeps & { shu
     throw err;
   }
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
+  const pixels = createPixelCodecs(config.pixels);
   return {
     config,
     db,
     blobs,
     log,
     tokens,
+    pixels,
     async shutdown() {
+      await pixels.close();
       await db.destroy();
       await embedded?.stop();
     },

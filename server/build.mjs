@@ -3,7 +3,9 @@
 // TypeScript through tsx instead keeps a module-loader thread and its caches
 // alive for the life of the process: about 55 MB more RSS per replica. This
 // only transpiles (esbuild, about half a second); `npm test` and
-// `npm run typecheck` do the type checking.
+// `npm run typecheck` do the type checking. Every server file is an entry,
+// so the pixel pool's worker (server/pixels/worker.ts) becomes
+// dist/server/pixels/worker.js beside the module that starts it.
 import { build, stop } from 'esbuild';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
@@ -11,11 +13,12 @@ import path from 'node:path';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST_MAIN = path.join(ROOT, 'dist/server/main.js');
 
-export async function buildServer() {
+/** Builds into `outdir` (relative to the project root; tests build into a folder of their own under dist/). */
+export async function buildServer(outdir = 'dist') {
   await build({
     absWorkingDir: ROOT,
     entryPoints: ['server/**/*.ts', 'migrations/**/*.ts', 'viewer/*.ts'],
-    outdir: 'dist',
+    outdir,
     outbase: '.',
     format: 'esm',
     platform: 'node',

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
@@ -63,6 +64,13 @@ const schema = z.object({
     .string()
     .regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port')
     .optional(),
+  PIXEL_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+  PIXEL_QUEUE: z.coerce.number().int().min(1).default(64),
+  PIXEL_MAX_FRAME_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .default(256 * 1024 * 1024),
 });
 
 export interface Config {
@@ -94,6 +102,17 @@ export interface Config {
   readonly labelRules: readonly LabelRule[];
   /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
   readonly auditSyslog?: string;
+  readonly pixels: PixelSettings;
+}
+
+/** The pixel codec worker pool (server/pixels/). */
+export interface PixelSettings {
+  /** Worker threads decoding and encoding frames; default min(2, cores). */
+  readonly workers: number;
+  /** Frames that may wait for a worker; past that a pixel request is answered 503 with Retry-After. */
+  readonly maxQueue: number;
+  /** Most bytes one decoded frame may take; a larger declared image is refused with 422 before anything is allocated. */
+  readonly maxFrameBytes: number;
 }
 
 export interface AuthConfig {
@@ -159,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
     auditSyslog: e.AUDIT_SYSLOG,
+    pixels: Object.freeze({ workers: e.PIXEL_WORKERS ?? Math.min(2, availableParallelism()), maxQueue: e.PIXEL_QUEUE, maxFrameBytes: e.PIXEL_MAX_FRAME_BYTES }),
   });
 }
 

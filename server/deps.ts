@@ -13,6 +13,8 @@ export interface AppDeps {
   blobs: BlobStore;
   log: Logger;
   tokens: TokenService;
+  /** Decoding and encoding of pixel data, in a worker pool (server/pixels/). */
+  pixels: PixelCodecs;
   /** The view of attributes each caller gets (server/present.ts); absent: attributes as stored. */
   presenter?: Presenter;
   /** The pixel codecs (server/pixels/); absent: rendering reads native pixel data only. */

@@ -15,6 +15,7 @@ import { testConfig, type AuthConfig, type Config } from '../server/config.js';
 import type { AppDeps } from '../server/deps.js';
 import { connect } from '../server/db/knex.js';
 import { createLogger } from '../server/log.js';
+import { createPixelCodecs } from '../server/pixels/codecs.js';
 
 export const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/samples');
 
@@ -77,7 +78,8 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
   const config = testConfig({ dataDir, logLevel: 'silent', ...store.config, ...rest, auth: { ...defaults.auth, passwordHashRounds: 4, ...auth } });
   const secret = config.auth.jwtSecret ?? `test-secret-${randomUUID()}`;
   const tokens: TokenService = createTokenService(config.auth, secret);
-  const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens };
+  const pixels = createPixelCodecs(config.pixels);
+  const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens, pixels };
   const app = createApp(deps);
   const callback = app.callback();
   const token = (who: Who) =>
@@ -94,6 +96,7 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
     dbUrl: `${base}/${name}`,
     storage: store.storage,
     async close() {
+      await pixels.close();
       await db.destroy();
       const a = connect(`${base}/cairn`, 1);
       await a.raw(`drop database if exists ${name} with (force)`);

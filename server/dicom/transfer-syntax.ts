@@ -28,11 +28,27 @@ export interface TransferSyntax {
    * deflated data set cannot be read for indexing, so it is refused at STOW.
    */
   servedAsStored: boolean;
+  /** Which of Cairn's pixel codecs (server/pixels/) reads frames in this syntax; absent when none does. */
+  codec?: PixelCodecName;
 }
+
+/**
+ * The codec families of server/pixels/: native little- and big-endian
+ * samples (PS3.5 §8.1.1), RLE (PS3.5 Annex G), JPEG processes 1, 2 and 4
+ * (ISO 10918-1), JPEG lossless process 14, JPEG-LS (ISO 14495-1), JPEG 2000
+ * (ISO 15444-1) and High-Throughput JPEG 2000 (ISO 15444-15).
+ */
+export type PixelCodecName = 'native' | 'native-be' | 'rle' | 'jpeg' | 'jpeg-lossless' | 'jpeg-ls' | 'j2k' | 'htj2k';
 
 export const IMPLICIT_VR_LE = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 export const EXPLICIT_VR_BE = '1.2.840.10008.1.2.2';
+export const DEFLATED_EXPLICIT_VR_LE = '1.2.840.10008.1.2.1.99';
+export const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
+export const J2K_LOSSLESS = '1.2.840.10008.1.2.4.90';
+export const HTJ2K_LOSSLESS = '1.2.840.10008.1.2.4.201';
+export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
 
 const OCTETS = 'application/octet-stream';
 
@@ -77,6 +93,32 @@ const ROWS: Row[] = [
   ['1.2.840.10008.1.2.5', 'RLE Lossless', 'image/dicom-rle'],
 ];
 
+/**
+ * The syntaxes whose frames server/pixels/ decodes, and with which codec.
+ * Encapsulated Uncompressed (PS3.5 §A.4.11) holds native little-endian
+ * frames in fragments; a deflated data set's frames are native once inflated.
+ * JPEG 2000 Part 2 multi-component transforms have no codec here.
+ */
+const CODECS: Readonly<Record<string, PixelCodecName>> = {
+  [IMPLICIT_VR_LE]: 'native',
+  [EXPLICIT_VR_LE]: 'native',
+  '1.2.840.10008.1.2.1.98': 'native',
+  [DEFLATED_EXPLICIT_VR_LE]: 'native',
+  [EXPLICIT_VR_BE]: 'native-be',
+  [JPEG_BASELINE]: 'jpeg',
+  '1.2.840.10008.1.2.4.51': 'jpeg',
+  '1.2.840.10008.1.2.4.57': 'jpeg-lossless',
+  '1.2.840.10008.1.2.4.70': 'jpeg-lossless',
+  [JPEG_LS_LOSSLESS]: 'jpeg-ls',
+  '1.2.840.10008.1.2.4.81': 'jpeg-ls',
+  [J2K_LOSSLESS]: 'j2k',
+  '1.2.840.10008.1.2.4.91': 'j2k',
+  [HTJ2K_LOSSLESS]: 'htj2k',
+  '1.2.840.10008.1.2.4.202': 'htj2k',
+  '1.2.840.10008.1.2.4.203': 'htj2k',
+  [RLE_LOSSLESS]: 'rle',
+};
+
 function entry([uid, name, pixelMediaType, f = {}]: Row): TransferSyntax {
   return {
     uid,
@@ -89,6 +131,7 @@ function entry([uid, name, pixelMediaType, f = {}]: Row): TransferSyntax {
     pixelMediaType,
     pixelLabel: f.native && !f.bigEndian ? EXPLICIT_VR_LE : uid,
     servedAsStored: !f.deflated,
+    ...(CODECS[uid] ? { codec: CODECS[uid] } : {}),
   };
 }
 

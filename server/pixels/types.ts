@@ -63,8 +63,8 @@ export interface PixelCodecs {
  * representation that cannot be made, 503 when the pool is saturated).
  */
 export class PixelError extends ApiError {
-  constructor(status: number, code: string, message: string) {
-    super(status, code, message);
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(status, code, message, headers);
     this.name = 'PixelError';
   }
 }

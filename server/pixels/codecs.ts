@@ -1,0 +1,116 @@
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { EXPLICIT_VR_LE, transferSyntax } from '../dicom/transfer-syntax.js';
+import { decodeFrame } from './decode.js';
+import { canEncodeModule, encodeFrame } from './encode.js';
+import { checkModule, DEFAULT_MAX_FRAME_BYTES, type PixelLimits } from './limits.js';
+import { storedFrameBytes } from './native.js';
+import { PixelError, type DecodedFrame, type EncodedFrame, type PixelCodecs, type PixelModule } from './types.js';
+import type { PixelReply, PixelTask } from './worker.js';
+
+export interface PixelCodecOptions {
+  /** Worker threads; default min(2, cores). */
+  workers?: number;
+  /** Frames that may wait for a worker; past it a call fails with 503 at once. Default 32 per worker. */
+  maxQueue?: number;
+  /** Most bytes one decoded frame may take; larger declared images fail with 422 before anything is allocated. */
+  maxFrameBytes?: number;
+  /**
+   * Native frames up to this many bytes are decoded (and frames encoded as
+   * native) on the calling thread: a copy or byte swap of that size costs
+   * less than the trip to a worker. 0 sends every frame to the pool.
+   */
+  inlineBytes?: number;
+  /** The worker module; tests point it at one that wraps server/pixels/worker.ts. */
+  workerUrl?: URL;
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The worker entry and how to load it: the compiled worker.js beside this
+ * file in the built server (server/build.mjs transpiles every server file),
+ * or the TypeScript source under tsx when Cairn runs from source (tests, dev).
+ */
+function workerEntry(url: URL | undefined): { filename: string; execArgv?: string[] } {
+  const entry = url ?? new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+  if (!entry.pathname.endsWith('.ts')) return { filename: entry.href };
+  const tsx = pathToFileURL(path.join(path.dirname(require.resolve('tsx/package.json')), 'dist/loader.mjs')).href;
+  return { filename: entry.href, execArgv: ['--import', tsx] };
+}
+
+/**
+ * A copy of the caller's bytes in an ArrayBuffer of their own, moved to the
+ * worker: the caller's buffer may be a view of a whole instance, which a
+ * structured clone would copy entire.
+ */
+function own(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(b);
+}
+
+/** Cairn's pixel codecs: decoding and encoding in a pool of worker threads (piscina), started on first use. */
+export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
+  const workers = Math.max(1, opts.workers ?? Math.min(2, availableParallelism()));
+  const maxQueue = opts.maxQueue ?? workers * 32;
+  const limits: PixelLimits = { maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES };
+  const inlineBytes = opts.inlineBytes ?? 1024 * 1024;
+  let pool: Piscina<PixelTask, PixelReply> | undefined;
+  let closed = false;
+
+  const getPool = () => {
+    if (closed) throw new PixelError(503, 'PixelServiceClosed', 'the pixel service is shutting down', { 'Retry-After': '10' });
+    // Workers that exit (a codec that crashed the thread) are replaced by piscina up to minThreads.
+    pool ??= new Piscina<PixelTask, PixelReply>({ ...workerEntry(opts.workerUrl), minThreads: workers, maxThreads: workers, maxQueue, idleTimeout: 60_000 });
+    return pool;
+  };
+
+  async function submit(task: PixelTask, transfer: ArrayBuffer): Promise<{ bytes: Buffer; module: PixelModule; lossy?: { ratio: number; method: string } }> {
+    const p = getPool();
+    let reply: PixelReply;
+    try {
+      reply = await p.run(task, { transferList: [transfer] });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (/queue is at limit/i.test(msg)) {
+        throw new PixelError(503, 'PixelServiceBusy', 'every pixel worker is busy and the queue is full; try again shortly', { 'Retry-After': '2' });
+      }
+      throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker handling this frame stopped before it finished');
+    }
+    if (!reply.ok) throw new PixelError(reply.status, reply.code, reply.message);
+    return { bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength), module: reply.module, lossy: reply.lossy };
+  }
+
+  return {
+    canDecode(uid) {
+      return transferSyntax(uid).codec !== undefined;
+    },
+    canEncode(uid, module) {
+      return canEncodeModule(uid, module);
+    },
+    async decode(uid, frame, module): Promise<DecodedFrame> {
+      checkModule(module, limits);
+      const codec = transferSyntax(uid).codec;
+      if (!codec) throw new PixelError(406, 'UnsupportedTransferSyntax', `frames in transfer syntax ${uid} cannot be decoded by this server`);
+      if ((codec === 'native' || codec === 'native-be') && storedFrameBytes(module) <= inlineBytes) return decodeFrame(uid, frame, module, limits);
+      const copy = own(frame);
+      const out = await submit({ op: 'decode', transferSyntaxUid: uid, frame: copy, module, limits }, copy.buffer);
+      return { module: out.module, pixels: out.bytes };
+    },
+    async encode(uid, frame, options = {}): Promise<EncodedFrame> {
+      checkModule(frame.module, limits);
+      if (uid === EXPLICIT_VR_LE && frame.pixels.length <= inlineBytes) return encodeFrame(uid, frame, limits);
+      const copy = own(frame.pixels);
+      const out = await submit({ op: 'encode', transferSyntaxUid: uid, pixels: copy, module: frame.module, limits, quality: options.quality }, copy.buffer);
+      return { bytes: out.bytes, module: out.module, ...(out.lossy ? { lossy: out.lossy } : {}) };
+    },
+    async close() {
+      closed = true;
+      const p = pool;
+      pool = undefined;
+      await p?.destroy();
+    },
+  };
+}
