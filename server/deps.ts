@@ -17,6 +17,4 @@ export interface AppDeps {
   pixels: PixelCodecs;
   /** The view of attributes each caller gets (server/present.ts); absent: attributes as stored. */
   presenter?: Presenter;
-  /** The pixel codecs (server/pixels/); absent: rendering reads native pixel data only. */
-  pixels?: PixelCodecs;
 }

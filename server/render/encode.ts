@@ -69,7 +69,8 @@ function shaped(p: RenderedPixels, v: Viewport | undefined) {
   if (r.flop) img = img.flop();
   if (r.flip) img = img.flip();
   if (v) img = img.resize(v.width, v.height, { fit: 'inside', kernel: 'lanczos3' });
-  return img;
+  // One channel stays one channel: a grey JPEG or PNG, not three equal ones.
+  return p.channels === 1 ? img.toColourspace('b-w') : img;
 }
 
 /** Encodes one rendered frame. */

@@ -22,8 +22,8 @@ export interface RenderDeps {
   blobs: BlobStore;
   /** Where rendering waits its turn; without it, it runs at once. */
   slots?: RenderSlots;
-  /** The pixel codecs; without them only native little- and big-endian pixel data can be rendered. */
-  pixels?: PixelCodecs;
+  /** The pixel codecs (server/pixels/), which decode every stored transfer syntax they can. */
+  pixels: PixelCodecs;
 }
 
 /** How the client asked for the image (PS3.18 §8.3.5.1). */
@@ -115,29 +115,5 @@ async function readBulk(deps: RenderDeps, row: RenderableInstance, tag: string):
 }
 
 async function decodeFrame(deps: RenderDeps, row: RenderableInstance, module: PixelModule, bytes: Buffer): Promise<DecodedFrame> {
-  if (deps.pixels) return deps.pixels.decode(row.transferSyntaxUid, bytes, module);
-  return decodeNative(row.transferSyntaxUid, bytes, module);
-}
-
-/**
- * Native pixel data (PS3.5 §8.1.1) as a DecodedFrame, for when no codecs
- * are configured: little-endian bytes as they are, big-endian words
- * swapped, colour-by-plane interleaved.
- */
-export function decodeNative(transferSyntaxUid: string, bytes: Buffer, module: PixelModule): DecodedFrame {
-  const ts = transferSyntax(transferSyntaxUid);
-  if (ts.encapsulated || ts.deflated) throw new PixelError(406, 'CannotDecode', `frames stored as ${ts.name} cannot be rendered by this server`);
-  let pixels = bytes;
-  if (!ts.littleEndian && module.bitsAllocated === 16) pixels = Buffer.from(bytes).swap16();
-  if (!ts.littleEndian && module.bitsAllocated === 32) pixels = Buffer.from(bytes).swap32();
-  if (module.planarConfiguration === 1 && module.samplesPerPixel > 1) {
-    const bytesPer = module.bitsAllocated / 8;
-    const count = module.rows * module.columns;
-    const s = module.samplesPerPixel;
-    const out = Buffer.alloc(count * s * bytesPer);
-    for (let k = 0; k < s; k++)
-      for (let i = 0; i < count; i++) pixels.copy(out, (i * s + k) * bytesPer, (k * count + i) * bytesPer, (k * count + i + 1) * bytesPer);
-    pixels = out;
-  }
-  return { module: { ...module, planarConfiguration: 0 }, pixels };
+  return deps.pixels.decode(row.transferSyntaxUid, bytes, module);
 }

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLabelRules } from '../../server/labels.js';
-import { binaryParser, createTestArchive, multipartBody, parseMultipart, type TestArchive } from '../helpers.js';
+import { binaryParser, createTestArchive, multipartBody, parseMultipart, sample, type TestArchive } from '../helpers.js';
 import { imageInstance } from '../render/images.js';
 import { uid } from '../synthetic.js';
 
@@ -316,5 +316,53 @@ describe('animation size', () => {
     expect(res.status).toBe(422);
     expect(res.body.error ?? res.body.code).toBe('AnimationTooLarge');
     expect((await get(`${url(many)}/frames/1,2/rendered`, 'image/gif')).status).toBe(200);
+  });
+});
+
+describe('stored compressed', () => {
+  /** Stores a sample and answers its instance URL below /dicom-web. */
+  async function stored(name: string): Promise<string> {
+    const m = multipartBody([sample(name)]);
+    const res = await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
+    expect(res.status, name).toBe(200);
+    return new URL(res.body['00081199'].Value[0]['00081190'].Value[0] as string).pathname;
+  }
+
+  it.each([
+    ['CT_small.dcm', 1],
+    ['JPEG2000.dcm', 1],
+  ])('renders %s at its own size, a real picture', async (name, channels) => {
+    const path = await stored(name);
+    const meta = (await a.request.get(`${path}/metadata`)).body[0];
+    const res = await get(`${path}/rendered`, 'image/png');
+    expect(res.status).toBe(200);
+    expect((await sharp(res.body).metadata()).channels).toBe(channels);
+    const p = await pixels(res.body);
+    expect([p.width, p.height]).toEqual([meta['00280011'].Value[0], meta['00280010'].Value[0]]);
+    const seen = new Set<number>();
+    for (let y = 0; y < p.height; y += 4) for (let x = 0; x < p.width; x += 4) seen.add(p.at(x, y));
+    expect(seen.size).toBeGreaterThan(16);
+  });
+
+  it('renders the RLE and JPEG Baseline colour samples as RGB', async () => {
+    const rle = await stored('SC_rgb_rle_2frame.dcm');
+    const p = await pixels((await get(`${rle}/rendered`, 'image/png')).body);
+    // The pydicom SC_rgb test image: ten horizontal bands, the first pure red.
+    expect([0, 1, 2].map((c) => p.at(50, 2, c))).toEqual([255, 0, 0]);
+    const jpeg = await stored('SC_rgb_jpeg.dcm');
+    const res = await get(`${jpeg}/rendered`, 'image/png');
+    expect(res.status).toBe(200);
+    const meta = (await a.request.get(`${jpeg}/metadata`)).body[0];
+    const { width, height, channels } = await sharp(res.body).metadata();
+    expect({ width, height, channels }).toEqual({ width: meta['00280011'].Value[0], height: meta['00280010'].Value[0], channels: 3 });
+  });
+
+  it('animates both frames of the RLE sample as a GIF', async () => {
+    const path = await stored('SC_rgb_rle_2frame.dcm');
+    const gif = await get(`${path}/rendered`, 'image/gif');
+    expect((await sharp(gif.body, { pages: -1 }).metadata()).pages).toBe(2);
+    // The second frame is the first inverted: its first band is cyan.
+    const second = await pixels(await sharp(gif.body, { page: 1 }).png().toBuffer());
+    expect([0, 1, 2].map((c) => second.at(50, 2, c))).toEqual([0, 255, 255]);
   });
 });

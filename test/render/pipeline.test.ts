@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import type { DecodedFrame, PixelModule } from '../../server/pixels/types.js';
 import { renderAttributesOf, parseWindow } from '../../server/render/attributes.js';
 import { applyWindow, renderFrame, type RenderOptions } from '../../server/render/pipeline.js';
-import { decodeNative } from '../../server/render/render.js';
 
 function mono(values: number[], o: Partial<PixelModule> = {}): DecodedFrame {
   const bitsAllocated = o.bitsAllocated ?? 16;
@@ -147,18 +146,5 @@ describe('rendering attributes from stored DICOM JSON', () => {
     expect(parseWindow('40,400,sigmoid')).toEqual({ center: 40, width: 400, fn: 'SIGMOID' });
     expect(() => parseWindow('40')).toThrow(expect.objectContaining({ status: 400 }));
     expect(() => parseWindow('40,400,CUBIC')).toThrow(expect.objectContaining({ status: 400 }));
-  });
-});
-
-describe('native decoding without codecs', () => {
-  it('swaps big-endian words and interleaves colour-by-plane samples', () => {
-    const m = mono([0]).module;
-    expect([...decodeNative('1.2.840.10008.1.2.2', Buffer.from([0x01, 0x02]), m).pixels]).toEqual([0x02, 0x01]);
-    const rgb = { ...m, columns: 2, bitsAllocated: 8, bitsStored: 8, highBit: 7, samplesPerPixel: 3, planarConfiguration: 1 as const };
-    expect([...decodeNative('1.2.840.10008.1.2.1', Buffer.from([1, 2, 3, 4, 5, 6]), rgb).pixels]).toEqual([1, 3, 5, 2, 4, 6]);
-  });
-
-  it('refuses encapsulated data with a 406 when no codecs are configured', () => {
-    expect(() => decodeNative('1.2.840.10008.1.2.4.90', Buffer.alloc(4), mono([0]).module)).toThrow(expect.objectContaining({ status: 406 }));
   });
 });
