@@ -20,6 +20,7 @@ import {
 } from './client.js';
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
+import { renderPhases } from './render.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 import { importPhase, type ImportResult } from './import.js';
 
@@ -234,6 +235,7 @@ const frames = await latency(50, 20_000, (i) => get(`${instUrl(st.refs[i % st.re
 log('QIDO instances of a 50-instance series, series metadata (50)');
 const qidoSeries = await latency(50, 20_000, () => get(`${seriesUrl(s50)}/instances`, 'application/dicom+json'));
 const meta50 = await latency(30, 30_000, (i) => get(`${seriesUrl(series50[i % series50.length][0])}/metadata`, 'application/dicom+json'));
+const render = await renderPhases(base, st.refs, `${seriesUrl(s50)}/instances`, conc, log);
 
 // 3. Index fill with small instances, then QIDO at each index size.
 log(`fill: one ${BIG_SERIES}-instance series (${FILL_ROWS}x${FILL_ROWS})`);
@@ -372,6 +374,7 @@ const result = {
   qidoSeriesInstances50: lat(qidoSeries),
   seriesMetadata50: lat(meta50),
   seriesMetadata500: lat(meta500),
+  render,
   qido,
   memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
   peakRssMB,
@@ -441,6 +444,12 @@ const rows: Row[] = [
   ['QIDO series instances (50)', fmtLat(result.qidoSeriesInstances50)],
   ['Series metadata (50)', fmtLat(result.seriesMetadata50)],
   ['Series metadata (500)', fmtLat(result.seriesMetadata500)],
+  ['Rendered JPEG 512x512 16-bit', fmtLat(render.rendered)],
+  ['Thumbnail cold / warm', `${fmtLat(render.thumbnailCold)} / ${fmtLat(render.thumbnailWarm)}`],
+  [
+    `QIDO (50) while ${conc} clients render`,
+    `${fmtLat(render.qidoUnderRenderLoad)}  = p95 ${fmt(render.qidoP95PctOfIdle, '%')} of idle (${fmtLat(render.qidoIdle)}); ${fmt(render.renderLoad.perSec, ' renders/s')}`,
+  ],
 ];
 for (const q of qido) {
   rows.push([

@@ -16,6 +16,7 @@ import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
 import { permits, type Action, type Caller } from './access.js';
 import type { Logger } from './log.js';
+import { dropThumbnails } from './render/thumbnails.js';
 
 // The archive is the only writer (DESIGN.md): every store, delete, relabel
 // and reject (a stored rejection note), whatever protocol asked for it, goes through here with the
@@ -290,6 +291,8 @@ export async function deleteFromArchive(ctx: ArchiveContext, caller: Caller, t: 
     ...(t.sopInstanceUid ? { sop_instance_uid: t.sopInstanceUid } : {}),
   });
   for (const key of keys) await discardBlob(ctx, key);
+  for (const key of keys)
+    await dropThumbnails(ctx.blobs, key).catch((err) => ctx.log({ msg: 'cached thumbnails could not be deleted', key, error: String(err) }));
   return keys.length;
 }
 

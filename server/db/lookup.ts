@@ -99,3 +99,39 @@ export async function findFramedInstance(db: Db, caller: Caller, t: Required<Tar
   ]);
   return row;
 }
+
+/** A stored instance as rendering needs it: its frames and bulk data in the blob, and its stored DICOM JSON. */
+export interface RenderableInstance extends InstanceUids {
+  blobKey: string;
+  transferSyntaxUid: string;
+  frames: Span[][] | null;
+  bulk: Record<string, Span & { vr: string }>;
+  metadata: string;
+}
+
+/** The instances under a study, series or instance that the caller may see, with what rendering reads. */
+export function findRenderable(db: Db, caller: Caller, t: Target): Promise<RenderableInstance[]> {
+  return scoped<RenderableInstance>(db, caller, t, 'renderable', [
+    ['blob_key', 'blobKey'],
+    ['transfer_syntax_uid', 'transferSyntaxUid'],
+    ['frames', 'frames'],
+    ['bulk', 'bulk'],
+    ['metadata', 'metadata'],
+  ]);
+}
+
+/** An instance as a thumbnail picks it: whether it is an image, and how many frames. */
+export interface ThumbnailCandidate extends InstanceUids {
+  blobKey: string;
+  rows: number | null;
+  numberOfFrames: number | null;
+}
+
+/** The instances under a study, series or instance that the caller may see, as a thumbnail chooses among them. */
+export function findThumbnailCandidates(db: Db, caller: Caller, t: Target): Promise<ThumbnailCandidate[]> {
+  return scoped<ThumbnailCandidate>(db, caller, t, 'thumbnail', [
+    ['blob_key', 'blobKey'],
+    ['rows', 'rows'],
+    ['number_of_frames', 'numberOfFrames'],
+  ]);
+}

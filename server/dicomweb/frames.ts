@@ -9,7 +9,7 @@ import { retrieveBytes } from '../retrieve.js';
 import { notFound, targetOf } from './target.js';
 
 /** PS3.18 §8.3.3 frame-list: comma-separated frame numbers, starting at 1. */
-function parseFrameList(value: string): number[] {
+export function parseFrameList(value: string): number[] {
   const items = value.split(',');
   if (!items.every((s) => /^[1-9][0-9]*$/.test(s.trim()))) {
     throw new ApiError(400, 'InvalidFrameList', `frame list "${value}" must be comma-separated frame numbers starting at 1`);

@@ -1,17 +1,18 @@
-import Router, { type RouterContext } from '@koa/router';
+import Router from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { findInstances } from '../db/lookup.js';
 import { isValidUid } from '../dicom/uid.js';
 import { withPseudonyms } from '../deid/pseudonyms.js';
-import { callerOf, guard } from '../http/guard.js';
+import { guard } from '../http/guard.js';
 import { followChanges } from './changes.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
+import { retrieveRendered } from './rendered.js';
+import { retrieveThumbnail } from './thumbnail.js';
+import { renderSlots } from '../render/render.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
-import { notFound, targetOf } from './target.js';
 import { retrieve } from './wado.js';
 
 const STUDY = '/studies/:studyUid';
@@ -20,16 +21,6 @@ const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 
 /** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
 export const NOT_BUILT = Symbol('cairn.notBuilt');
-
-/** A retrieval Cairn does not offer: 404 for what the caller cannot see (as everywhere), else 501. */
-function notBuilt(deps: AppDeps, what: string) {
-  const handler = async (ctx: RouterContext): Promise<void> => {
-    const t = targetOf(ctx);
-    if (!(await findInstances(deps.db, callerOf(ctx), t)).length) throw notFound(t);
-    throw new ApiError(501, 'NotImplemented', `${what} is not implemented by this server`);
-  };
-  return Object.assign(handler, { [NOT_BUILT]: true });
-}
 
 /** The one route table (DESIGN.md house style 1), below /dicom-web. */
 export function dicomwebRouter(deps: AppDeps): Router {
@@ -68,9 +59,12 @@ export function dicomwebRouter(deps: AppDeps): Router {
   r.get(`${INSTANCE}/metadata`, retrieving, retrieveMetadata(deps));
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
+  // Rendered images and thumbnails take turns for the CPU (server/render/render.ts).
+  const rendering = { ...deps, slots: renderSlots() };
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
-    r.get(path, retrieving, notBuilt(deps, 'rendered retrieval'));
-  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`]) r.get(path, retrieving, notBuilt(deps, 'thumbnail retrieval'));
+    r.get(path, retrieving, retrieveRendered(rendering));
+  for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`, `${INSTANCE}/frames/:frames/thumbnail`])
+    r.get(path, retrieving, retrieveThumbnail(rendering));
 
   // The change feed (not part of PS3.18): what changed since a sequence number
   r.get('/changes', searching, followChanges(deps));
