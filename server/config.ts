@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
+import { AE_TITLE, parseAes, type AeRegistry } from './dimse/aes.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
@@ -63,6 +64,13 @@ const schema = z.object({
     .string()
     .regex(/^(udp|tcp):\/\/[^/]+:\d+\/?$/, 'must be udp://host:port or tcp://host:port')
     .optional(),
+  DIMSE_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  DIMSE_HOST: z.string().optional(),
+  DIMSE_AE_TITLE: z.string().regex(AE_TITLE, 'must be 1 to 16 characters without backslash').default('CAIRN'),
+  DIMSE_AES: z.string().optional(),
+  DIMSE_AES_FILE: z.string().optional(),
+  DIMSE_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).default(32),
+  DIMSE_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
 });
 
 export interface Config {
@@ -94,6 +102,17 @@ export interface Config {
   readonly labelRules: readonly LabelRule[];
   /** Where to send the audit trail as DICOM audit messages (PS3.15 A.5) over syslog, if anywhere. */
   readonly auditSyslog?: string;
+  /** The DICOM upper-layer listener (server/dimse/); off unless DIMSE_PORT is set. */
+  readonly dimse: DimseConfig;
+}
+
+export interface DimseConfig {
+  readonly port?: number;
+  readonly host: string;
+  readonly aeTitle: string;
+  readonly registry: AeRegistry;
+  readonly maxAssociations: number;
+  readonly idleTimeoutSeconds: number;
 }
 
 export interface AuthConfig {
@@ -159,6 +178,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     labelRules: Object.freeze(readLabelRules(e.LABEL_RULES, e.LABEL_RULES_FILE)),
     auditSyslog: e.AUDIT_SYSLOG,
+    dimse: Object.freeze({
+      port: e.DIMSE_PORT,
+      host: e.DIMSE_HOST ?? e.HOST,
+      aeTitle: e.DIMSE_AE_TITLE,
+      registry: readAes(e.DIMSE_AES, e.DIMSE_AES_FILE),
+      maxAssociations: e.DIMSE_MAX_ASSOCIATIONS,
+      idleTimeoutSeconds: e.DIMSE_IDLE_TIMEOUT_SECONDS,
+    }),
   });
 }
 
@@ -185,6 +212,23 @@ function readLabelRules(text: string | undefined, file: string | undefined): Lab
   if (source === undefined || source.trim() === '') return [];
   try {
     return parseLabelRules(source);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
+}
+
+function readAes(text: string | undefined, file: string | undefined): AeRegistry {
+  if (text !== undefined && file !== undefined) throw new Error('invalid configuration: set DIMSE_AES or DIMSE_AES_FILE, not both');
+  let source = text;
+  if (file !== undefined) {
+    try {
+      source = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`invalid configuration: DIMSE_AES_FILE: ${(err as Error).message}`);
+    }
+  }
+  try {
+    return parseAes(source === undefined || source.trim() === '' ? '[]' : source);
   } catch (err) {
     throw new Error(`invalid configuration: ${(err as Error).message}`);
   }
