@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import net from 'node:net';
 import { PassThrough, type Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
@@ -10,6 +11,7 @@ import { identifyAe } from './aes.js';
 import { part10Header } from './file-meta.js';
 import { acceptedSyntax, isSupportedAbstractSyntax } from './negotiate.js';
 import { storeStatus } from './status.js';
+import { findService } from './find.js';
 
 // The DICOM upper-layer listener (PS3.8) beside DICOMweb: one association
 // per TCP connection, each with the principal its calling AE title is
@@ -58,6 +60,7 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     peer?: Peer;
     /** C-STORE outcomes, settled as the data set streams in, by request. */
     readonly stores = new WeakMap<object, Promise<StoreOutcome>>();
+    readonly find = findService(deps, this);
 
     override associationRequested(association: Association): void {
       const socket = (this as unknown as { socket: net.Socket }).socket;
@@ -197,9 +200,33 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
       );
     }
 
+    override cFindRequest(request: InstanceType<typeof dimse.requests.CFindRequest>): void {
+      this.find.handle(request);
+    }
+
+    override cCancelRequest(request: InstanceType<typeof dimse.requests.CCancelRequest>): void {
+      const id = request.getMessageIdBeingRespondedTo();
+      this.find.cancel(id);
+    }
+
+    override abort(): void {
+      this.find.cancel();
+    }
+
     /** Keeps the idle timer from firing while Cairn is the one still sending (a long C-MOVE). */
     touch(): void {
       (this as unknown as { lastPduTime?: number }).lastPduTime = Date.now();
+    }
+
+    /**
+     * Resolves once the responses written so far have left (the peer reads
+     * as fast as it can), after a turn of the event loop in which any PDU
+     * that arrived meanwhile (a C-CANCEL) is handled.
+     */
+    async flushed(): Promise<void> {
+      const socket = (this as unknown as { socket: net.Socket }).socket;
+      if (socket.writableNeedDrain && !socket.destroyed) await once(socket, 'drain').catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
     }
 
     /** Sends one response now, not after the operation ends (pending C-FIND, C-GET, C-MOVE responses). */
@@ -219,6 +246,7 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     });
     socket.on('close', () => {
       open.delete(scp);
+      scp.find.cancel();
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -247,5 +275,6 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
 export type CairnScp = InstanceType<typeof Scp> & {
   peer?: Peer;
   touch(): void;
+  flushed(): Promise<void>;
   respond(request: Request, response: InstanceType<typeof dimse.responses.Response>): void;
 };
