@@ -12,6 +12,7 @@ import { part10Header } from './file-meta.js';
 import { acceptedSyntax, isSupportedAbstractSyntax } from './negotiate.js';
 import { storeStatus } from './status.js';
 import { findService } from './find.js';
+import { retrieveService } from './retrieve.js';
 
 // The DICOM upper-layer listener (PS3.8) beside DICOMweb: one association
 // per TCP connection, each with the principal its calling AE title is
@@ -19,7 +20,7 @@ import { findService } from './find.js';
 // and DIMSE messages; Cairn adds what it lacks: the bind address, the limit
 // on concurrent associations, C-STORE data sets streamed into the one store
 // path as Part-10 files rather than parsed in memory, C-FIND responses sent
-// as they are found, and a graceful stop.
+// as they are found, C-GET and C-MOVE sub-operations, and a graceful stop.
 
 const { Scp, Dataset, constants } = dimse;
 const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = constants;
@@ -61,6 +62,7 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     /** C-STORE outcomes, settled as the data set streams in, by request. */
     readonly stores = new WeakMap<object, Promise<StoreOutcome>>();
     readonly find = findService(deps, this);
+    readonly retrieve = retrieveService(deps, this);
 
     override associationRequested(association: Association): void {
       const socket = (this as unknown as { socket: net.Socket }).socket;
@@ -204,13 +206,25 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
       this.find.handle(request);
     }
 
+    override cGetRequest(request: InstanceType<typeof dimse.requests.CGetRequest>): void {
+      this.retrieve.get(request);
+    }
+
+    override cMoveRequest(request: InstanceType<typeof dimse.requests.CMoveRequest>): void {
+      this.retrieve.move(request);
+    }
+
     override cCancelRequest(request: InstanceType<typeof dimse.requests.CCancelRequest>): void {
       const id = request.getMessageIdBeingRespondedTo();
       this.find.cancel(id);
+      this.retrieve.cancel(id);
     }
 
+    /** PS3.8 §9.2 (AA-3): an A-ABORT from the peer ends the association and its connection at once. */
     override abort(): void {
       this.find.cancel();
+      this.retrieve.cancel();
+      (this as unknown as { socket: net.Socket }).socket.destroy();
     }
 
     /** Keeps the idle timer from firing while Cairn is the one still sending (a long C-MOVE). */
@@ -247,6 +261,7 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     socket.on('close', () => {
       open.delete(scp);
       scp.find.cancel();
+      scp.retrieve.cancel();
     });
   });
   await new Promise<void>((resolve, reject) => {

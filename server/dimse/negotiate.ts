@@ -7,7 +7,7 @@ export const VERIFICATION = '1.2.840.10008.1.1';
 export const PATIENT_ROOT = { find: '1.2.840.10008.5.1.4.1.2.1.1', move: '1.2.840.10008.5.1.4.1.2.1.2', get: '1.2.840.10008.5.1.4.1.2.1.3' } as const;
 export const STUDY_ROOT = { find: '1.2.840.10008.5.1.4.1.2.2.1', move: '1.2.840.10008.5.1.4.1.2.2.2', get: '1.2.840.10008.5.1.4.1.2.2.3' } as const;
 
-const QUERY_RETRIEVE = new Set<string>([PATIENT_ROOT.find, STUDY_ROOT.find]);
+const QUERY_RETRIEVE = new Set<string>([...Object.values(PATIENT_ROOT), ...Object.values(STUDY_ROOT)]);
 
 /**
  * Storage SOP Classes (PS3.4 Annex B.5) all sit under this root, and Cairn
