@@ -1,14 +1,19 @@
 import { execFile } from 'node:child_process';
+import type { DimseConfig } from '../../server/config.js';
 import { parseAes } from '../../server/dimse/aes.js';
 import { startDimse, type DimseListener } from '../../server/dimse/listener.js';
 import { createTestArchive, type ArchiveOverrides, type TestArchive } from '../helpers.js';
 
 /** A test archive with its DIMSE listener on loopback, the AEs given registered. */
-export async function dimseArchive(aes: unknown[], overrides: ArchiveOverrides = {}): Promise<TestArchive & { dimse: DimseListener; port: number }> {
+export async function dimseArchive(
+  aes: unknown[],
+  overrides: ArchiveOverrides = {},
+  dimseOverrides: Partial<DimseConfig> = {},
+): Promise<TestArchive & { dimse: DimseListener; port: number }> {
   const archive = await createTestArchive(overrides);
   const config = Object.freeze({
     ...archive.deps.config,
-    dimse: { ...archive.deps.config.dimse, port: 0, host: '127.0.0.1', registry: parseAes(JSON.stringify(aes)) },
+    dimse: { ...archive.deps.config.dimse, port: 0, host: '127.0.0.1', registry: parseAes(JSON.stringify(aes)), ...dimseOverrides },
   });
   archive.deps.config = config;
   const dimse = await startDimse(archive.deps);
