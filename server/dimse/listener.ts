@@ -11,6 +11,7 @@ import { identifyAe } from './aes.js';
 import { part10Header } from './file-meta.js';
 import { acceptedSyntax, isSupportedAbstractSyntax } from './negotiate.js';
 import { storeStatus } from './status.js';
+import { commitmentService } from './commitment.js';
 import { findService } from './find.js';
 import { retrieveService } from './retrieve.js';
 
@@ -63,6 +64,7 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     readonly stores = new WeakMap<object, Promise<StoreOutcome>>();
     readonly find = findService(deps, this);
     readonly retrieve = retrieveService(deps, this);
+    readonly commitment = commitmentService(deps, this);
 
     override associationRequested(association: Association): void {
       const socket = (this as unknown as { socket: net.Socket }).socket;
@@ -212,6 +214,13 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
 
     override cMoveRequest(request: InstanceType<typeof dimse.requests.CMoveRequest>): void {
       this.retrieve.move(request);
+    }
+
+    override nActionRequest(
+      request: InstanceType<typeof dimse.requests.NActionRequest>,
+      callback: (r: InstanceType<typeof dimse.responses.NActionResponse>) => void,
+    ): void {
+      this.commitment.handle(request, callback);
     }
 
     override cCancelRequest(request: InstanceType<typeof dimse.requests.CCancelRequest>): void {

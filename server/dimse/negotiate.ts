@@ -4,6 +4,9 @@ import { EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE, TRANSFER_SYNTAXES } fro
 // and in which transfer syntax: the conformance statement's table says the same.
 
 export const VERIFICATION = '1.2.840.10008.1.1';
+/** Storage Commitment Push Model SOP Class and its well-known instance (PS3.4 §J.3.1, §J.6.1). */
+export const STORAGE_COMMITMENT = '1.2.840.10008.1.20.1';
+export const STORAGE_COMMITMENT_INSTANCE = '1.2.840.10008.1.20.1.1';
 export const PATIENT_ROOT = { find: '1.2.840.10008.5.1.4.1.2.1.1', move: '1.2.840.10008.5.1.4.1.2.1.2', get: '1.2.840.10008.5.1.4.1.2.1.3' } as const;
 export const STUDY_ROOT = { find: '1.2.840.10008.5.1.4.1.2.2.1', move: '1.2.840.10008.5.1.4.1.2.2.2', get: '1.2.840.10008.5.1.4.1.2.2.3' } as const;
 
@@ -36,11 +39,12 @@ export function acceptedSyntax(abstractSyntax: string, proposed: readonly string
     });
     return compressed ?? [EXPLICIT_VR_LE, IMPLICIT_VR_LE, EXPLICIT_VR_BE].find((ts) => proposed.includes(ts));
   }
-  if (abstractSyntax === VERIFICATION || QUERY_RETRIEVE.has(abstractSyntax)) return [EXPLICIT_VR_LE, IMPLICIT_VR_LE].find((ts) => proposed.includes(ts));
+  if (abstractSyntax === VERIFICATION || abstractSyntax === STORAGE_COMMITMENT || QUERY_RETRIEVE.has(abstractSyntax))
+    return [EXPLICIT_VR_LE, IMPLICIT_VR_LE].find((ts) => proposed.includes(ts));
   return undefined;
 }
 
 /** Whether Cairn offers the service of this abstract syntax at all (else the context is refused as abstract syntax not supported). */
 export function isSupportedAbstractSyntax(uid: string): boolean {
-  return uid === VERIFICATION || QUERY_RETRIEVE.has(uid) || isStorageSopClass(uid);
+  return uid === VERIFICATION || uid === STORAGE_COMMITMENT || QUERY_RETRIEVE.has(uid) || isStorageSopClass(uid);
 }
