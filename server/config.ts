@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { S3Settings } from './blob/s3.js';
 import { parseDeidViews, type DeidViewSetting } from './deid/settings.js';
 import { parseLabelRules, type LabelRule } from './labels.js';
+import { AE_TITLE, parseAes, type AeRegistry } from './dimse/aes.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 // The only reader of process.env (DESIGN.md). Every setting is validated at
@@ -77,6 +78,13 @@ const schema = z.object({
   DEID_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   DEID_VIEWS: z.string().default('researcher=modified-dates'),
   DEID_SAFE_PRIVATE: z.string().optional(),
+  DIMSE_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  DIMSE_HOST: z.string().optional(),
+  DIMSE_AE_TITLE: z.string().regex(AE_TITLE, 'must be 1 to 16 characters without backslash').default('CAIRN'),
+  DIMSE_AES: z.string().optional(),
+  DIMSE_AES_FILE: z.string().optional(),
+  DIMSE_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).default(32),
+  DIMSE_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
 });
 
 export interface Config {
@@ -113,6 +121,8 @@ export interface Config {
   readonly pixels: PixelSettings;
   /** De-identified views by role (server/deid/settings.ts). */
   readonly deid: DeidConfig;
+  /** The DICOM upper-layer listener (server/dimse/); off unless DIMSE_PORT is set. */
+  readonly dimse: DimseConfig;
 }
 
 /** The pixel codec worker pool (server/pixels/). */
@@ -129,6 +139,15 @@ export interface DeidConfig {
   /** The secret project keys are derived from; when unset, Cairn keeps a generated one in DATA_DIR/deid-secret. */
   readonly key?: string;
   readonly views: readonly DeidViewSetting[];
+}
+
+export interface DimseConfig {
+  readonly port?: number;
+  readonly host: string;
+  readonly aeTitle: string;
+  readonly registry: AeRegistry;
+  readonly maxAssociations: number;
+  readonly idleTimeoutSeconds: number;
 }
 
 export interface AuthConfig {
@@ -200,6 +219,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditSyslog: e.AUDIT_SYSLOG,
     pixels: Object.freeze({ workers: e.PIXEL_WORKERS ?? Math.min(2, availableParallelism()), maxQueue: e.PIXEL_QUEUE, maxFrameBytes: e.PIXEL_MAX_FRAME_BYTES }),
     deid: Object.freeze({ key: e.DEID_KEY, views: Object.freeze(readDeidViews(e.DEID_VIEWS, e.DEID_SAFE_PRIVATE)) }),
+    dimse: Object.freeze({
+      port: e.DIMSE_PORT,
+      host: e.DIMSE_HOST ?? e.HOST,
+      aeTitle: e.DIMSE_AE_TITLE,
+      registry: readAes(e.DIMSE_AES, e.DIMSE_AES_FILE),
+      maxAssociations: e.DIMSE_MAX_ASSOCIATIONS,
+      idleTimeoutSeconds: e.DIMSE_IDLE_TIMEOUT_SECONDS,
+    }),
   });
 }
 
@@ -234,6 +261,23 @@ function readLabelRules(text: string | undefined, file: string | undefined): Lab
 function readDeidViews(text: string, safePrivate: string | undefined): DeidViewSetting[] {
   try {
     return parseDeidViews(text, safePrivate);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${(err as Error).message}`);
+  }
+}
+
+function readAes(text: string | undefined, file: string | undefined): AeRegistry {
+  if (text !== undefined && file !== undefined) throw new Error('invalid configuration: set DIMSE_AES or DIMSE_AES_FILE, not both');
+  let source = text;
+  if (file !== undefined) {
+    try {
+      source = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`invalid configuration: DIMSE_AES_FILE: ${(err as Error).message}`);
+    }
+  }
+  try {
+    return parseAes(source === undefined || source.trim() === '' ? '[]' : source);
   } catch (err) {
     throw new Error(`invalid configuration: ${(err as Error).message}`);
   }

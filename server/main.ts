@@ -5,6 +5,7 @@ import { loadConfig } from './config.js';
 import { EmbeddedPgError } from './db/embedded-pg.js';
 import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
+import { startDimse } from './dimse/listener.js';
 
 const config = loadConfig();
 const log = createLogger(config);
@@ -40,6 +41,8 @@ const server = app.listen(config.port, config.host, () => {
   log.info({ url: `http://${config.host}:${port}`, dicomweb: `http://${config.host}:${port}/dicom-web` }, 'listening');
 });
 server.keepAliveTimeout = 65_000;
+// The DICOM upper-layer listener (C-STORE, C-FIND, C-GET, C-MOVE), only when DIMSE_PORT is set.
+const dimse = config.dimse.port === undefined ? undefined : await startDimse(deps);
 
 // Orphan blobs (a crash between blob write and index commit) go once at start
 // and hourly after, once older than the grace period, from the folders of the
@@ -63,7 +66,7 @@ async function stop(signal: string) {
   const drained = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const grace = setTimeout(() => server.closeAllConnections(), 10_000);
-  await drained;
+  await Promise.all([drained, dimse?.close(10_000)]);
   clearTimeout(grace);
   await deps.shutdown();
   log.flush();

@@ -1,0 +1,40 @@
+import { execFile } from 'node:child_process';
+import type { DimseConfig } from '../../server/config.js';
+import { parseAes } from '../../server/dimse/aes.js';
+import { startDimse, type DimseListener } from '../../server/dimse/listener.js';
+import { createTestArchive, type ArchiveOverrides, type TestArchive } from '../helpers.js';
+
+/** A test archive with its DIMSE listener on loopback, the AEs given registered. */
+export async function dimseArchive(
+  aes: unknown[],
+  overrides: ArchiveOverrides = {},
+  dimseOverrides: Partial<DimseConfig> = {},
+): Promise<TestArchive & { dimse: DimseListener; port: number }> {
+  const archive = await createTestArchive(overrides);
+  const config = Object.freeze({
+    ...archive.deps.config,
+    dimse: { ...archive.deps.config.dimse, port: 0, host: '127.0.0.1', registry: parseAes(JSON.stringify(aes)), ...dimseOverrides },
+  });
+  archive.deps.config = config;
+  const dimse = await startDimse(archive.deps);
+  const close = archive.close;
+  return {
+    ...archive,
+    dimse,
+    port: dimse.port,
+    async close() {
+      await dimse.close(1000);
+      await close();
+    },
+  };
+}
+
+/** Runs a DCMTK tool; resolves with its exit code and output whatever the code. */
+export function dcmtk(tool: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(tool, args, { timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as number) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
