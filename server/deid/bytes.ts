@@ -87,3 +87,18 @@ function withheld(view: DeidView, sopInstanceUid: string, reason: string | undef
     `instance ${view.deidentifier.uid(sopInstanceUid)} is withheld from this de-identified view: ${reason ?? 'it may carry burned-in identifying text'}`,
   );
 }
+
+/**
+ * The instances whose pixels a view may show as images (rendered, thumbnails):
+ * those it does not withhold, and the 403 for the first it does.
+ */
+export function imagesShown<T extends { sopInstanceUid: string; metadata: string }>(view: DeidView, rows: T[]): { shown: T[]; refused?: ApiError } {
+  const shown: T[] = [];
+  let refused: ApiError | undefined;
+  for (const r of rows) {
+    const reason = withheldReason(JSON.parse(r.metadata) as DicomJson, view.deidentifier.options);
+    if (reason === undefined) shown.push(r);
+    else refused ??= withheld(view, r.sopInstanceUid, reason);
+  }
+  return { shown, refused };
+}

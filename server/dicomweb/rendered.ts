@@ -1,6 +1,7 @@
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { findRenderable, type RenderableInstance } from '../db/lookup.js';
+import { imagesShown } from '../deid/bytes.js';
 import { PixelError } from '../pixels/types.js';
 import { callerOf } from '../http/guard.js';
 import type { OutPart } from '../http/multipart.js';
@@ -10,7 +11,7 @@ import { renderRequestOf } from '../render/request.js';
 import { parseFrameList } from './frames.js';
 import { notFound, targetOf } from './target.js';
 
-type Deps = Pick<AppDeps, 'db' | 'blobs' | 'pixels'>;
+type Deps = Pick<AppDeps, 'db' | 'blobs' | 'pixels'> & Partial<Pick<AppDeps, 'research'>>;
 
 /** The frames one instance is rendered from: the first, or with image/gif every frame (PS3.18 §8.7.4). */
 function framesOf(row: RenderableInstance, req: RenderRequest): number[] {
@@ -32,8 +33,16 @@ export function retrieveRendered(deps: Deps & { slots?: RenderSlots }) {
     const t = targetOf(ctx);
     const frameList = ctx.params.frames === undefined ? undefined : parseFrameList(ctx.params.frames);
     const req = renderRequestOf(ctx.query, ctx.get('accept') || undefined);
-    const rows = await findRenderable(deps.db, callerOf(ctx), t);
+    const caller = callerOf(ctx);
+    let rows = await findRenderable(deps.db, caller, t);
     if (!rows.length) throw notFound(t);
+    // A de-identified view never shows the pixels of an instance it withholds (burned-in text, PS3.15 E.1.1).
+    const view = deps.research?.viewOf(caller);
+    if (view) {
+      const { shown, refused } = imagesShown(view, rows);
+      if (!shown.length && refused) throw refused;
+      rows = shown;
+    }
     if (!t.sopInstanceUid) {
       const parts = rows.filter((r) => r.frames).map((r) => imagePart(deps, r, framesOf(r, req), req));
       if (!parts.length) throw new PixelError(422, 'NotAnImage', `${t.seriesUid ? 'series' : 'study'} has no instance with pixel data to render`);

@@ -1,6 +1,7 @@
 import type { RouterContext } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { findRenderable, findThumbnailCandidates } from '../db/lookup.js';
+import { imagesShown } from '../deid/bytes.js';
 import { PixelError } from '../pixels/types.js';
 import { callerOf } from '../http/guard.js';
 import { sendReply } from '../http/reply.js';
@@ -10,7 +11,7 @@ import { cachedThumbnail, cacheThumbnail, representative, THUMBNAIL_SIZE, thumbn
 import { parseFrameList } from './frames.js';
 import { notFound, targetOf } from './target.js';
 
-type Deps = Pick<AppDeps, 'db' | 'blobs' | 'pixels' | 'log'>;
+type Deps = Pick<AppDeps, 'db' | 'blobs' | 'pixels' | 'log'> & Partial<Pick<AppDeps, 'research'>>;
 
 /**
  * Thumbnails (PS3.18 §10.4.1.1.4): one image of a representative frame, with
@@ -24,8 +25,16 @@ export function retrieveThumbnail(deps: Deps & { slots?: RenderSlots }) {
     const frameList = ctx.params.frames === undefined ? undefined : parseFrameList(ctx.params.frames);
     const req = renderRequestOf(ctx.query, ctx.get('accept') || undefined, ['image/jpeg', 'image/png']);
     const caller = callerOf(ctx);
-    const candidates = await findThumbnailCandidates(deps.db, caller, t);
+    let candidates = await findThumbnailCandidates(deps.db, caller, t);
     if (!candidates.length) throw notFound(t);
+    // A de-identified view makes thumbnails only of instances it does not withhold (burned-in text, PS3.15 E.1.1).
+    const view = deps.research?.viewOf(caller);
+    if (view) {
+      const { shown, refused } = imagesShown(view, await findRenderable(deps.db, caller, t));
+      const allowed = new Set(shown.map((r) => r.sopInstanceUid));
+      candidates = candidates.filter((c) => allowed.has(c.sopInstanceUid));
+      if (!candidates.length && refused) throw refused;
+    }
     const chosen = representative(candidates);
     if (!chosen) throw new PixelError(422, 'NotAnImage', 'there is no instance with pixel data to make a thumbnail of');
     const frame = frameList ? frameList[0] : chosen.frame;

@@ -143,6 +143,21 @@ describe('instances for a researcher', () => {
     expect((await get(RESEARCHER, `${url}/frames/1`, 'multipart/related; type="application/octet-stream"')).status).toBe(403);
     expect((await get(CLINICIAN, `/dicom-web/studies/${withheld.studyUid}`, 'multipart/related; type="application/dicom"')).status).toBe(200);
   });
+
+  it('never render or make a thumbnail of an instance they withhold', async () => {
+    await get(RESEARCHER, `/dicom-web/studies?StudyInstanceUID=${pseudo(withheld.studyUid)}`);
+    await get(RESEARCHER, `/dicom-web/studies/${pseudo(withheld.studyUid)}/series/${pseudo(withheld.seriesUid)}/instances`);
+    const study = `/dicom-web/studies/${pseudo(withheld.studyUid)}`;
+    const instance = `${study}/series/${pseudo(withheld.seriesUid)}/instances/${pseudo(withheld.sopInstanceUid)}`;
+    for (const url of [`${instance}/rendered`, `${instance}/frames/1/rendered`, `${study}/rendered`, `${instance}/thumbnail`, `${study}/thumbnail`]) {
+      const r = await get(RESEARCHER, url, 'image/jpeg');
+      expect(r.status, url).toBe(403);
+      expect(text(r)).toMatch(/withheld from this de-identified view/);
+    }
+    const c = await get(CLINICIAN, `/dicom-web/studies/${withheld.studyUid}/series/${withheld.seriesUid}/instances/${withheld.sopInstanceUid}/rendered`, 'image/jpeg');
+    expect(c.status).toBe(200);
+    expect(c.headers['content-type']).toMatch(/^image\/jpeg/);
+  });
 });
 
 describe('the researcher matrix', () => {
@@ -165,7 +180,9 @@ describe('the researcher matrix', () => {
     ['pixel data as bulk data', () => `${instance()}/bulkdata/7FE00010`, OCTETS, 200],
     ['a frame that does not exist', () => `${instance()}/frames/99`, OCTETS, 404],
     ['bulk data the profile changes', () => `${instance()}/bulkdata/00100010`, OCTETS, 404],
-    ['rendered (not built)', () => `${study()}/rendered`, 'image/jpeg', 501],
+    ['rendered study', () => `${study()}/rendered`, 'image/jpeg', 200],
+    ['rendered instance', () => `${instance()}/rendered`, 'image/jpeg', 200],
+    ['thumbnail', () => `${study()}/thumbnail`, 'image/jpeg', 200],
   ];
 
   it.each(endpoints)('%s: no original identifier in any byte of the answer or its headers', async (_what, url, accept, status) => {
