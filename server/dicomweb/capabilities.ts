@@ -5,6 +5,7 @@ import { TRANSFER_SYNTAXES } from '../dicom/transfer-syntax.js';
 import { ApiError } from '../errors.js';
 import { parseAccept, typeMatches } from '../http/accept.js';
 import { dicomwebBase } from '../http/base-url.js';
+import { RENDERED_TYPES } from '../render/encode.js';
 import { CHANGES_PARAMS } from './changes.js';
 import { dicomwebRouter, NOT_BUILT } from './routes.js';
 
@@ -81,6 +82,16 @@ function describe(method: string, path: string): MethodDescription | undefined {
       id: 'RetrieveBulkdata',
       params: [INCLUDE_REJECTED],
       response: ['application/octet-stream', 'multipart/related; type="application/octet-stream"', ...pixelTypes()],
+    };
+  }
+  // PS3.18 §8.3.5.1: the query parameters of rendered and thumbnail resources.
+  if (method === 'GET' && (last === 'rendered' || last === 'thumbnail')) {
+    const names = last === 'rendered' ? ['window', 'viewport', 'quality', 'annotation', 'accept'] : ['viewport', 'accept'];
+    const types = last === 'rendered' ? [...RENDERED_TYPES] : RENDERED_TYPES.filter((t) => t !== 'image/gif');
+    return {
+      id: last === 'rendered' ? 'RetrieveRendered' : 'RetrieveThumbnail',
+      params: names.map((name): Param => ({ name, style: 'query' })),
+      response: [...types, ...types.map((t) => `multipart/related; type="${t}"`)],
     };
   }
   if (method === 'GET' && /(studies|series|instances)\/\{\w+\}$/.test(path)) {

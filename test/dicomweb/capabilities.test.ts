@@ -58,8 +58,9 @@ describe('OPTIONS /dicom-web', () => {
     const routes = describedRoutes(table).map((r) => [r.method, r.path]);
     expect(doc.sort()).toEqual(routes.sort());
     expect(routes.length).toBeGreaterThan(15);
-    // Rendered and thumbnail answer 501: they are not offered.
-    expect(doc.some(([, p]) => /rendered|thumbnail/.test(p))).toBe(false);
+    // Rendered images and thumbnails are offered at every level.
+    expect(doc.filter(([, p]) => /\/rendered$/.test(p))).toHaveLength(4);
+    expect(doc.filter(([, p]) => /\/thumbnail$/.test(p))).toHaveLength(4);
     for (const want of [
       ['POST', '/studies'],
       ['GET', '/studies/{studyUid}/series/{seriesUid}/instances/{sopInstanceUid}/frames/{frames}'],
@@ -78,6 +79,9 @@ describe('OPTIONS /dicom-web', () => {
     expect(doc).toContain('<param name="includefield" style="query" repeating="true">');
     expect(doc).toContain('mediaType="multipart/related; type=&quot;image/jp2&quot;"');
     expect(doc).toContain('<param name="wait" style="query"/>');
+    expect(doc).toContain('<method name="GET" id="RetrieveRendered">');
+    expect(doc).toContain('<param name="window" style="query"/>');
+    expect(doc).toContain('mediaType="image/png"');
     expect(doc).toContain('<param name="studyUid" style="template" required="true"/>');
   });
 
