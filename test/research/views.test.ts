@@ -154,7 +154,11 @@ describe('instances for a researcher', () => {
       expect(r.status, url).toBe(403);
       expect(text(r)).toMatch(/withheld from this de-identified view/);
     }
-    const c = await get(CLINICIAN, `/dicom-web/studies/${withheld.studyUid}/series/${withheld.seriesUid}/instances/${withheld.sopInstanceUid}/rendered`, 'image/jpeg');
+    const c = await get(
+      CLINICIAN,
+      `/dicom-web/studies/${withheld.studyUid}/series/${withheld.seriesUid}/instances/${withheld.sopInstanceUid}/rendered`,
+      'image/jpeg',
+    );
     expect(c.status).toBe(200);
     expect(c.headers['content-type']).toMatch(/^image\/jpeg/);
   });
