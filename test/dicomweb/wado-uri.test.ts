@@ -47,6 +47,12 @@ const CT = {
   seriesUid: '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322',
   sopInstanceUid: '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322',
 };
+/** test-SR.dcm: a structured report, no pixel data. */
+const SR: Uids = {
+  studyUid: '1.2.276.0.7230010.3.1.4.2139363186.7819.982086466.2',
+  seriesUid: '1.2.276.0.7230010.3.1.4.2139363186.7819.982086466.3',
+  sopInstanceUid: '1.2.276.0.7230010.3.1.4.2139363186.7819.982086466.4',
+};
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 
@@ -65,7 +71,16 @@ const mrImplicit: Uids = {
 
 beforeAll(async () => {
   a = await createTestArchive({ deid: DEID, labelRules: parseLabelRules(JSON.stringify([{ label: 'vip', when: { PatientID: ['VIP-001'] } }])) });
-  const m = multipartBody([ct.bytes, halves.bytes, multi.bytes, vip.bytes, withheld.bytes, sample('CT_small.dcm'), sample('MR_small_implicit.dcm')]);
+  const m = multipartBody([
+    ct.bytes,
+    halves.bytes,
+    multi.bytes,
+    vip.bytes,
+    withheld.bytes,
+    sample('CT_small.dcm'),
+    sample('MR_small_implicit.dcm'),
+    sample('test-SR.dcm'),
+  ]);
   const res = await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
   expect(res.status).toBe(200);
 });
@@ -143,6 +158,19 @@ describe('WADO-URI images', () => {
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('image/gif');
     expect((await sharp(res.body).metadata()).pages).toBe(3);
+  });
+
+  it('takes the first type of a contentType list that it makes', async () => {
+    const res = await get(wado(ct, `&contentType=${encodeURIComponent('text/html, image/png;q=0.9, image/jpeg;q=0.5')}`));
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('image/png');
+  });
+
+  it('answers 422 for an image of an instance without pixel data, which it still sends as application/dicom', async () => {
+    const res = await get(wado(SR));
+    expect(res.status).toBe(422);
+    expect(errorOf(res).message).toBeTruthy();
+    expect((await get(wado(SR, '&contentType=application/dicom'))).status).toBe(200);
   });
 
   it('honours imageQuality for JPEG', async () => {
