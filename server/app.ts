@@ -6,6 +6,7 @@ import { authenticate } from './auth/authenticate.js';
 import { authRouter } from './auth/routes.js';
 import { capabilitiesRouter } from './dicomweb/capabilities.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
+import { wadoUriRouter } from './dicomweb/wado-uri.js';
 import { errorHandler } from './http/error-handler.js';
 import { healthRouter } from './http/health.js';
 import { measureHttp } from './metrics/http.js';
@@ -39,6 +40,8 @@ export function createApp(given: AppDeps): Koa {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }
+  // WADO-URI (PS3.18 §9) at /wado and /dicom-web/wado.
+  app.use(wadoUriRouter(deps).routes());
   app.use(metricsRouter(deps, deps.metrics).routes());
   // The capabilities description (PS3.18 §8.9), generated from the DICOMweb route table.
   app.use(capabilitiesRouter(deps).routes());
