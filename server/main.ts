@@ -5,7 +5,6 @@ import { loadConfig } from './config.js';
 import { EmbeddedPgError } from './db/embedded-pg.js';
 import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
-import { startDimse } from './dimse/listener.js';
 
 const config = loadConfig();
 const log = createLogger(config);
@@ -42,7 +41,8 @@ const server = app.listen(config.port, config.host, () => {
 });
 server.keepAliveTimeout = 65_000;
 // The DICOM upper-layer listener (C-STORE, C-FIND, C-GET, C-MOVE), only when DIMSE_PORT is set.
-const dimse = config.dimse.port === undefined ? undefined : await startDimse(deps);
+// The DIMSE adapter (and dcmjs-dimse, about 30 MB resident) is loaded only when its listener is configured.
+const dimse = config.dimse.port === undefined ? undefined : await (await import('./dimse/listener.js')).startDimse(deps);
 
 // Orphan blobs (a crash between blob write and index commit) go once at start
 // and hourly after, once older than the grace period, from the folders of the

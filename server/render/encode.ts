@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import type { Sharp } from 'sharp';
 import { ApiError } from '../errors.js';
 import type { RenderedPixels } from './pipeline.js';
 
@@ -61,8 +61,17 @@ function regionOf(p: RenderedPixels, v: Viewport | undefined) {
   return r;
 }
 
+// sharp (libvips, about 20 MB resident) is loaded with the first image made,
+// so an archive that never renders does not carry it.
+let sharpModule: Promise<typeof import('sharp')> | undefined;
+async function loadSharp(): Promise<typeof import('sharp')['default']> {
+  sharpModule ??= import('sharp');
+  return (await sharpModule).default;
+}
+
 /** One rendered frame as a sharp pipeline: cropped and flipped as the viewport says, scaled to fit it keeping aspect ratio. */
-function shaped(p: RenderedPixels, v: Viewport | undefined) {
+async function shaped(p: RenderedPixels, v: Viewport | undefined): Promise<Sharp> {
+  const sharp = await loadSharp();
   const r = regionOf(p, v);
   let img = sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } });
   if (r.left || r.top || r.width !== p.width || r.height !== p.height) img = img.extract({ left: r.left, top: r.top, width: r.width, height: r.height });
@@ -74,8 +83,8 @@ function shaped(p: RenderedPixels, v: Viewport | undefined) {
 }
 
 /** Encodes one rendered frame. */
-export function encodeFrame(p: RenderedPixels, o: EncodeOptions): Promise<Buffer> {
-  const img = shaped(p, o.viewport);
+export async function encodeFrame(p: RenderedPixels, o: EncodeOptions): Promise<Buffer> {
+  const img = await shaped(p, o.viewport);
   if (o.type === 'image/png') return img.png({ compressionLevel: 6 }).toBuffer();
   if (o.type === 'image/gif') return img.gif().toBuffer();
   return img.jpeg({ quality: o.quality ?? 90 }).toBuffer();
@@ -85,9 +94,10 @@ export function encodeFrame(p: RenderedPixels, o: EncodeOptions): Promise<Buffer
 export async function encodeAnimation(frames: RenderedPixels[], o: EncodeOptions & { delayMs?: number }): Promise<Buffer> {
   if (frames.length === 1) return encodeFrame(frames[0], o);
   // Each frame is cropped and scaled alone, then the pages are stacked: libvips animates a tall image of equal pages.
-  const pages = await Promise.all(frames.map((p) => shaped(p, o.viewport).raw().toBuffer({ resolveWithObject: true })));
+  const pages = await Promise.all(frames.map(async (p) => (await shaped(p, o.viewport)).raw().toBuffer({ resolveWithObject: true })));
   const { width, height, channels } = pages[0].info;
   const all = Buffer.concat(pages.map((x) => x.data));
+  const sharp = await loadSharp();
   return sharp(all, { raw: { width, height: height * frames.length, channels: channels as 1 | 3, pageHeight: height } })
     .gif({ loop: 0, delay: Array(frames.length).fill(o.delayMs ?? 100) })
     .toBuffer();
