@@ -61,7 +61,12 @@ export function retrieveThumbnail(deps: Deps & { slots?: RenderSlots }) {
     if (!image) {
       if (!refusal) throw notFound(t);
       if (tries.length === 1) throw refusal;
-      throw new PixelError(refusal.status, refusal.code, `none of the ${tries.length} images tried could be made into a thumbnail; the first: ${refusal.message}`, refusal.headers);
+      throw new PixelError(
+        refusal.status,
+        refusal.code,
+        `none of the ${tries.length} images tried could be made into a thumbnail; the first: ${refusal.message}`,
+        refusal.headers,
+      );
     }
     const body = image;
     await sendReply(ctx, { multipart: false, part: { contentType: req.type, length: body.length, body: () => body } });

@@ -299,7 +299,16 @@ describe('thumbnail', () => {
     const badStudy = uid();
     const bad = uid();
     const broken = [1, 2].map((n) =>
-      imageInstance({ studyUid: badStudy, seriesUid: bad, instanceNumber: n, rows: 2, columns: 2, bitsAllocated: 8, values: [1, 2, 3, 4], attrs: { Rows: 16, Columns: 16 } }),
+      imageInstance({
+        studyUid: badStudy,
+        seriesUid: bad,
+        instanceNumber: n,
+        rows: 2,
+        columns: 2,
+        bitsAllocated: 8,
+        values: [1, 2, 3, 4],
+        attrs: { Rows: 16, Columns: 16 },
+      }),
     );
     const m = multipartBody(broken.map((x) => x.bytes));
     expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
