@@ -180,7 +180,7 @@ describe('viewer app-config.js', () => {
     const c = configFrom((await a.request.get('/app-config.js')).text).dataSources[0].configuration;
     expect(c).toMatchObject({
       imageRendering: 'wadors',
-      thumbnailRendering: 'wadors',
+      thumbnailRendering: 'thumbnailDirect',
       supportsFuzzyMatching: false,
       supportsWildcard: true,
       supportsReject: false,

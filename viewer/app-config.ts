@@ -36,8 +36,9 @@ export function ohifAppConfig(origin: string): object {
           wadoRoot: dicomweb,
           // No wadoUriRoot: Cairn has no WADO-URI; frames come from WADO-RS.
           imageRendering: 'wadors',
-          // /thumbnail and /rendered answer 501, so thumbnails are drawn from frames too.
-          thumbnailRendering: 'wadors',
+          // Thumbnails are Cairn's own /thumbnail images (server/dicomweb/thumbnail.ts),
+          // loaded as <img src> with the session cookie and made once, then cached.
+          thumbnailRendering: 'thumbnailDirect',
           // QIDO honours includefield (server/dicomweb/qido-params.ts).
           qidoSupportsIncludeField: true,
           // fuzzymatching is answered with a Warning and ignored.

@@ -7,7 +7,7 @@ import { callerOf } from '../http/guard.js';
 import { sendReply } from '../http/reply.js';
 import { renderImage, type RenderSlots } from '../render/render.js';
 import { renderRequestOf } from '../render/request.js';
-import { cachedThumbnail, cacheThumbnail, representative, THUMBNAIL_SIZE, thumbnailKey } from '../render/thumbnails.js';
+import { cachedThumbnail, cacheThumbnail, representatives, THUMBNAIL_SIZE, thumbnailKey } from '../render/thumbnails.js';
 import { parseFrameList } from './frames.js';
 import { notFound, targetOf } from './target.js';
 
@@ -35,17 +35,38 @@ export function retrieveThumbnail(deps: Deps & { slots?: RenderSlots }) {
       candidates = candidates.filter((c) => allowed.has(c.sopInstanceUid));
       if (!candidates.length && refused) throw refused;
     }
-    const chosen = representative(candidates);
-    if (!chosen) throw new PixelError(422, 'NotAnImage', 'there is no instance with pixel data to make a thumbnail of');
-    const frame = frameList ? frameList[0] : chosen.frame;
+    const tries = representatives(candidates);
+    if (!tries.length) throw new PixelError(422, 'NotAnImage', 'there is no instance with pixel data to make a thumbnail of');
     const viewport = req.viewport ?? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE };
-    const key = thumbnailKey(chosen.instance.blobKey, frame, viewport, req.type);
-    let image = await cachedThumbnail(deps.blobs, key);
-    if (!image) {
+    let image: Buffer | undefined;
+    let refusal: PixelError | undefined;
+    for (const chosen of tries) {
+      const frame = frameList ? frameList[0] : chosen.frame;
+      const key = thumbnailKey(chosen.instance.blobKey, frame, viewport, req.type);
+      image = await cachedThumbnail(deps.blobs, key);
+      if (image) break;
       const [row] = await findRenderable(deps.db, caller, chosen.instance);
-      if (!row) throw notFound(t);
-      image = await renderImage(deps, row, [frame], { type: req.type, viewport });
+      if (!row) continue;
+      try {
+        image = await renderImage(deps, row, [frame], { type: req.type, viewport });
+      } catch (err) {
+        // A frame Cairn cannot decode or render leaves the thumbnail to the next candidate.
+        if (!(err instanceof PixelError) || (err.status !== 406 && err.status !== 422)) throw err;
+        refusal ??= err;
+        continue;
+      }
       await cacheThumbnail(deps.blobs, key, image).catch((err) => deps.log.warn({ key, error: String(err) }, 'thumbnail could not be cached'));
+      break;
+    }
+    if (!image) {
+      if (!refusal) throw notFound(t);
+      if (tries.length === 1) throw refusal;
+      throw new PixelError(
+        refusal.status,
+        refusal.code,
+        `none of the ${tries.length} images tried could be made into a thumbnail; the first: ${refusal.message}`,
+        refusal.headers,
+      );
     }
     const body = image;
     await sendReply(ctx, { multipart: false, part: { contentType: req.type, length: body.length, body: () => body } });

@@ -13,16 +13,33 @@ export const THUMBNAIL_SIZE = 128;
 
 const PREFIX = 'thumbnails/';
 
+/** How many instances a thumbnail tries before it gives up: the representative one and up to three more. */
+export const THUMBNAIL_TRIES = 4;
+
 /**
- * The representative image: the middle instance of the first series that has
- * images, and its middle frame. Undefined when nothing there is an image.
+ * The images a thumbnail tries in turn, at most `limit`: the representative
+ * one first (the middle instance of the first series that has images, and its
+ * middle frame), then the other instances of its series nearest the middle, then
+ * those of the following series. An instance whose frames Cairn cannot decode
+ * (a transfer syntax or bit depth without a codec) gives way to the next.
  */
-export function representative(candidates: ThumbnailCandidate[]): { instance: ThumbnailCandidate; frame: number } | undefined {
-  const images = candidates.filter((c) => c.rows);
-  if (!images.length) return undefined;
-  const series = images.filter((c) => c.seriesUid === images[0].seriesUid);
-  const instance = series[Math.floor((series.length - 1) / 2)];
-  return { instance, frame: Math.ceil(Math.max(1, instance.numberOfFrames ?? 1) / 2) };
+export function representatives(candidates: ThumbnailCandidate[], limit = THUMBNAIL_TRIES): { instance: ThumbnailCandidate; frame: number }[] {
+  const bySeries = new Map<string, ThumbnailCandidate[]>();
+  for (const c of candidates) {
+    if (!c.rows) continue;
+    const list = bySeries.get(c.seriesUid);
+    if (list) list.push(c);
+    else bySeries.set(c.seriesUid, [c]);
+  }
+  const ordered: ThumbnailCandidate[] = [];
+  for (const series of bySeries.values()) {
+    const mid = Math.floor((series.length - 1) / 2);
+    // mid, mid+1, mid-1, mid+2, …: the nearest to the middle first, the later one of a pair before the earlier.
+    const near = series.map((c, i) => ({ c, d: Math.abs(i - mid) * 2 - (i > mid ? 1 : 0) })).sort((x, y) => x.d - y.d);
+    for (const { c } of near) ordered.push(c);
+    if (ordered.length >= limit) break;
+  }
+  return ordered.slice(0, limit).map((instance) => ({ instance, frame: Math.ceil(Math.max(1, instance.numberOfFrames ?? 1) / 2) }));
 }
 
 /** The cache key of one thumbnail of an instance's frame. */

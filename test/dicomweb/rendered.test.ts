@@ -277,6 +277,47 @@ describe('thumbnail', () => {
     expect(made.filter((k) => after.includes(k))).toEqual([]);
   });
 
+  it('of a series whose middle instance cannot be decoded is made from the next instance', async () => {
+    // Instance 2 declares 16 × 16 pixels but holds 4, so its frame cannot be rendered (422).
+    const mixedStudy = uid();
+    const mixed = uid();
+    const at = { studyUid: mixedStudy, seriesUid: mixed, rows: 2, columns: 2, bitsAllocated: 8 as const };
+    const window = { WindowCenter: '128', WindowWidth: '256', VOILUTFunction: 'LINEAR_EXACT' };
+    const good = (n: number, v: number) => imageInstance({ ...at, values: [v, v, v, v], instanceNumber: n, attrs: window });
+    const short = imageInstance({ ...at, values: [1, 2, 3, 4], instanceNumber: 2, attrs: { Rows: 16, Columns: 16 } });
+    const m = multipartBody([good(1, 30), short, good(3, 210)].map((x) => x.bytes));
+    expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
+    for (const path of [`/dicom-web/studies/${mixedStudy}/series/${mixed}/thumbnail`, `/dicom-web/studies/${mixedStudy}/thumbnail`]) {
+      const res = await get(path, 'image/png');
+      expect(res.status).toBe(200);
+      // The one nearest the middle after it: instance 3, all 210.
+      expect(Math.abs((await pixels(res.body)).at(64, 64) - 210)).toBeLessThan(6);
+    }
+  });
+
+  it('that cannot be made from any instance answers the refusal as a JSON 4xx', async () => {
+    const badStudy = uid();
+    const bad = uid();
+    const broken = [1, 2].map((n) =>
+      imageInstance({
+        studyUid: badStudy,
+        seriesUid: bad,
+        instanceNumber: n,
+        rows: 2,
+        columns: 2,
+        bitsAllocated: 8,
+        values: [1, 2, 3, 4],
+        attrs: { Rows: 16, Columns: 16 },
+      }),
+    );
+    const m = multipartBody(broken.map((x) => x.bytes));
+    expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
+    const res = await a.request.get(`/dicom-web/studies/${badStudy}/series/${bad}/thumbnail`);
+    expect(res.status).toBe(422);
+    expect(res.type).toBe('application/json');
+    expect(JSON.stringify(res.body)).toMatch(/none of the 2 images tried/);
+  });
+
   it('answers 406 for a media type other than JPEG or PNG, and 404 when hidden', async () => {
     expect((await a.request.get(`${url(ct)}/thumbnail`).set('Accept', 'image/gif')).status).toBe(406);
     expect((await a.request.get(`${url(vip)}/thumbnail`)).status).toBe(404);
