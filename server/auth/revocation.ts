@@ -51,7 +51,9 @@ export function createRevocationCheck(db: Db, seconds: number): RevocationCheck 
     async session(sid) {
       const now = Date.now();
       const hit = sessions.get(sid);
-      if (hit && hit.until > now) return hit.principal;
+      // Remembered while fresh; a clock that went back (a step of NTP, or a
+      // test's clock) makes what was remembered stale rather than longer-lived.
+      if (hit && hit.until > now && hit.until - ttl <= now) return hit.principal;
       sessions.delete(sid);
       const open = await touchSession(db, sid);
       const principal: Principal | undefined = open
@@ -67,7 +69,8 @@ export function createRevocationCheck(db: Db, seconds: number): RevocationCheck 
       sessions.set(sid, { principal: undefined, until: Date.now() + ttl });
     },
     async tokenRevoked(jti) {
-      if (Date.now() - loadedAt >= ttl) await reload();
+      const age = Date.now() - loadedAt;
+      if (age >= ttl || age < 0) await reload();
       return revoked.has(jti);
     },
     tokenRevokedHere(jti) {

@@ -323,6 +323,19 @@ describe('revoking bearer tokens', () => {
     expect(row.detail).toMatchObject({ jti, reason: 'gateway retired', command: 'token revoke', alreadyRevoked: false });
   });
 
+  it('a clock that went back makes the remembered list stale, not longer-lived', async () => {
+    const token = a.token(clinician);
+    const jti = jtiOf(token);
+    const bearer = () => supertest(replica.callback()).get('/dicom-web/studies').set('Authorization', `Bearer ${token}`);
+    // The replica reads the list at a time ahead of the real one, then the clock steps back.
+    freezeClock();
+    passInterval();
+    expect((await bearer()).status).toBe(200);
+    vi.useRealTimers();
+    await a.deps.db('revoked_tokens').insert({ jti, revoked_by: 'test', reason: 'clock step' });
+    expect((await bearer()).status).toBe(401);
+  });
+
   it('npm run token -- revoke without a jti is a usage error', async () => {
     const r = await run('server/cli/token.ts', ['revoke']);
     expect(r.code).toBe(2);
