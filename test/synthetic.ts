@@ -27,7 +27,9 @@ export function syntheticInstance(opts: SyntheticOptions = {}): {
   frameBytes: Buffer[];
 } {
   const { studyUid = uid(), seriesUid = uid(), sopInstanceUid = uid(), frames = 1, rows = 4, columns = 4, ...attrs } = opts;
-  const frameBytes = Array.from({ length: frames }, (_, i) => Buffer.alloc(rows * columns, i + 1));
+  // Samples stored per pixel: 1 unless the attributes say colour (YBR_FULL_422 keeps 2, PS3.3 §C.7.6.3.1.2).
+  const samples = attrs.SamplesPerPixel === 3 ? (String(attrs.PhotometricInterpretation).endsWith('_422') ? 2 : 3) : 1;
+  const frameBytes = Array.from({ length: frames }, (_, i) => Buffer.alloc(rows * columns * samples, i + 1));
   const pixels = Buffer.concat(frameBytes);
   const sopClassUid = '1.2.840.10008.5.1.4.1.1.7';
   const meta = {

@@ -9,11 +9,23 @@ export interface ImageGeometry {
   samplesPerPixel?: number;
   bitsAllocated?: number;
   numberOfFrames?: number;
+  photometricInterpretation?: string;
+}
+
+/**
+ * Samples stored per pixel in a native frame: YBR_FULL_422 and YBR_PARTIAL_422
+ * keep Y1 Y2 Cb Cr for every two pixels of a row, two samples a pixel, though
+ * Samples per Pixel is 3 (PS3.3 §C.7.6.3.1.2, PS3.5 §8.2.1 for native data).
+ */
+function storedSamples(g: ImageGeometry): number {
+  const samples = g.samplesPerPixel ?? 1;
+  return samples === 3 && /^YBR_(FULL|PARTIAL)_422$/.test(g.photometricInterpretation ?? '') ? 2 : samples;
 }
 
 /**
  * Splits pixel data into frames. Native (PS3.5 §8.1.1): frames are
- * consecutive, rows × columns × samples × bits/8 bytes each. Encapsulated
+ * consecutive, rows × columns × stored samples × bits/8 bytes each (one frame
+ * of packed bits may end inside a byte, PS3.5 §8.1.1). Encapsulated
  * (PS3.5 §A.4): the Basic Offset Table decides when present; otherwise one
  * fragment per frame when counts agree, else a frame starts at each fragment
  * opening with a codestream start marker. Returns null when frames cannot be
@@ -22,10 +34,10 @@ export interface ImageGeometry {
 export function mapFrames(pd: PixelData, g: ImageGeometry): FrameMap | null {
   const frames = Math.max(1, g.numberOfFrames ?? 1);
   if (!pd.encapsulated) {
-    const { rows = 0, columns = 0, samplesPerPixel = 1, bitsAllocated = 16 } = g;
-    const bits = rows * columns * samplesPerPixel * bitsAllocated;
-    if (!bits || bits % 8) return null;
-    const size = bits / 8;
+    const { rows = 0, columns = 0, bitsAllocated = 16 } = g;
+    const bits = rows * columns * storedSamples(g) * bitsAllocated;
+    if (!bits || (bits % 8 && frames > 1)) return null;
+    const size = Math.ceil(bits / 8);
     const v = pd.fragments[0];
     if (size * frames > v.length) return null;
     return Array.from({ length: frames }, (_, i) => [{ offset: v.offset + i * size, length: size }]);

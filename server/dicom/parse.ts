@@ -92,6 +92,7 @@ export async function parseInstance(source: AsyncIterable<Buffer>, opts: ScanOpt
         samplesPerPixel: firstNumber(dataset, Tag.SamplesPerPixel),
         bitsAllocated: firstNumber(dataset, Tag.BitsAllocated),
         numberOfFrames: firstNumber(dataset, Tag.NumberOfFrames),
+        photometricInterpretation: firstString(dataset, Tag.PhotometricInterpretation),
       })
     : null;
   const bulk = { ...scan.bulk };

@@ -171,6 +171,7 @@ export const Tag = Object.freeze({
   NumberOfStudyRelatedInstances: '00201208',
   NumberOfSeriesRelatedInstances: '00201209',
   SamplesPerPixel: '00280002',
+  PhotometricInterpretation: '00280004',
   NumberOfFrames: '00280008',
   Rows: '00280010',
   Columns: '00280011',

@@ -12,10 +12,17 @@ const RLE = { bytes: sample('SC_rgb_rle_2frame.dcm') };
 let rle: { study: string; series: string; instance: string };
 const multi = syntheticInstance({ frames: 3 });
 const second = syntheticInstance({ studyUid: multi.studyUid, seriesUid: multi.seriesUid });
+/** Native YBR_FULL_422: two stored samples a pixel though Samples per Pixel is 3 (PS3.3 §C.7.6.3.1.2). */
+const ybr422 = syntheticInstance({
+  frames: 3,
+  SamplesPerPixel: 3,
+  PhotometricInterpretation: 'YBR_FULL_422',
+  PlanarConfiguration: 0,
+});
 
 beforeAll(async () => {
   a = await createTestArchive();
-  const m = multipartBody([sample('CT_small.dcm'), RLE.bytes, multi.bytes, second.bytes, sample('JPEG-lossy.dcm')]);
+  const m = multipartBody([sample('CT_small.dcm'), RLE.bytes, multi.bytes, second.bytes, sample('JPEG-lossy.dcm'), ybr422.bytes]);
   const res = await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body);
   expect(res.status).toBe(200);
   const ref = res.body['00081199'].Value[1]['00081190'].Value[0] as string;
@@ -159,6 +166,19 @@ describe('WADO-RS frames', () => {
     const parts = parseMultipart(res.body, res.headers['content-type']);
     expect(parts[0].headers['content-type']).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1');
     expect(parts.map((p) => p.body)).toEqual([multi.frameBytes[2], multi.frameBytes[0]]);
+  });
+
+  it('locates native YBR_FULL_422 frames by their two stored samples a pixel', async () => {
+    const url = `/dicom-web/studies/${ybr422.studyUid}/series/${ybr422.seriesUid}/instances/${ybr422.sopInstanceUid}/frames/2,3`;
+    const res = await get(url, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+    expect(res.status).toBe(200);
+    const parts = parseMultipart(res.body, res.headers['content-type']);
+    expect(parts.map((p) => p.body)).toEqual([ybr422.frameBytes[1], ybr422.frameBytes[2]]);
+    expect(parts[0].body.length).toBe(4 * 4 * 2);
+    // And the last frame decodes: each stored frame is filled with its number (Y = Cb = Cr = 3).
+    const png = await get(`${url.replace('/frames/2,3', '/frames/3')}/rendered`, 'image/png');
+    expect(png.status).toBe(200);
+    expect(png.headers['content-type']).toBe('image/png');
   });
 
   it('returns frame 2 of the RLE sample as stored under image/dicom-rle', async () => {
