@@ -7,7 +7,8 @@ import { ApiError } from '../errors.js';
 import type { Acceptable } from '../http/accept.js';
 import type { OutPart } from '../http/multipart.js';
 import type { Reply } from '../http/reply.js';
-import { conversionFor, type Asked } from '../retrieve.js';
+import { abilityOf, conversionFor, type Asked, type Conversion } from '../retrieve.js';
+import { MAX_CONVERT_BYTES, transcodeInstance } from '../transcode.js';
 import { deidentifyPart10, keptAsStored, WithheldError } from './part10.js';
 import { withheldReason } from './profile.js';
 import type { DeidView } from './research.js';
@@ -17,7 +18,7 @@ import type { DeidView } from './research.js';
 // profile does not change, served as stored once the instance is known not
 // to be withheld and the element to be one the profile keeps.
 
-type Deps = Pick<AppDeps, 'blobs' | 'db' | 'config' | 'research'>;
+type Deps = Pick<AppDeps, 'blobs' | 'db' | 'config' | 'research'> & Partial<Pick<AppDeps, 'pixels'>>;
 
 /** What a de-identified caller gets for `asked`; `asStored` is the seam's own answer for bytes the profile keeps. */
 export async function deidentifiedBytes(
@@ -48,25 +49,55 @@ async function instances(deps: Deps, view: DeidView, caller: Caller, accepts: Ac
   };
   const parts: OutPart[] = [];
   const held: string[] = [];
+  const can = abilityOf(deps.pixels);
+  const chosen: Conversion[] = [];
   for (const r of asked.rows) {
-    const c = conversionFor(accepts, transferSyntax(r.transferSyntaxUid), 'instance');
-    if (c?.kind !== 'as-stored')
+    const c = conversionFor(accepts, transferSyntax(r.transferSyntaxUid), 'instance', can);
+    if (!c)
       throw new ApiError(
         406,
         'NotAcceptable',
-        `instance ${d.uid(r.sopInstanceUid)} is stored as ${r.transferSyntaxUid}, which the Accept header does not allow`,
+        `instance ${d.uid(r.sopInstanceUid)} is stored as ${r.transferSyntaxUid}, which Cairn cannot make into what the Accept header allows`,
       );
-    const bytes = await deidentified(deps, d, r, opts, held);
+    if (c.kind === 'transcode' && !c.fallback && r.size > MAX_CONVERT_BYTES)
+      throw new ApiError(
+        406,
+        'TooLargeToTranscode',
+        `instance ${d.uid(r.sopInstanceUid)} is larger than Cairn transcodes (${MAX_CONVERT_BYTES} bytes); ask for its frames`,
+      );
+    chosen.push(c);
+  }
+  for (const [i, r] of asked.rows.entries()) {
+    let bytes = await deidentified(deps, d, r, opts, held);
     if (!bytes) continue;
+    // The same transfer syntax as WADO-RS gives anyone else (PS3.18 §8.7.3.5.2):
+    // the profile rewrites attributes, then the pixel data is transcoded.
+    const c = chosen[i];
+    let contentType = c.contentType;
+    if (c.kind === 'transcode') {
+      const made = r.size > MAX_CONVERT_BYTES ? null : await transcoded(bytes, c, deps);
+      if (made) bytes = made;
+      else contentType = `application/dicom; transfer-syntax=${r.transferSyntaxUid}`;
+    }
     deps.research?.note(caller, view, r);
-    parts.push({ contentType: c.contentType, length: bytes.length, body: () => bytes, fill: async (into) => bytes.copy(into) });
+    const out = bytes;
+    parts.push({ contentType, length: out.length, body: () => out, fill: async (into) => out.copy(into) });
   }
   if (!parts.length) throw withheld(view, asked.rows[0].sopInstanceUid, held[0]);
   const headers: Record<string, string> = {};
   if (held.length) headers.Warning = `299 cairn "${held.length} instance(s) withheld from this de-identified view: they may carry burned-in identifying text"`;
-  if (asked.one && parts.length === 1 && !conversionFor(accepts, transferSyntax(asked.rows[0].transferSyntaxUid), 'instance')?.multipart)
-    return { multipart: false, part: { ...parts[0], length: parts[0].length! }, headers };
+  if (asked.one && parts.length === 1 && !chosen[0].multipart) return { multipart: false, part: { ...parts[0], length: parts[0].length! }, headers };
   return { multipart: true, partType: 'application/dicom', parts, headers };
+}
+
+/** A de-identified instance in the syntax asked; null where a default conversion cannot be made (sent as stored then). */
+async function transcoded(bytes: Buffer, c: Extract<Conversion, { kind: 'transcode' }>, deps: Deps): Promise<Buffer | null> {
+  try {
+    return await transcodeInstance(bytes, c.to, deps.pixels);
+  } catch (err) {
+    if (c.fallback && err instanceof ApiError && err.status === 406) return null;
+    throw err;
+  }
 }
 
 async function deidentified(deps: Deps, d: DeidView['deidentifier'], r: StoredInstance, opts: Parameters<typeof deidentifyPart10>[2], held: string[]) {

@@ -17,6 +17,12 @@ const CT = {
   series: '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322',
   instance: '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322',
 };
+/** MR_small_implicit.dcm: stored in Implicit VR Little Endian. */
+const MR = {
+  study: '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457',
+  series: '1.3.6.1.4.1.5962.1.3.4.1.20040826185059.5457',
+  instance: '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457',
+};
 /** Values of the CT sample that identify its patient, its visit or its place. */
 const IDENTIFYING = ['CompressedSamples', 'JFK IMAGING', '20040119', CT.study, CT.series, CT.instance];
 
@@ -38,7 +44,7 @@ const pseudo = (uid: string) => view().deidentifier.uid(uid);
 
 beforeAll(async () => {
   a = await createTestArchive({ deid: DEID });
-  const m = multipartBody([sample('CT_small.dcm'), withheld.bytes, labelled.bytes]);
+  const m = multipartBody([sample('CT_small.dcm'), withheld.bytes, labelled.bytes, sample('MR_small_implicit.dcm')]);
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
   expect((await a.request.put(`/api/studies/${labelled.studyUid}/labels`).send({ labels: ['vip'] })).status).toBe(200);
 });
@@ -117,6 +123,25 @@ describe('instances for a researcher', () => {
     expect(r.body.length).toBe(Number(r.headers['content-length']));
     const clinical = await get(CLINICIAN, `/dicom-web/studies/${CT.study}/series/${CT.series}/instances/${CT.instance}`, 'application/dicom');
     expect(text(clinical)).toContain('CompressedSamples');
+  });
+
+  it('come in the syntax anyone else gets: Explicit VR Little Endian by default, another when asked', async () => {
+    const url = `/dicom-web/studies/${pseudo(MR.study)}/series/${pseudo(MR.series)}/instances/${pseudo(MR.instance)}`;
+    await get(RESEARCHER, `/dicom-web/studies/${pseudo(MR.study)}/series`);
+    const clinical = await get(CLINICIAN, `/dicom-web/studies/${MR.study}/series/${MR.series}/instances/${MR.instance}`, 'application/dicom');
+    const plain = await get(RESEARCHER, url, 'application/dicom');
+    expect(plain.status).toBe(200);
+    expect(plain.headers['content-type']).toBe(clinical.headers['content-type']);
+    expect(plain.headers['content-type']).toContain('transfer-syntax=1.2.840.10008.1.2.1');
+    expect(text(plain)).toContain('1.2.840.10008.1.2.1\0');
+    expect(text(plain)).not.toContain(MR.study);
+    expect(text(plain)).toContain(pseudo(MR.instance));
+    const jls = await get(RESEARCHER, url, 'application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80');
+    expect(jls.status).toBe(200);
+    expect(jls.headers['content-type']).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80');
+    expect(text(jls)).not.toContain(MR.study);
+    expect(text(jls)).toContain(pseudo(MR.instance));
+    expect(jls.body.length).toBeLessThan(plain.body.length);
   });
 
   it('serve their frames as stored', async () => {
