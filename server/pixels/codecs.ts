@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
 import { EXPLICIT_VR_LE, transferSyntax } from '../dicom/transfer-syntax.js';
+import { renderFrame, type RenderedPixels } from '../render/pipeline.js';
 import { decodeFrame } from './decode.js';
 import { canEncodeModule, encodeFrame } from './encode.js';
 import { checkModule, DEFAULT_MAX_FRAME_BYTES, type PixelLimits } from './limits.js';
@@ -24,6 +25,13 @@ export interface PixelCodecOptions {
    * less than the trip to a worker. 0 sends every frame to the pool.
    */
   inlineBytes?: number;
+  /**
+   * Native frames of up to this many pixels are rendered on the calling
+   * thread (a 256×256 frame takes well under a millisecond); larger ones, and
+   * every compressed frame, are decoded and rendered in a worker. 0 sends
+   * every render to the pool.
+   */
+  inlineRenderPixels?: number;
   /** The worker module; tests point it at one that wraps server/pixels/worker.ts. */
   workerUrl?: URL;
 }
@@ -57,6 +65,7 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
   const maxQueue = opts.maxQueue ?? workers * 32;
   const limits: PixelLimits = { maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES };
   const inlineBytes = opts.inlineBytes ?? 1024 * 1024;
+  const inlineRenderPixels = opts.inlineRenderPixels ?? 256 * 256;
   let pool: Piscina<PixelTask, PixelReply> | undefined;
   let closed = false;
 
@@ -72,7 +81,10 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
     return starting;
   };
 
-  async function submit(task: PixelTask, transfer: ArrayBuffer): Promise<{ bytes: Buffer; module: PixelModule; lossy?: { ratio: number; method: string } }> {
+  async function submit(
+    task: PixelTask,
+    transfer: ArrayBuffer,
+  ): Promise<{ bytes: Buffer; module: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } }> {
     const p = await getPool();
     if (closed) throw new PixelError(503, 'PixelServiceClosed', 'the pixel service is shutting down', { 'Retry-After': '10' });
     let reply: PixelReply;
@@ -86,7 +98,12 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker handling this frame stopped before it finished');
     }
     if (!reply.ok) throw new PixelError(reply.status, reply.code, reply.message);
-    return { bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength), module: reply.module, lossy: reply.lossy };
+    return {
+      bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength),
+      module: reply.module,
+      lossy: reply.lossy,
+      image: reply.image,
+    };
   }
 
   return {
@@ -111,6 +128,17 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       const copy = own(frame.pixels);
       const out = await submit({ op: 'encode', transferSyntaxUid: uid, pixels: copy, module: frame.module, limits, quality: options.quality }, copy.buffer);
       return { bytes: out.bytes, module: out.module, ...(out.lossy ? { lossy: out.lossy } : {}) };
+    },
+    async render(uid, frame, module, options): Promise<RenderedPixels> {
+      checkModule(module, limits);
+      const codec = transferSyntax(uid).codec;
+      if (!codec) throw new PixelError(406, 'UnsupportedTransferSyntax', `frames in transfer syntax ${uid} cannot be decoded by this server`);
+      if ((codec === 'native' || codec === 'native-be') && module.rows * module.columns <= inlineRenderPixels)
+        return renderFrame(await decodeFrame(uid, frame, module, limits), options);
+      const copy = own(frame);
+      const out = await submit({ op: 'render', transferSyntaxUid: uid, frame: copy, module, limits, options }, copy.buffer);
+      if (!out.image) throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker answered a render without an image');
+      return { ...out.image, data: out.bytes };
     },
     async close() {
       closed = true;

@@ -1,4 +1,5 @@
 import { ApiError } from '../errors.js';
+import type { RenderedPixels, RenderOptions } from '../render/pipeline.js';
 
 // The contract between Cairn's pixel codecs (decode and encode, run in a
 // worker pool) and the code that serves pixels (transcoding in the bytes
@@ -53,6 +54,13 @@ export interface PixelCodecs {
   decode(transferSyntaxUid: string, frame: Buffer, module: PixelModule): Promise<DecodedFrame>;
   /** Encodes a decoded frame in a transfer syntax (`quality` 1-100 for lossy targets). */
   encode(transferSyntaxUid: string, frame: DecodedFrame, options?: { quality?: number }): Promise<EncodedFrame>;
+  /**
+   * Decodes one stored frame (as `decode` takes it) and takes it through the
+   * display pipeline (server/render/pipeline.ts) to 8-bit values, in one trip
+   * to a worker, so neither the decoding nor the rendering math runs on the
+   * event loop.
+   */
+  render(transferSyntaxUid: string, frame: Buffer, module: PixelModule, options: RenderOptions): Promise<RenderedPixels>;
   close(): Promise<void>;
 }
 

@@ -1,19 +1,28 @@
 import { Piscina } from 'piscina';
+import { renderFrame, type RenderOptions } from '../render/pipeline.js';
 import { decodeFrame } from './decode.js';
 import { encodeFrame } from './encode.js';
 import type { PixelLimits } from './limits.js';
 import { PixelError, type PixelModule } from './types.js';
 
-// The pool worker (piscina): one task decodes or encodes one frame. Answers
+// The pool worker (piscina): one task decodes, encodes or renders one frame. Answers
 // are values, never thrown errors, because an error crossing threads loses
 // its status and code; the result's pixel buffer is moved, not copied.
 
 export type PixelTask =
   | { op: 'decode'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits }
-  | { op: 'encode'; transferSyntaxUid: string; pixels: Uint8Array; module: PixelModule; limits: PixelLimits; quality?: number };
+  | { op: 'encode'; transferSyntaxUid: string; pixels: Uint8Array; module: PixelModule; limits: PixelLimits; quality?: number }
+  | { op: 'render'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits; options: RenderOptions };
 
 export type PixelReply =
-  | { ok: true; bytes: Uint8Array; module: PixelModule; lossy?: { ratio: number; method: string } }
+  | {
+      ok: true;
+      bytes: Uint8Array;
+      module: PixelModule;
+      lossy?: { ratio: number; method: string };
+      /** For a render: the 8-bit image `bytes` holds. */
+      image?: { width: number; height: number; channels: 1 | 3 };
+    }
   | { ok: false; status: number; code: string; message: string };
 
 class Moved {
@@ -36,17 +45,9 @@ function owned(b: Uint8Array): Uint8Array {
 
 export default async function run(task: PixelTask): Promise<PixelReply | Moved> {
   try {
-    const out =
-      task.op === 'decode'
-        ? await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits).then((d) => ({ bytes: d.pixels, module: d.module, lossy: undefined }))
-        : await encodeFrame(
-            task.transferSyntaxUid,
-            { module: task.module, pixels: Buffer.from(task.pixels.buffer, task.pixels.byteOffset, task.pixels.byteLength) },
-            task.limits,
-            task.quality,
-          );
+    const out = await perform(task);
     const bytes = owned(out.bytes);
-    const reply: PixelReply = { ok: true, bytes, module: out.module, ...(out.lossy ? { lossy: out.lossy } : {}) };
+    const reply: PixelReply = { ok: true, bytes, module: out.module, ...(out.lossy ? { lossy: out.lossy } : {}), ...(out.image ? { image: out.image } : {}) };
     // Piscina's types cannot see the symbol getters of a class; at run time move() takes any object that has them.
     return Piscina.move(new Moved(reply, bytes.buffer as ArrayBuffer) as unknown as ArrayBuffer) as unknown as Moved;
   } catch (err) {
@@ -58,4 +59,24 @@ export default async function run(task: PixelTask): Promise<PixelReply | Moved> 
       message: `the pixel data could not be processed: ${err instanceof Error ? err.message : String(err)}`,
     };
   }
+}
+
+type Done = { bytes: Uint8Array; module: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } };
+
+async function perform(task: PixelTask): Promise<Done> {
+  if (task.op === 'decode') {
+    const d = await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits);
+    return { bytes: d.pixels, module: d.module };
+  }
+  if (task.op === 'render') {
+    const d = await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits);
+    const r = renderFrame(d, task.options);
+    return { bytes: r.data, module: d.module, image: { width: r.width, height: r.height, channels: r.channels } };
+  }
+  return encodeFrame(
+    task.transferSyntaxUid,
+    { module: task.module, pixels: Buffer.from(task.pixels.buffer, task.pixels.byteOffset, task.pixels.byteLength) },
+    task.limits,
+    task.quality,
+  );
 }

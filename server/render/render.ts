@@ -6,10 +6,10 @@ import type { Span } from '../db/rows.js';
 import type { DicomJson } from '../dicom/json.js';
 import { transferSyntax } from '../dicom/transfer-syntax.js';
 import { ApiError } from '../errors.js';
-import { PixelError, type DecodedFrame, type PixelCodecs, type PixelModule } from '../pixels/types.js';
+import { PixelError, type PixelCodecs } from '../pixels/types.js';
 import { renderAttributesOf } from './attributes.js';
 import { encodeAnimation, encodeFrame, type RenderedType, type Viewport } from './encode.js';
-import { renderFrame, type RenderOptions, type RenderedPixels, type Window } from './pipeline.js';
+import type { RenderOptions, RenderedPixels, Window } from './pipeline.js';
 
 // Rendered images of stored instances (PS3.18 §10.4.1.1.3 rendered
 // resources, §10.4.1.1.4 thumbnails): the frame read by range from the blob,
@@ -68,7 +68,8 @@ export async function renderImage(deps: RenderDeps, row: RenderableInstance, num
   const run: RenderSlots = deps.slots ?? ((work) => work());
   return run(async () => {
     const pixels: RenderedPixels[] = [];
-    for (const bytes of stored) pixels.push(renderFrame(await decodeFrame(deps, row, module, bytes), opts));
+    // Decoded and rendered in the pixel pool (server/pixels/codecs.ts), off the event loop.
+    for (const bytes of stored) pixels.push(await deps.pixels.render(row.transferSyntaxUid, bytes, module, opts));
     if (pixels.length > 1) return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
     return encodeFrame(pixels[0], { type: req.type, viewport: req.viewport, quality: req.quality });
   });
@@ -112,8 +113,4 @@ async function readBulk(deps: RenderDeps, row: RenderableInstance, tag: string):
   const bytes = await readSpans(deps.blobs, row.blobKey, [el]);
   if (!transferSyntax(row.transferSyntaxUid).littleEndian && el.vr === 'OW') bytes.swap16();
   return bytes;
-}
-
-async function decodeFrame(deps: RenderDeps, row: RenderableInstance, module: PixelModule, bytes: Buffer): Promise<DecodedFrame> {
-  return deps.pixels.decode(row.transferSyntaxUid, bytes, module);
 }
