@@ -70,7 +70,12 @@ function describe(method: string, path: string): MethodDescription | undefined {
   const last = path.split('/').filter(Boolean).at(-1) ?? '';
   const levelOf = (p: string): Level => (/instances$/.test(p) ? 'instance' : /series$/.test(p) ? 'series' : 'study');
   if (method === 'POST' && /^\/studies(\/\{studyUid\})?$/.test(path)) {
-    return { id: 'StoreInstances', params: [], request: [MULTIPART_DICOM, 'multipart/related; type="application/dicom+json"'], response: [DICOM_JSON] };
+    return {
+      id: 'StoreInstances',
+      params: [],
+      request: [MULTIPART_DICOM, 'multipart/related; type="application/dicom+json"', 'multipart/related; type="application/dicom+xml"'],
+      response: [DICOM_JSON],
+    };
   }
   if (method === 'GET' && ['studies', 'series', 'instances'].includes(last)) {
     return { id: `Search${last[0].toUpperCase()}${last.slice(1)}`, params: [...qidoParams(levelOf(path)), INCLUDE_REJECTED], response: [DICOM_JSON] };

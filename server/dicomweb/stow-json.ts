@@ -3,6 +3,7 @@ import type { Caller } from '../access.js';
 import { archiveContext, storeInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
+import { NativeXmlError, nativeXmlToJson } from '../dicom/native-xml.js';
 import { Part10WriteError, writePart10 } from '../dicom/part10-writer.js';
 import { Tag } from '../dicom/tags.js';
 import { EXPLICIT_VR_LE, TRANSFER_SYNTAXES, type TransferSyntax } from '../dicom/transfer-syntax.js';
@@ -10,8 +11,10 @@ import { ApiError, DicomStatus } from '../errors.js';
 import { parseMediaType, type MultipartReader } from '../http/multipart.js';
 
 // STOW-RS of metadata and bulk data (PS3.18 §10.5.1.4, Table 10.5.2-1):
-// multipart/related; type="application/dicom+json". The metadata parts hold
-// DICOM JSON (PS3.18 Annex F), one data set or an array of them; every other
+// multipart/related; type="application/dicom+json" or "application/dicom+xml".
+// The metadata parts hold DICOM JSON (PS3.18 Annex F), one data set or an
+// array of them, or one Native DICOM Model document each (PS3.19 §A.1),
+// read into DICOM JSON (dicom/native-xml.ts); every other
 // part is bulk data, found by its Content-Location, which a BulkDataURI of
 // the metadata names. Each data set becomes a Part-10 file (dicom/
 // part10-writer.ts) in the transfer syntax its pixel data part's media type
@@ -19,6 +22,7 @@ import { parseMediaType, type MultipartReader } from '../http/multipart.js';
 // A data set whose parts are missing, given twice or do not fit fails alone.
 
 const JSON_TYPE = 'application/dicom+json';
+const XML_TYPE = 'application/dicom+xml';
 const OCTETS = 'application/octet-stream';
 /** Bulk data is held in memory until its data set is written: this much per request at most. */
 export const MAX_STOW_JSON_BULK_BYTES = 512 * 1024 * 1024;
@@ -31,8 +35,16 @@ interface BulkPart {
   duplicate: boolean;
 }
 
-export async function storeJsonParts(deps: AppDeps, caller: Caller, reader: MultipartReader, studyUid: string | undefined): Promise<StoreOutcome[]> {
-  const datasets: DicomJson[] = [];
+/** `metadataType`: the multipart type parameter, application/dicom+json or application/dicom+xml. */
+export async function storeJsonParts(
+  deps: AppDeps,
+  caller: Caller,
+  reader: MultipartReader,
+  studyUid: string | undefined,
+  metadataType = JSON_TYPE,
+): Promise<StoreOutcome[]> {
+  // A data set to build, or an XML document that could not be read: that instance fails alone.
+  const datasets: (DicomJson | Unreadable)[] = [];
   const bulk = new Map<string, BulkPart>();
   let held = 0;
   let parts = 0;
@@ -40,8 +52,12 @@ export async function storeJsonParts(deps: AppDeps, caller: Caller, reader: Mult
     if (++parts > deps.config.maxStowParts)
       throw new ApiError(413, 'TooManyParts', `the request holds more than ${deps.config.maxStowParts} parts (MAX_STOW_PARTS)`);
     const mt = parseMediaType(part.headers['content-type'] ?? OCTETS);
-    if (mt.type === JSON_TYPE) {
+    if (mt.type === metadataType && mt.type === JSON_TYPE) {
       datasets.push(...metadataOf(await readAll(part.body, deps.config.maxHeaderBytes, 'a metadata part', 'MAX_HEADER_BYTES')));
+      continue;
+    }
+    if (mt.type === metadataType && mt.type === XML_TYPE) {
+      datasets.push(xmlMetadataOf(await readAll(part.body, deps.config.maxHeaderBytes, 'a metadata part', 'MAX_HEADER_BYTES'), deps.config.maxSequenceDepth));
       continue;
     }
     const location = part.headers['content-location']?.trim();
@@ -52,10 +68,14 @@ export async function storeJsonParts(deps: AppDeps, caller: Caller, reader: Mult
     const seen = bulk.get(location);
     bulk.set(location, { type: mt.type, transferSyntax: mt.params['transfer-syntax'], bytes, duplicate: seen !== undefined });
   }
-  if (!datasets.length) throw new ApiError(400, 'MalformedMultipart', `the request holds no ${JSON_TYPE} metadata part`);
+  if (!datasets.length) throw new ApiError(400, 'MalformedMultipart', `the request holds no ${metadataType} metadata part`);
   const ctx = archiveContext(deps);
   const outcomes: StoreOutcome[] = [];
   for (const ds of datasets) {
+    if (ds instanceof Unreadable) {
+      outcomes.push({ ok: false, reason: DicomStatus.CannotUnderstand, message: ds.message });
+      continue;
+    }
     const built = buildInstance(ds, bulk);
     outcomes.push(built.ok ? await storeInstance(ctx, caller, Readable.from([built.bytes]), studyUid) : built.failure);
   }
@@ -84,6 +104,20 @@ function metadataOf(bytes: Buffer): DicomJson[] {
   if (!list.length || list.some((d) => d === null || typeof d !== 'object' || Array.isArray(d)))
     throw new ApiError(400, 'MalformedMetadata', `a ${JSON_TYPE} part must hold a DICOM JSON data set or an array of them (PS3.18 Annex F)`);
   return list as DicomJson[];
+}
+
+/** An application/dicom+xml part that is not a Native DICOM Model document Cairn can read. */
+class Unreadable {
+  constructor(readonly message: string) {}
+}
+
+function xmlMetadataOf(bytes: Buffer, maxSequenceDepth: number): DicomJson | Unreadable {
+  try {
+    return nativeXmlToJson(bytes.toString('utf8'), maxSequenceDepth);
+  } catch (err) {
+    if (err instanceof NativeXmlError) return new Unreadable(`an ${XML_TYPE} part cannot be read: ${err.message}`);
+    throw err;
+  }
 }
 
 type Built = { ok: true; bytes: Buffer } | { ok: false; failure: StoreOutcome & { ok: false } };

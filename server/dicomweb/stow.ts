@@ -23,11 +23,11 @@ export function store(deps: AppDeps) {
       );
     }
     const partType = ct.params.type?.toLowerCase();
-    if (partType !== undefined && partType !== 'application/dicom' && partType !== 'application/dicom+json') {
+    if (partType !== undefined && partType !== 'application/dicom' && partType !== 'application/dicom+json' && partType !== 'application/dicom+xml') {
       throw new ApiError(
         415,
         'UnsupportedMediaType',
-        `multipart/related type "${ct.params.type}" is not supported; only application/dicom, or application/dicom+json with bulk data`,
+        `multipart/related type "${ct.params.type}" is not supported; only application/dicom, or application/dicom+json or application/dicom+xml with bulk data`,
       );
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
@@ -35,8 +35,8 @@ export function store(deps: AppDeps) {
     const reader = new MultipartReader(ctx.req, ct.params.boundary);
     // PS3.18 §10.5.1.4: metadata and bulk data, made into instances here.
     const { outcomes, unread } =
-      partType === 'application/dicom+json'
-        ? { outcomes: await storeJsonParts(deps, callerOf(ctx), reader, studyUid), unread: undefined }
+      partType === 'application/dicom+json' || partType === 'application/dicom+xml'
+        ? { outcomes: await storeJsonParts(deps, callerOf(ctx), reader, studyUid, partType), unread: undefined }
         : await storeParts(deps, callerOf(ctx), reader, studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');
     recordOutcomes(outcomes, deps.log);

@@ -148,7 +148,7 @@ describe('STOW-RS', () => {
   });
 
   it('answers 415 for multipart/related of another type', async () => {
-    const res = await stow([Buffer.from('<x/>')], '/dicom-web/studies', 'multipart/related; type="application/dicom+xml"; boundary=x');
+    const res = await stow([Buffer.from('<x/>')], '/dicom-web/studies', 'multipart/related; type="application/pdf"; boundary=x');
     expect(res.status).toBe(415);
   });
 
