@@ -4,11 +4,14 @@ import type { AppDeps } from '../deps.js';
 import { findInstances, findRenderable, type RenderableInstance } from '../db/lookup.js';
 import { imagesShown } from '../deid/bytes.js';
 import { withPseudonyms } from '../deid/pseudonyms.js';
+import type { DicomJson } from '../dicom/json.js';
 import { isValidUid } from '../dicom/uid.js';
 import { ApiError } from '../errors.js';
 import { parseAccept, typeMatches, type Acceptable } from '../http/accept.js';
 import { callerOf, guard } from '../http/guard.js';
-import { sendReply } from '../http/reply.js';
+import { sendReply, type Reply } from '../http/reply.js';
+import { parseInstance } from '../dicom/parse.js';
+import { documentBytes, documentKind, REPORT_TYPES, reportHtml, reportText, type DocumentKind } from '../render/document.js';
 import { parseQuality, RENDERED_TYPES, type RenderedType, type Viewport } from '../render/encode.js';
 import { windowProblem, type Window } from '../render/pipeline.js';
 import { renderImage, renderSlots, type RenderSlots } from '../render/render.js';
@@ -26,7 +29,21 @@ type Query = Record<string, string | string[] | undefined>;
 /** What a WADO-URI query asks, checked. */
 export type WadoUriRequest =
   | { kind: 'dicom'; accepts: Acceptable[]; anonymize: boolean }
-  | { kind: 'image'; type: RenderedType; rows?: number; columns?: number; region?: Region; window?: Window; frameNumber?: number; quality?: number };
+  | {
+      kind: 'image';
+      type: RenderedType;
+      rows?: number;
+      columns?: number;
+      region?: Region;
+      window?: Window;
+      frameNumber?: number;
+      quality?: number;
+      /** Other types of the contentType list, for a report or an encapsulated document (the object decides). */
+      documents: string[];
+      /** No contentType: the default of the object's resource category (image/jpeg for images, §9.3). */
+      defaulted: boolean;
+    }
+  | { kind: 'document'; documents: string[] };
 
 /** PS3.18 §9: the part of the image shown, as fractions of its width and height from the top left. */
 interface Region {
@@ -103,8 +120,11 @@ export function wadoUriRequestOf(query: Query): WadoUriRequest & { studyUid: str
     if (one(query, name) !== undefined) throw bad(`${name}: Cairn does not apply presentation states to WADO-URI images`);
   one(query, 'charset');
   // PS3.18 §9: without contentType the answer is image/jpeg.
-  const contentType = one(query, 'contentType') || 'image/jpeg';
+  const asked = one(query, 'contentType');
+  const contentType = asked || 'image/jpeg';
   const given = (names: string[]) => names.filter((n) => query[n] !== undefined);
+  // Types that are neither DICOM nor an image: a report's text or an encapsulated document's own type.
+  const documents: string[] = [];
   for (const a of parseAccept(contentType)) {
     if (a.multipart && a.type !== '*/*') continue;
     if (a.type === DICOM) {
@@ -117,7 +137,10 @@ export function wadoUriRequestOf(query: Query): WadoUriRequest & { studyUid: str
       return { ...uids, kind: 'dicom', accepts: [{ multipart: false, type: DICOM, transferSyntax: ts, q: 1 }], anonymize: anonymize === 'yes' };
     }
     const type = RENDERED_TYPES.find((t) => typeMatches(a.type, t));
-    if (!type) continue;
+    if (!type) {
+      if (!a.multipart) documents.push(a.type);
+      continue;
+    }
     const extra = given(DICOM_ONLY);
     if (extra.length) throw bad(`${extra.join(', ')} may only be given with contentType application/dicom`);
     return {
@@ -130,9 +153,16 @@ export function wadoUriRequestOf(query: Query): WadoUriRequest & { studyUid: str
       window: parseWindowParams(query),
       frameNumber: intParam(query, 'frameNumber', 1, 2 ** 31 - 1),
       quality: parseQuality(one(query, 'imageQuality')),
+      documents,
+      defaulted: asked === undefined || asked === '',
     };
   }
-  throw new ApiError(406, 'NotAcceptable', `WADO-URI answers ${[DICOM, ...RENDERED_TYPES].join(', ')}; contentType "${contentType}" names none of them`);
+  if (documents.length) return { ...uids, kind: 'document', documents };
+  throw new ApiError(
+    406,
+    'NotAcceptable',
+    `WADO-URI answers ${[DICOM, ...RENDERED_TYPES, ...REPORT_TYPES].join(', ')} and an encapsulated document's own type; contentType "${contentType}" names none of them`,
+  );
 }
 
 /** The viewport (server/render/encode.ts) for rows, columns and region, in pixels of the stored image. */
@@ -182,6 +212,18 @@ function wadoUri(deps: Deps) {
     }
     let rows = await findRenderable(deps.db, caller, t);
     if (!rows.length) throw notFound(t);
+    // A report or an encapsulated document is sent as text or as its document when the contentType allows (or names nothing).
+    const doc = documentKind(JSON.parse(rows[0].metadata) as DicomJson);
+    const type = documentType(doc, req);
+    if (type) return sendReply(ctx, await documentReply(deps, caller, rows[0], type));
+    if (req.kind === 'document')
+      throw new ApiError(
+        406,
+        'NotAcceptable',
+        doc.kind === 'other'
+          ? `contentType "${req.documents.join(', ')}" is for reports and documents; this instance is neither`
+          : `this ${doc.kind === 'report' ? 'report is sent as text/html or text/plain' : `document is sent as ${doc.mimeType}`}, which contentType "${req.documents.join(', ')}" does not allow`,
+      );
     // A de-identified view never shows the pixels of an instance it withholds (burned-in text, PS3.15 E.1.1).
     if (view) {
       const { shown, refused } = imagesShown(view, rows);
@@ -201,6 +243,76 @@ function wadoUri(deps: Deps) {
     });
     return sendReply(ctx, { multipart: false, part: { contentType: req.type, length: image.length, body: () => image } });
   };
+}
+
+/**
+ * The type a report or an encapsulated document is sent in: the first of
+ * the contentType list it can be made in; without contentType, text/html for
+ * a report and the document's own type (the default of their resource
+ * categories, PS3.18 §9.3 and Table 8.7.4-1). Undefined when the instance is
+ * an image, or when the list allows neither.
+ */
+function documentType(doc: DocumentKind, req: Exclude<WadoUriRequest, { kind: 'dicom' }>): string | undefined {
+  if (doc.kind === 'other') return undefined;
+  const defaulted = req.kind === 'image' && req.defaulted;
+  if (doc.kind === 'report') return defaulted ? 'text/html' : req.documents.find((d) => REPORT_TYPES.some((r) => typeMatches(d, r)) && d !== '*/*');
+  if (defaulted) return doc.mimeType;
+  return req.documents.some((d) => typeMatches(d, doc.mimeType)) ? doc.mimeType : undefined;
+}
+
+/** Most bytes of an instance read whole to show it as a report or a document. */
+const MAX_DOCUMENT_INSTANCE = 64 * 1024 * 1024;
+
+/**
+ * A report as text, or the document an instance holds: read from the bytes
+ * this caller would get as application/dicom (so a de-identified view sends
+ * its own de-identified report), never from the index.
+ */
+async function documentReply(deps: Deps, caller: ReturnType<typeof callerOf>, row: RenderableInstance, type: string): Promise<Reply> {
+  const rows = await findInstances(deps.db, caller, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid });
+  if (!rows.length) throw new ApiError(404, 'InstanceNotFound', 'the instance is no longer there');
+  if (rows[0].size > MAX_DOCUMENT_INSTANCE)
+    throw new ApiError(
+      406,
+      'TooLargeToShow',
+      `the instance is larger than Cairn reads whole to show it (${MAX_DOCUMENT_INSTANCE} bytes); ask for application/dicom`,
+    );
+  const reply = await retrieveBytes(deps, caller, [{ multipart: false, type: DICOM, transferSyntax: '*', q: 1 }], { kind: 'instances', rows, one: true });
+  const part = reply.multipart ? reply.parts[0] : reply.part;
+  const bytes = await collect(await part.body());
+  const parsed = await parseInstance(
+    (async function* () {
+      yield bytes;
+    })(),
+    {
+      bulkThreshold: deps.config.bulkDataThreshold,
+      maxHeaderBytes: Math.max(deps.config.maxHeaderBytes, bytes.length),
+      maxSequenceDepth: deps.config.maxSequenceDepth,
+      maxDataElements: deps.config.maxDataElements,
+    },
+  );
+  let body: Buffer;
+  let contentType = type;
+  if (type === 'text/html' || type === 'text/plain') {
+    body = Buffer.from(type === 'text/html' ? reportHtml(parsed.dataset) : reportText(parsed.dataset), 'utf8');
+    contentType = `${type}; charset=utf-8`;
+  } else {
+    const el = parsed.bulk[ENCAPSULATED_DOCUMENT];
+    const inline = parsed.dataset[ENCAPSULATED_DOCUMENT]?.InlineBinary;
+    const value = el ? bytes.subarray(el.offset, el.offset + el.length) : inline ? Buffer.from(inline, 'base64') : undefined;
+    if (!value) throw new ApiError(404, 'DocumentNotFound', 'the instance holds no Encapsulated Document (0042,0011)');
+    body = documentBytes(value, parsed.dataset);
+  }
+  return { multipart: false, part: { contentType, length: body.length, body: () => body } };
+}
+
+const ENCAPSULATED_DOCUMENT = '00420011';
+
+async function collect(body: Buffer | AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+  return Buffer.concat(chunks);
 }
 
 /** WADO-URI at /wado, where clients commonly look for it, and beside the DICOMweb services at /dicom-web/wado. */

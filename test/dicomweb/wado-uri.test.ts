@@ -167,7 +167,7 @@ describe('WADO-URI images', () => {
   });
 
   it('answers 422 for an image of an instance without pixel data, which it still sends as application/dicom', async () => {
-    const res = await get(wado(SR));
+    const res = await get(wado(SR, '&contentType=image/jpeg'));
     expect(res.status).toBe(422);
     expect(errorOf(res).message).toBeTruthy();
     expect((await get(wado(SR, '&contentType=application/dicom'))).status).toBe(200);
@@ -253,6 +253,84 @@ describe('WADO-URI refusals', () => {
       expect(errorOf(hidden).error).toBe(errorOf(missing).error);
     }
     expect((await get(wado({ ...ct, seriesUid: uid() }))).status).toBe(404);
+  });
+});
+
+describe('WADO-URI of reports and documents', () => {
+  it('shows a structured report as text/html by default, its content tree escaped and nested', async () => {
+    const res = await get(wado(SR));
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+    const html = res.body.toString('utf8');
+    expect(html).toContain('<title>Diagnosis</title>');
+    expect(html).toContain('<b>Text Code</b>: A mass of');
+    expect(html).toMatch(/<ul>[\s\S]*<ul>/);
+    expect(html).not.toMatch(/<script/i);
+  });
+
+  it('shows it as text/plain when asked, and refuses a type a report is not made in', async () => {
+    const res = await get(wado(SR, '&contentType=text/plain'));
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    const text = res.body.toString('utf8');
+    expect(text.split('\n')[0]).toBe('Diagnosis');
+    expect(text).toContain('Text Code: A mass of');
+    const pdf = await get(wado(SR, '&contentType=application/pdf'));
+    expect(pdf.status).toBe(406);
+    expect(JSON.parse(pdf.body.toString('utf8')).message).toMatch(/text\/html or text\/plain/);
+  });
+
+  it('refuses a report type for an image, and still makes the image when the list also names one', async () => {
+    expect((await get(wado(ct, '&contentType=text/html'))).status).toBe(406);
+    const res = await get(wado(ct, `&contentType=${encodeURIComponent('text/plain, image/png')}`));
+    expect(res.headers['content-type']).toBe('image/png');
+  });
+
+  it('sends an encapsulated PDF as the document itself, cut to its Encapsulated Document Length', async () => {
+    // Odd length, so the stored value carries one byte of padding (PS3.3 §C.24.2.1).
+    const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(3001, 0x41), Buffer.from('\n%%EOF\n')]);
+    expect(pdf.length % 2).toBe(1);
+    const doc = { studyUid: uid(), seriesUid: uid(), sopInstanceUid: uid() };
+    const meta = {
+      '00080016': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.104.1'] },
+      '00080018': { vr: 'UI', Value: [doc.sopInstanceUid] },
+      '00080060': { vr: 'CS', Value: ['DOC'] },
+      '00100020': { vr: 'LO', Value: ['DOC-1'] },
+      '0020000D': { vr: 'UI', Value: [doc.studyUid] },
+      '0020000E': { vr: 'UI', Value: [doc.seriesUid] },
+      '00420011': { vr: 'OB', BulkDataURI: 'report.pdf' },
+      '00420012': { vr: 'LO', Value: ['application/pdf'] },
+      '00420015': { vr: 'UL', Value: [pdf.length] },
+    };
+    const boundary = 'cairn-wado-uri-pdf';
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Type: application/dicom+json\r\n\r\n${JSON.stringify([meta])}\r\n`),
+      Buffer.from(`--${boundary}\r\nContent-Type: application/pdf\r\nContent-Location: report.pdf\r\n\r\n`),
+      pdf,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const stored = await a.request
+      .post('/dicom-web/studies')
+      .set('Content-Type', `multipart/related; type="application/dicom+json"; boundary=${boundary}`)
+      .send(body);
+    expect(stored.status).toBe(200);
+    for (const extra of ['', '&contentType=application/pdf']) {
+      const res = await get(wado(doc, extra));
+      expect(res.status, extra).toBe(200);
+      expect(res.headers['content-type']).toBe('application/pdf');
+      expect(res.body.equals(pdf)).toBe(true);
+    }
+    expect((await get(wado(doc, '&contentType=text/html'))).status).toBe(406);
+  });
+
+  it('shows a researcher the report of the de-identified instance, not the stored one', async () => {
+    expect((await get('/dicom-web/instances', RESEARCHER)).status).toBe(200);
+    const res = await get(wado(pseudoUids(SR), '&contentType=text/plain'), RESEARCHER);
+    expect(res.status).toBe(200);
+    // The UID of a UIDREF content item is replaced in the de-identified instance (PS3.15 Table E.1-1, U).
+    expect((await get(wado(SR, '&contentType=text/plain'))).body.toString('utf8')).toContain('Some UID: 1.2.3.4.5');
+    expect(res.body.toString('utf8')).toMatch(/Some UID: 2\.25\./);
+    expect(res.body.toString('utf8')).not.toContain('1.2.3.4.5');
   });
 });
 
