@@ -73,12 +73,12 @@ function lines(ds: DicomJson, depth: number, out: Line[], maxItems: number): voi
     depth,
     relationship: first(ds[T.RelationshipType]),
     name: meaning(ds[T.ConceptNameCodeSequence]),
-    value: valueOf(ds),
+    value: itemValue(ds),
   });
   for (const child of items(ds[T.ContentSequence])) lines(child, depth + 1, out, maxItems);
 }
 
-function valueOf(ds: DicomJson): string | undefined {
+function itemValue(ds: DicomJson): string | undefined {
   const type = first(ds[T.ValueType]);
   switch (type) {
     case 'TEXT':
