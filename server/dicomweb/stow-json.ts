@@ -201,7 +201,9 @@ function nativeLengthProblem(ds: DicomJson, length: number): string | undefined 
   if (![rows, columns, samples, bits].every((v) => Number.isInteger(v) && v > 0))
     return 'native pixel data needs Rows, Columns, Samples per Pixel and Bits Allocated in the metadata';
   const frames = Number(first(ds[Tag.NumberOfFrames]) ?? 1) || 1;
-  const expected = Math.ceil((rows * columns * samples * bits * frames) / 8);
+  // YBR_FULL_422 and YBR_PARTIAL_422 store two samples a pixel though Samples per Pixel is 3 (PS3.3 §C.7.6.3.1.2).
+  const stored = samples === 3 && /^YBR_(FULL|PARTIAL)_422$/.test(first(ds[Tag.PhotometricInterpretation]) ?? '') ? 2 : samples;
+  const expected = Math.ceil((rows * columns * stored * bits * frames) / 8);
   if (length !== expected && length !== expected + (expected % 2))
     return `the pixel data part holds ${length} bytes; Rows, Columns, Samples per Pixel, Bits Allocated and Number of Frames make ${expected}`;
   return undefined;

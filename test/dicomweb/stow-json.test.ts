@@ -110,6 +110,14 @@ describe('STOW-RS of DICOM JSON and bulk data', () => {
     expect(file.length % 2).toBe(0);
   });
 
+  it('takes native YBR_FULL_422 pixel data at two samples a pixel', async () => {
+    const i = image({ '00280002': { vr: 'US', Value: [3] }, '00280004': { vr: 'CS', Value: ['YBR_FULL_422'] }, '00280006': { vr: 'US', Value: [0] } });
+    const pixels = Buffer.alloc(4 * 4 * 2, 0x80);
+    const res = await stowJson([i.ds], [{ type: 'application/octet-stream', location: i.ds['7FE00010'].BulkDataURI, body: pixels }]);
+    expect(res.status).toBe(200);
+    expect(await frame(i, 'multipart/related; type="application/octet-stream"')).toEqual(pixels);
+  });
+
   it('stores a JPEG part as JPEG Baseline, its codestream the frame', async () => {
     const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 40, b: 90 } } })
       .jpeg()
