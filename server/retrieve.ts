@@ -423,7 +423,7 @@ async function instanceParts(c: Conversion, r: StoredInstance, deps: Deps, eager
   const make = async (): Promise<Buffer | null> => {
     const file = await deps.blobs.read(r.blobKey, r.size);
     try {
-      return await transcodeInstance(file, c.to, deps.pixels);
+      return await (deps.pixels ? deps.pixels.transcode(file, c.to) : transcodeInstance(file, c.to));
     } catch (err) {
       if (c.fallback && err instanceof ApiError && err.status === 406) return null;
       throw err;

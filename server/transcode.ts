@@ -53,7 +53,7 @@ export class CannotConvert extends ApiError {
 export class CannotEncode extends PixelError {
   constructor(
     readonly module: PixelModule,
-    to: string,
+    readonly to: string,
   ) {
     super(406, 'NotAcceptable', `Cairn cannot encode ${module.bitsAllocated}-bit ${module.photometricInterpretation} pixel data as ${to}`);
   }

@@ -93,7 +93,7 @@ async function instances(deps: Deps, view: DeidView, caller: Caller, accepts: Ac
 /** A de-identified instance in the syntax asked; null where a default conversion cannot be made (sent as stored then). */
 async function transcoded(bytes: Buffer, c: Extract<Conversion, { kind: 'transcode' }>, deps: Deps): Promise<Buffer | null> {
   try {
-    return await transcodeInstance(bytes, c.to, deps.pixels);
+    return await (deps.pixels ? deps.pixels.transcode(bytes, c.to) : transcodeInstance(bytes, c.to));
   } catch (err) {
     if (c.fallback && err instanceof ApiError && err.status === 406) return null;
     throw err;

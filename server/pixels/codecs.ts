@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
 import { EXPLICIT_VR_LE, transferSyntax } from '../dicom/transfer-syntax.js';
 import { renderFrame, type RenderedPixels } from '../render/pipeline.js';
+import { CannotEncode, transcodeInstance } from '../transcode.js';
 import { decodeFrame } from './decode.js';
 import { canEncodeModule, encodeFrame } from './encode.js';
 import { checkModule, DEFAULT_MAX_FRAME_BYTES, type PixelLimits } from './limits.js';
@@ -32,6 +33,8 @@ export interface PixelCodecOptions {
    * every render to the pool.
    */
   inlineRenderPixels?: number;
+  /** Whole instances up to this many bytes are transcoded on the calling thread; larger ones in a worker. 0 sends every one to the pool. */
+  inlineTranscodeBytes?: number;
   /** The worker module; tests point it at one that wraps server/pixels/worker.ts. */
   workerUrl?: URL;
 }
@@ -66,6 +69,7 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
   const limits: PixelLimits = { maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES };
   const inlineBytes = opts.inlineBytes ?? 1024 * 1024;
   const inlineRenderPixels = opts.inlineRenderPixels ?? 256 * 256;
+  const inlineTranscodeBytes = opts.inlineTranscodeBytes ?? 256 * 1024;
   let pool: Piscina<PixelTask, PixelReply> | undefined;
   let closed = false;
 
@@ -84,7 +88,7 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
   async function submit(
     task: PixelTask,
     transfer: ArrayBuffer,
-  ): Promise<{ bytes: Buffer; module: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } }> {
+  ): Promise<{ bytes: Buffer; module?: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } }> {
     const p = await getPool();
     if (closed) throw new PixelError(503, 'PixelServiceClosed', 'the pixel service is shutting down', { 'Retry-After': '10' });
     let reply: PixelReply;
@@ -97,7 +101,10 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       }
       throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker handling this frame stopped before it finished');
     }
-    if (!reply.ok) throw new PixelError(reply.status, reply.code, reply.message);
+    if (!reply.ok) {
+      if (reply.cannotEncode) throw new CannotEncode(reply.cannotEncode.module, reply.cannotEncode.to);
+      throw new PixelError(reply.status, reply.code, reply.message, reply.headers);
+    }
     return {
       bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength),
       module: reply.module,
@@ -120,14 +127,14 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       if ((codec === 'native' || codec === 'native-be') && storedFrameBytes(module) <= inlineBytes) return decodeFrame(uid, frame, module, limits);
       const copy = own(frame);
       const out = await submit({ op: 'decode', transferSyntaxUid: uid, frame: copy, module, limits }, copy.buffer);
-      return { module: out.module, pixels: out.bytes };
+      return { module: out.module ?? module, pixels: out.bytes };
     },
     async encode(uid, frame, options = {}): Promise<EncodedFrame> {
       checkModule(frame.module, limits);
       if (uid === EXPLICIT_VR_LE && frame.pixels.length <= inlineBytes) return encodeFrame(uid, frame, limits);
       const copy = own(frame.pixels);
       const out = await submit({ op: 'encode', transferSyntaxUid: uid, pixels: copy, module: frame.module, limits, quality: options.quality }, copy.buffer);
-      return { bytes: out.bytes, module: out.module, ...(out.lossy ? { lossy: out.lossy } : {}) };
+      return { bytes: out.bytes, module: out.module ?? frame.module, ...(out.lossy ? { lossy: out.lossy } : {}) };
     },
     async render(uid, frame, module, options): Promise<RenderedPixels> {
       checkModule(module, limits);
@@ -139,6 +146,11 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       const out = await submit({ op: 'render', transferSyntaxUid: uid, frame: copy, module, limits, options }, copy.buffer);
       if (!out.image) throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker answered a render without an image');
       return { ...out.image, data: out.bytes };
+    },
+    async transcode(file, to): Promise<Buffer> {
+      if (file.length <= inlineTranscodeBytes) return transcodeInstance(file, to, this);
+      const copy = own(file);
+      return (await submit({ op: 'transcode', transferSyntaxUid: to, file: copy, limits }, copy.buffer)).bytes;
     },
     async close() {
       closed = true;

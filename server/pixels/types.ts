@@ -61,6 +61,13 @@ export interface PixelCodecs {
    * event loop.
    */
   render(transferSyntaxUid: string, frame: Buffer, module: PixelModule, options: RenderOptions): Promise<RenderedPixels>;
+  /**
+   * A whole stored Part-10 instance in another transfer syntax
+   * (server/transcode.ts): parsing, byte swapping, decoding, encoding and
+   * rewriting all in one worker, so a large instance does not hold the
+   * event loop.
+   */
+  transcode(file: Buffer, to: string): Promise<Buffer>;
   close(): Promise<void>;
 }
 

@@ -1,9 +1,12 @@
 import { Piscina } from 'piscina';
+import { ApiError } from '../errors.js';
+import { transferSyntax } from '../dicom/transfer-syntax.js';
 import { renderFrame, type RenderOptions } from '../render/pipeline.js';
+import { CannotEncode, transcodeInstance } from '../transcode.js';
 import { decodeFrame } from './decode.js';
-import { encodeFrame } from './encode.js';
-import type { PixelLimits } from './limits.js';
-import { PixelError, type PixelModule } from './types.js';
+import { canEncodeModule, encodeFrame } from './encode.js';
+import { checkModule, type PixelLimits } from './limits.js';
+import { PixelError, type PixelCodecs, type PixelModule } from './types.js';
 
 // The pool worker (piscina): one task decodes, encodes or renders one frame. Answers
 // are values, never thrown errors, because an error crossing threads loses
@@ -12,18 +15,20 @@ import { PixelError, type PixelModule } from './types.js';
 export type PixelTask =
   | { op: 'decode'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits }
   | { op: 'encode'; transferSyntaxUid: string; pixels: Uint8Array; module: PixelModule; limits: PixelLimits; quality?: number }
-  | { op: 'render'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits; options: RenderOptions };
+  | { op: 'render'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits; options: RenderOptions }
+  | { op: 'transcode'; transferSyntaxUid: string; file: Uint8Array; limits: PixelLimits };
 
 export type PixelReply =
   | {
       ok: true;
       bytes: Uint8Array;
-      module: PixelModule;
+      /** The module of the pixels made (absent for a whole-instance transcode). */
+      module?: PixelModule;
       lossy?: { ratio: number; method: string };
       /** For a render: the 8-bit image `bytes` holds. */
       image?: { width: number; height: number; channels: 1 | 3 };
     }
-  | { ok: false; status: number; code: string; message: string };
+  | { ok: false; status: number; code: string; message: string; headers?: Record<string, string>; cannotEncode?: { module: PixelModule; to: string } };
 
 class Moved {
   constructor(
@@ -51,7 +56,10 @@ export default async function run(task: PixelTask): Promise<PixelReply | Moved> 
     // Piscina's types cannot see the symbol getters of a class; at run time move() takes any object that has them.
     return Piscina.move(new Moved(reply, bytes.buffer as ArrayBuffer) as unknown as ArrayBuffer) as unknown as Moved;
   } catch (err) {
-    if (err instanceof PixelError) return { ok: false, status: err.status, code: err.code, message: err.message };
+    // CannotEncode keeps its module, from which the bytes seam lists what it can make instead.
+    if (err instanceof CannotEncode)
+      return { ok: false, status: err.status, code: err.code, message: err.message, cannotEncode: { module: err.module, to: err.to } };
+    if (err instanceof ApiError) return { ok: false, status: err.status, code: err.code, message: err.message, headers: err.headers };
     return {
       ok: false,
       status: 422,
@@ -61,12 +69,16 @@ export default async function run(task: PixelTask): Promise<PixelReply | Moved> 
   }
 }
 
-type Done = { bytes: Uint8Array; module: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } };
+type Done = { bytes: Uint8Array; module?: PixelModule; lossy?: { ratio: number; method: string }; image?: { width: number; height: number; channels: 1 | 3 } };
 
 async function perform(task: PixelTask): Promise<Done> {
   if (task.op === 'decode') {
     const d = await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits);
     return { bytes: d.pixels, module: d.module };
+  }
+  if (task.op === 'transcode') {
+    const out = await transcodeInstance(Buffer.from(task.file.buffer, task.file.byteOffset, task.file.byteLength), task.transferSyntaxUid, here(task.limits));
+    return { bytes: out };
   }
   if (task.op === 'render') {
     const d = await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits);
@@ -79,4 +91,26 @@ async function perform(task: PixelTask): Promise<Done> {
     task.limits,
     task.quality,
   );
+}
+
+/** The codecs of this thread: a whole-instance transcode runs every frame here, not in another worker. */
+function here(limits: PixelLimits): PixelCodecs {
+  return {
+    canDecode: (uid) => transferSyntax(uid).codec !== undefined,
+    canEncode: (uid, module) => canEncodeModule(uid, module),
+    async decode(uid, frame, module) {
+      checkModule(module, limits);
+      return decodeFrame(uid, frame, module, limits);
+    },
+    async encode(uid, frame, options = {}) {
+      checkModule(frame.module, limits);
+      return encodeFrame(uid, frame, limits, options.quality);
+    },
+    async render(uid, frame, module, options) {
+      checkModule(module, limits);
+      return renderFrame(await decodeFrame(uid, frame, module, limits), options);
+    },
+    transcode: (file, to) => transcodeInstance(file, to, here(limits)),
+    close: async () => undefined,
+  };
 }
