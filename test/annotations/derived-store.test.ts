@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { newCaller } from '../../server/access.js';
+import { archiveContext, RefusedInstance, storeInstance } from '../../server/archive.js';
 import { createTestArchive, multipartBody, type TestArchive, type Who } from '../helpers.js';
 import { syntheticInstance, uid } from '../synthetic.js';
 import { keyObject } from '../dicomweb/kos.js';
@@ -228,6 +231,29 @@ describe('who may store what', () => {
   it('an uploader still stores images into new studies', async () => {
     const img = syntheticInstance();
     expect((await stow([img.bytes], a.as({ roles: ['uploader'] }))).status).toBe(200);
+  });
+});
+
+describe('the rule in the archive, whatever the protocol', () => {
+  const reader = () => newCaller({ sub: 'WS1', roles: ['clinician'], clearances: [] }, { protocol: 'dimse', callingAe: 'WS1', address: '10.0.0.7' });
+
+  it('stores a report from a reader AE into a study it can see', async () => {
+    const sr = measurementReport(images.open);
+    const outcome = await storeInstance(archiveContext(a.deps), reader(), Readable.from([sr.bytes]));
+    expect(outcome).toMatchObject({ ok: true, sopInstanceUid: sr.sopInstanceUid, derived: 'Comprehensive 3D SR Storage' });
+  });
+
+  it('answers a report into a hidden study as a refused instance (0x0124)', async () => {
+    const sr = measurementReport(images.vip);
+    const outcome = await storeInstance(archiveContext(a.deps), reader(), Readable.from([sr.bytes]));
+    expect(outcome).toMatchObject({ ok: false, reason: NOT_AUTHORIZED, refused: true, sopInstanceUid: sr.sopInstanceUid });
+  });
+
+  it('refuses an image as a store the roles may not make (403), so DIMSE answers it as not authorised', async () => {
+    const img = syntheticInstance({ studyUid: images.open.studyUid });
+    const stored = storeInstance(archiveContext(a.deps), reader(), Readable.from([img.bytes]));
+    await expect(stored).rejects.toBeInstanceOf(RefusedInstance);
+    await expect(stored).rejects.toMatchObject({ status: 403, refs: { sopInstanceUid: img.sopInstanceUid } });
   });
 });
 
