@@ -257,6 +257,32 @@ describe('the rule in the archive, whatever the protocol', () => {
   });
 });
 
+describe('a reader under label rules', () => {
+  let c: TestArchive;
+  beforeAll(async () => {
+    // Rules that would label the study and the series of any SR stored.
+    c = await createTestArchive({
+      labelRules: [
+        { label: 'reports', level: 'study', when: [{ tag: '00080060', test: ['SR'] }] },
+        { label: 'report-series', level: 'series', when: [{ tag: '00080060', test: ['SR'] }] },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  it("never changes the study's labels, and gives the series the study's and the rules' series labels", async () => {
+    const img = syntheticInstance();
+    expect((await stow([img.bytes], c.request)).status).toBe(200);
+    expect((await c.request.put(`/api/studies/${img.studyUid}/labels`).send({ labels: ['cardio'] })).status).toBe(200);
+    const sr = measurementReport({ studyUid: img.studyUid, seriesUid: img.seriesUid, sopInstanceUid: img.sopInstanceUid });
+    expect((await stow([sr.bytes], c.as(READER))).status).toBe(200);
+    expect((await c.deps.db('studies').where({ study_uid: img.studyUid }).first('labels')).labels).toEqual(['cardio']);
+    expect((await c.deps.db('series').where({ series_uid: sr.seriesUid }).first('labels')).labels).toEqual(['cardio', 'report-series']);
+  });
+});
+
 describe('a reader under DUPLICATE_POLICY=overwrite', () => {
   let b: TestArchive;
   beforeAll(async () => {
