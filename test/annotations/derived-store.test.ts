@@ -190,6 +190,17 @@ describe('a reader is refused, per instance, with 0x0124 and a reason', () => {
     expect(stored(res.body).map(uidOf)).toEqual([sr.sopInstanceUid]);
   });
 
+  it('many at once: ten explained one by one, the rest counted, so the header stays small', async () => {
+    const parts = Array.from({ length: 12 }, () => syntheticInstance({ studyUid: images.open.studyUid }).bytes);
+    const res = await stow(parts);
+    expect(res.status).toBe(409);
+    expect(failures(res.body).map(reasonOf)).toEqual(Array(12).fill(NOT_AUTHORIZED));
+    const warnings = String(res.headers.warning).split(/, (?=299 )/);
+    expect(warnings).toHaveLength(11);
+    expect(warnings.slice(0, 10).every((w) => w.includes('may store only derived objects'))).toBe(true);
+    expect(warnings[10]).toMatch(/: 2 more instances were refused$/);
+  });
+
   it('a report into the series of the images', async () => {
     const sr = measurementReport(images.open, { seriesUid: images.open.seriesUid });
     const res = await stow([sr.bytes]);
