@@ -89,6 +89,19 @@ export class RefusedInstance extends ApiError {
 }
 
 /**
+ * For an adapter that stores several instances in one request (STOW-RS): a
+ * reader's instance of a SOP Class it may not store fails alone, with 0x0124
+ * (Refused: Not Authorized), and the instances beside it are still stored
+ * (PS3.18 §10.5.3: the status is chosen from all outcomes).
+ */
+export function failAlone(outcome: Promise<StoreOutcome>): Promise<StoreOutcome> {
+  return outcome.catch((err: unknown) => {
+    if (!(err instanceof RefusedInstance)) throw err;
+    return { ok: false, reason: DicomStatus.NotAuthorized, message: err.message, ...err.refs, refused: true };
+  });
+}
+
+/**
  * What a caller may store: anything (the store role), or only derived
  * objects into a study it can see (the annotate action, a reader's).
  */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Caller } from '../access.js';
-import { archiveContext, storeInstance, type StoreOutcome } from '../archive.js';
+import { archiveContext, failAlone, storeInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { Part10WriteError, writePart10 } from '../dicom/part10-writer.js';
@@ -57,7 +57,7 @@ export async function storeJsonParts(deps: AppDeps, caller: Caller, reader: Mult
   const outcomes: StoreOutcome[] = [];
   for (const ds of datasets) {
     const built = buildInstance(ds, bulk);
-    outcomes.push(built.ok ? await storeInstance(ctx, caller, Readable.from([built.bytes]), studyUid) : built.failure);
+    outcomes.push(built.ok ? await failAlone(storeInstance(ctx, caller, Readable.from([built.bytes]), studyUid)) : built.failure);
   }
   return outcomes;
 }

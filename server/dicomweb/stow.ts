@@ -1,6 +1,6 @@
 import type { RouterContext } from '@koa/router';
 import type { Caller } from '../access.js';
-import { archiveContext, receiveInstance, recordOutcomes, RefusedInstance, type StoreOutcome } from '../archive.js';
+import { archiveContext, failAlone, receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
@@ -104,18 +104,6 @@ async function storeParts(
   const outcomes = await Promise.all(pending);
   if (unread) outcomes.push(unread);
   return { outcomes, unread };
-}
-
-/**
- * A reader's instance of a SOP Class it may not store fails alone, with
- * 0x0124 (Refused: Not Authorized), and the instances beside it are still
- * stored (PS3.18 §10.5.3: the status is chosen from all outcomes).
- */
-function failAlone(outcome: Promise<StoreOutcome>): Promise<StoreOutcome> {
-  return outcome.catch((err: unknown) => {
-    if (!(err instanceof RefusedInstance)) throw err;
-    return { ok: false, reason: DicomStatus.NotAuthorized, message: err.message, ...err.refs, refused: true };
-  });
 }
 
 /** How many refused instances get a Warning of their own: the response's header must stay small. */

@@ -228,6 +228,35 @@ describe('a reader is refused, per instance, with 0x0124 and a reason', () => {
   });
 });
 
+describe('a reader storing DICOM JSON (PS3.18 §10.5.1.4)', () => {
+  const dataset = (sopClassUid: string, modality: string) => ({
+    '00080016': { vr: 'UI', Value: [sopClassUid] },
+    '00080018': { vr: 'UI', Value: [uid()] },
+    '00080060': { vr: 'CS', Value: [modality] },
+    '00100020': { vr: 'LO', Value: ['SYN-1'] },
+    '0020000D': { vr: 'UI', Value: [images.open.studyUid] },
+    '0020000E': { vr: 'UI', Value: [uid()] },
+  });
+
+  it('stores the report and refuses the image beside it, each alone', async () => {
+    const report = dataset('1.2.840.10008.5.1.4.1.1.88.11', 'SR');
+    const image = dataset('1.2.840.10008.5.1.4.1.1.7', 'OT');
+    const boundary = `cairn-${uid()}`;
+    const body = Buffer.from(`--${boundary}\r\nContent-Type: application/dicom+json\r\n\r\n${JSON.stringify([report, image])}\r\n--${boundary}--\r\n`);
+    const res = await a
+      .as(READER)
+      .post('/dicom-web/studies')
+      .set('Content-Type', `multipart/related; type="application/dicom+json"; boundary=${boundary}`)
+      .set('Accept', JSON_ACCEPT)
+      .send(body);
+    expect(res.status).toBe(202);
+    expect(stored(res.body).map(uidOf)).toEqual(report['00080018'].Value);
+    expect(failures(res.body).map(uidOf)).toEqual(image['00080018'].Value);
+    expect(failures(res.body).map(reasonOf)).toEqual([NOT_AUTHORIZED]);
+    expect(res.headers.warning).toContain('may store only derived objects');
+  });
+});
+
 describe('who may store what', () => {
   it('a researcher or an auditor still may not store at all (403)', async () => {
     const sr = measurementReport(images.open);
