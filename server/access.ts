@@ -13,12 +13,17 @@ import type { Db } from './db/knex.js';
 export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
-export type Action = 'store' | 'search' | 'retrieve' | 'delete' | 'label' | 'user' | 'audit';
+/**
+ * `annotate`: store derived objects (SR, SEG, presentation states, KOS;
+ * server/dicom/derived.ts) into a study the caller can see, and nothing
+ * else (server/archive.ts). Whoever may store may annotate.
+ */
+export type Action = 'store' | 'search' | 'retrieve' | 'delete' | 'label' | 'user' | 'audit' | 'annotate';
 
 /** Roles → actions (the README's role table says the same). */
 const GRANTS: Record<Role, readonly Action[]> = {
   uploader: ['store'],
-  clinician: ['search', 'retrieve'],
+  clinician: ['search', 'retrieve', 'annotate'],
   researcher: ['search', 'retrieve'],
   admin: ['store', 'search', 'retrieve', 'delete', 'label', 'user', 'audit'],
   auditor: ['audit'],
@@ -95,7 +100,7 @@ export function toRoles(values: readonly string[]): Role[] {
 }
 
 export function permits(principal: Principal, action: Action): boolean {
-  return principal.roles.some((r) => GRANTS[r].includes(action));
+  return principal.roles.some((r) => GRANTS[r].includes(action) || (action === 'annotate' && GRANTS[r].includes('store')));
 }
 
 export function mayBreakGlass(principal: Principal): boolean {

@@ -14,7 +14,9 @@ import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js
 import { rejectionNote } from './dicom/rejection-note.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
-import { permits, type Action, type Caller } from './access.js';
+import { permits, visible, type Action, type Caller } from './access.js';
+import { DERIVED_SOP_CLASSES, derivedClassName, patientIdOf } from './dicom/derived.js';
+import type { SeriesRow, StudyRow } from './db/rows.js';
 import type { Logger } from './log.js';
 import { dropThumbnails } from './render/thumbnails.js';
 
@@ -57,8 +59,59 @@ export type StoreOutcome =
       duplicate: boolean;
       /** The instance is a rejection note (IHE IOCM): its title, and how many instances it rejected now. */
       rejection?: { code: string; rejected: number };
+      /** Stored by a reader under the derived-object rule: the name of its SOP Class. */
+      derived?: string;
     }
-  | { ok: false; reason: number; message: string; sopInstanceUid?: string; sopClassUid?: string; storageUnavailable?: true };
+  | {
+      ok: false;
+      reason: number;
+      message: string;
+      sopInstanceUid?: string;
+      sopClassUid?: string;
+      storageUnavailable?: true;
+      /** Refused by the derived-object rule: `message` says why, and may be shown to the caller. */
+      refused?: true;
+    };
+
+/**
+ * A reader's instance whose SOP Class is not a derived object: refused as a
+ * store by a role that may not store is (403, and 0x0124 over DIMSE). Carries
+ * the instance's UIDs, so that an adapter storing several instances can
+ * answer it as that instance's failure instead (server/dicomweb/stow.ts).
+ */
+export class RefusedInstance extends ApiError {
+  constructor(
+    message: string,
+    readonly refs: { sopInstanceUid: string; sopClassUid: string },
+  ) {
+    super(403, 'Forbidden', message);
+  }
+}
+
+/**
+ * For an adapter that stores several instances in one request (STOW-RS): a
+ * reader's instance of a SOP Class it may not store fails alone, with 0x0124
+ * (Refused: Not Authorized), and the instances beside it are still stored
+ * (PS3.18 §10.5.3: the status is chosen from all outcomes).
+ */
+export function failAlone(outcome: Promise<StoreOutcome>): Promise<StoreOutcome> {
+  return outcome.catch((err: unknown) => {
+    if (!(err instanceof RefusedInstance)) throw err;
+    return { ok: false, reason: DicomStatus.NotAuthorized, message: err.message, ...err.refs, refused: true };
+  });
+}
+
+/**
+ * What a caller may store: anything (the store role), or only derived
+ * objects into a study it can see (the annotate action, a reader's).
+ */
+type StoreScope = 'any' | 'derived';
+
+function storeScope(caller: Caller): StoreScope {
+  if (permits(caller.principal, 'store')) return 'any';
+  if (permits(caller.principal, 'annotate')) return 'derived';
+  throw new ApiError(403, 'Forbidden', `the roles [${caller.principal.roles.join(', ')}] may not store`);
+}
 
 /**
  * What every ingest adapter does with its outcomes: each goes to the log
@@ -98,7 +151,7 @@ export async function receiveInstance(
   body: AsyncIterable<Buffer>,
   expectStudyUid?: string,
 ): Promise<{ outcome: Promise<StoreOutcome> }> {
-  authorise(caller, 'store');
+  const scope = storeScope(caller);
   const key = newInstanceKey(randomUUID());
   const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
   // The store sees sink errors through its own pipeline; this listener only
@@ -176,6 +229,7 @@ export async function receiveInstance(
     parsed,
     { key, put: put ?? Promise.reject(new Error('no blob write was started')), size, sha256: hash.digest('hex') },
     expectStudyUid,
+    scope,
   );
   outcome.catch(() => undefined);
   return { outcome };
@@ -212,6 +266,7 @@ async function finish(
   parsed: ParsedInstance,
   blob: { key: string; put: Promise<unknown>; size: number; sha256: string },
   expectStudyUid?: string,
+  scope: StoreScope = 'any',
 ): Promise<StoreOutcome> {
   const { key } = blob;
   const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
@@ -224,18 +279,27 @@ async function finish(
     const down = err instanceof StorageUnavailableError ? { storageUnavailable: true as const } : {};
     return { ok: false, reason: DicomStatus.OutOfResources, message: 'the instance could not be written to storage', ...refs, ...down };
   }
-  const fail = async (reason: number, message: string): Promise<StoreOutcome> => {
+  const fail = async (reason: number, message: string, refused?: true): Promise<StoreOutcome> => {
     await discardBlob(ctx, key);
-    return { ok: false, reason, message, ...refs };
+    return { ok: false, reason, message, ...refs, ...(refused ? { refused } : {}) };
   };
   if (expectStudyUid !== undefined && parsed.studyUid !== expectStudyUid) {
     // PS3.18 §10.5.1 Table 10.5.1-1: every instance stored to /studies/{study}
     // shall have that Study Instance UID.
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
+  const derived = scope === 'derived' ? derivedClassName(parsed.sopClassUid) : undefined;
+  if (scope === 'derived' && !derived) {
+    await discardBlob(ctx, key);
+    throw new RefusedInstance(
+      `the roles [${caller.principal.roles.join(', ')}] may store only derived objects (SR, SEG, presentation states, KOS), not SOP Class ${parsed.sopClassUid}`,
+      refs,
+    );
+  }
   const rows = buildRows(parsed, { blobKey: key, size: blob.size, sha256: blob.sha256 }, labelsFor(ctx.config.labelRules, parsed.dataset));
   // A rejection note rejects what it references in the transaction that indexes it (IHE IOCM).
   const note = rejectionNote(parsed.sopClassUid, parsed.dataset);
+  if (derived && note) return fail(DicomStatus.NotAuthorized, 'a rejection note (IHE IOCM) withdraws instances: only a role that may store sends one', true);
   let rejection: { code: string; rejected: number } | undefined;
   const reject = note
     ? async (trx: Knex.Transaction) => {
@@ -243,16 +307,26 @@ async function finish(
         rejection = { code: note.code.value, rejected: done.length };
       }
     : undefined;
-  let outcome: IndexOutcome;
+  let outcome: IndexOutcome | Refusal;
   try {
-    outcome = await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite', reject);
+    outcome = derived
+      ? await indexDerived(ctx.db, caller, parsed, rows)
+      : await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite', reject);
   } catch (err) {
     // Nothing was indexed, so nothing may remain: the blob goes too.
     ctx.log({ msg: 'index write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });
     await ctx.blobs.delete(key).catch(() => undefined);
     return { ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be indexed', ...refs };
   }
-  const stored = { ok: true as const, studyUid: parsed.studyUid, seriesUid: parsed.seriesUid, ...refs, ...(rejection ? { rejection } : {}) };
+  if (outcome.kind === 'refused') return fail(DicomStatus.NotAuthorized, outcome.message, true);
+  const stored = {
+    ok: true as const,
+    studyUid: parsed.studyUid,
+    seriesUid: parsed.seriesUid,
+    ...refs,
+    ...(rejection ? { rejection } : {}),
+    ...(derived ? { derived } : {}),
+  };
   if (outcome.kind === 'stored' || outcome.kind === 'identical' || outcome.kind === 'replaced') {
     caller.touched.note(parsed);
   }
@@ -272,6 +346,67 @@ async function finish(
     case 'rejected':
       return fail(DicomStatus.RejectedInstance, `SOP Instance ${parsed.sopInstanceUid} was rejected (IHE IOCM) and is not accepted again`);
   }
+}
+
+/** Why the derived-object rule refused an instance, in words the caller may read (no patient data). */
+type Refusal = { kind: 'refused'; message: string };
+
+/**
+ * Indexes a reader's derived object (server/dicom/derived.ts) under the
+ * rule that lets a reader store one: into a study that exists and that the
+ * caller can see, never a new patient or study; with the study's Patient ID;
+ * into a new series, or an existing one of that study that the caller can
+ * see and that holds derived objects only (never beside the images). The new
+ * series takes the study's labels, so what was said about a study is as
+ * hidden as the study; the study's own labels are left as they are, and an
+ * existing instance is never replaced (whatever DUPLICATE_POLICY says).
+ *
+ * The checks and the index rows are one transaction that holds the study
+ * row (FOR SHARE), so a delete or relabel of the study waits for it: a
+ * study deleted meanwhile is not created again by the reader's instance,
+ * and the labels copied are those it has when the series is written.
+ * A study the caller cannot see is refused in the same words as a study that
+ * does not exist (DESIGN.md: hidden is exactly like missing).
+ */
+async function indexDerived(
+  db: Db,
+  caller: Caller,
+  parsed: ParsedInstance,
+  rows: { study: StudyRow; series: SeriesRow; instance: ReturnType<typeof buildRows>['instance'] },
+): Promise<IndexOutcome | Refusal> {
+  return db.transaction(async (trx) => {
+    const study: { patient_id: string | null; labels: string[] } | undefined = await trx('studies as st')
+      .where('st.study_uid', parsed.studyUid)
+      .where(visible(trx, { study: 'st' }, caller))
+      .forShare('st')
+      .first('st.patient_id', 'st.labels');
+    if (!study)
+      return refusal(`Study ${parsed.studyUid} was not found: a reader stores derived objects only into an existing study it can see, never a new one`);
+    if (patientIdOf(parsed.dataset) !== study.patient_id) return refusal(`the Patient ID (0010,0020) of the instance is not that of study ${parsed.studyUid}`);
+    const series = await trx('series').where({ series_uid: parsed.seriesUid }).first('study_uid');
+    if (series && series.study_uid === parsed.studyUid) {
+      const seen = await trx('series as se')
+        .join('studies as st', 'st.study_uid', 'se.study_uid')
+        .where('se.series_uid', parsed.seriesUid)
+        .where(visible(trx, { study: 'st', series: 'se' }, caller))
+        .first(trx.raw('1 as seen'));
+      const other = await trx('instances')
+        .where({ series_uid: parsed.seriesUid })
+        .whereNotIn('sop_class_uid', Object.keys(DERIVED_SOP_CLASSES))
+        .first('sop_instance_uid');
+      if (!seen || other)
+        return refusal(
+          `Series ${parsed.seriesUid} is not a series of derived objects this caller can add to: a reader stores into a new series or one of derived objects`,
+        );
+    }
+    const labels = [...new Set([...study.labels, ...rows.series.labels])].sort();
+    // A transaction of its own inside this one (a savepoint): indexInstance writes in one when given a step to run after the rows.
+    return indexInstance(trx, { ...rows.study, labels: study.labels }, { ...rows.series, labels }, rows.instance, false, async () => undefined);
+  });
+}
+
+function refusal(message: string): Refusal {
+  return { kind: 'refused', message };
 }
 
 /**

@@ -18,6 +18,9 @@ export class ApiError extends Error {
 // (PS3.4 Annex B.2.3 Table B.2-1, PS3.7 Annex C, PS3.18 §10.5.3).
 export const DicomStatus = Object.freeze({
   ProcessingFailure: 0x0110,
+  // Refused: Not Authorized (PS3.7 Annex C): a reader's instance outside what
+  // it may store (server/archive.ts), as a C-STORE by such a peer is answered.
+  NotAuthorized: 0x0124,
   DuplicateSopInstance: 0x0111,
   OutOfResources: 0xa700,
   DataSetDoesNotMatchSopClass: 0xa900,

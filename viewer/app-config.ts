@@ -57,8 +57,11 @@ export function ohifAppConfig(origin: string): object {
           singlepart: 'bulkdata',
           // Cairn's Accept parser takes type=application/octet-stream with or without quotes.
           omitQuotationForMultipartRequest: true,
-          // STOW works, but uploads go through Cairn's /upload page, which
-          // sends the session's CSRF token; OHIF's uploader does not.
+          // Uploads go through Cairn's /upload page. OHIF stores what a reader
+          // makes (a measurement report from "Create SR", a segmentation) with
+          // STOW-RS to wadoRoot, which Cairn takes from a reader into a study it
+          // can see (server/archive.ts); the script below adds the session's
+          // CSRF token to those requests.
           dicomUploadEnabled: false,
         },
       },
@@ -70,6 +73,10 @@ export function ohifAppConfig(origin: string): object {
  * The script text: `window.config` plus what cannot travel as JSON:
  * - an HTTP error handler that sends a browser whose session has ended (401)
  *   to the login page;
+ * - the session's CSRF token (the `cairn_csrf` cookie) as X-CSRF-Token on
+ *   every request to this origin that changes state: OHIF's DICOMweb client
+ *   (XMLHttpRequest) sends only an Authorization header of its own, and a
+ *   report it saves with STOW-RS needs the token with the session cookie;
  * - the header's logo slot (OHIF's whiteLabeling), with links to the upload
  *   page and, for a signed-in session (the `cairn_csrf` cookie is there), a
  *   "Log out" that posts to /auth/logout with the CSRF token. OHIF's own
@@ -88,12 +95,29 @@ window.config.httpErrorHandler = function (error) {
     window.location.assign('/login?next=' + encodeURIComponent(window.location.pathname + window.location.search));
   }
 };
+function cairnCsrf() {
+  var m = document.cookie.match(/(?:^|;\\s*)cairn_csrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+if (typeof XMLHttpRequest !== 'undefined') {
+  (function (proto) {
+    var open = proto.open;
+    var send = proto.send;
+    proto.open = function (method, url) {
+      // Only this origin's state-changing requests: the token never leaves the site.
+      this.cairnNeedsCsrf = !/^(GET|HEAD|OPTIONS)$/i.test(String(method)) && new URL(String(url), window.location.href).origin === window.location.origin;
+      return open.apply(this, arguments);
+    };
+    proto.send = function () {
+      var token = this.cairnNeedsCsrf ? cairnCsrf() : null;
+      if (token) this.setRequestHeader('X-CSRF-Token', token);
+      return send.apply(this, arguments);
+    };
+  })(XMLHttpRequest.prototype);
+}
 window.config.whiteLabeling = {
   createLogoComponentFn: function (React) {
-    function csrf() {
-      var m = document.cookie.match(/(?:^|;\\s*)cairn_csrf=([^;]*)/);
-      return m ? decodeURIComponent(m[1]) : null;
-    }
+    var csrf = cairnCsrf;
     // The logo sits inside OHIF's "back to the study list" button.
     function own(e) {
       e.stopPropagation();

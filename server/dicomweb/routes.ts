@@ -33,7 +33,8 @@ export function dicomwebRouter(deps: AppDeps): Router {
   }
   // Every route starts with its guard (http/guard.ts): the action it needs,
   // and what its audit row is called.
-  const storing = guard('store', 'store');
+  // STOW-RS takes derived objects from a reader too (server/archive.ts decides what it may store).
+  const storing = guard('annotate', 'store');
   // A caller of a de-identified view sends and is shown pseudonymous UIDs (server/deid/pseudonyms.ts).
   const searching = withPseudonyms(deps, guard('search', 'search'));
   const retrieving = withPseudonyms(deps, guard('retrieve', 'retrieve'));

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { Caller } from '../access.js';
-import { archiveContext, storeInstance, type StoreOutcome } from '../archive.js';
+import { archiveContext, failAlone, storeInstance, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { NativeXmlError, nativeXmlToJson } from '../dicom/native-xml.js';
@@ -77,7 +77,7 @@ export async function storeJsonParts(
       continue;
     }
     const built = buildInstance(ds, bulk);
-    outcomes.push(built.ok ? await storeInstance(ctx, caller, Readable.from([built.bytes]), studyUid) : built.failure);
+    outcomes.push(built.ok ? await failAlone(storeInstance(ctx, caller, Readable.from([built.bytes]), studyUid)) : built.failure);
   }
   return outcomes;
 }

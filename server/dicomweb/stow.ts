@@ -1,6 +1,6 @@
 import type { RouterContext } from '@koa/router';
 import type { Caller } from '../access.js';
-import { archiveContext, receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
+import { archiveContext, failAlone, receiveInstance, recordOutcomes, type StoreOutcome } from '../archive.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from '../errors.js';
 import { callerOf } from '../http/guard.js';
@@ -42,7 +42,9 @@ export function store(deps: AppDeps) {
     recordOutcomes(outcomes, deps.log);
     deps.metrics?.stowOutcomes(outcomes);
     noteRejections(ctx, outcomes);
+    noteDerived(ctx, outcomes);
     if (unread) ctx.append('Warning', `299 ${dicomwebBase(ctx, deps.config)}: ${unread.message}`);
+    warnRefused(ctx, dicomwebBase(ctx, deps.config), outcomes);
     // Nothing stored because the blob store is down: a 503 the client can
     // retry as a whole (nothing was indexed), not a 409 that reads as "your data is wrong".
     const down = outcomes.find((o) => !o.ok && o.storageUnavailable);
@@ -93,7 +95,7 @@ async function storeParts(
         continue;
       }
       if (pending.length >= IN_FLIGHT) await pending[pending.length - IN_FLIGHT];
-      pending.push((await receiveInstance(ctx, caller, part.body, studyUid)).outcome);
+      pending.push(failAlone((await receiveInstance(ctx, caller, part.body, studyUid)).outcome));
     }
   } catch (err) {
     await Promise.allSettled(pending);
@@ -102,6 +104,28 @@ async function storeParts(
   const outcomes = await Promise.all(pending);
   if (unread) outcomes.push(unread);
   return { outcomes, unread };
+}
+
+/** How many refused instances get a Warning of their own: the response's header must stay small. */
+const REFUSALS_EXPLAINED = 10;
+
+/**
+ * The Failed SOP Sequence holds a code, not words: why a reader's instance
+ * was refused goes in a Warning header field, in the `299 <service>: <text>`
+ * form PS3.18 uses for such explanations (as in §11.6.3.2).
+ */
+function warnRefused(ctx: RouterContext, base: string, outcomes: readonly StoreOutcome[]): void {
+  const refused = outcomes.filter((o) => !o.ok && o.refused) as (StoreOutcome & { ok: false })[];
+  for (const o of refused.slice(0, REFUSALS_EXPLAINED)) ctx.append('Warning', `299 ${base}: ${o.sopInstanceUid ?? 'an instance'}: ${o.message}`);
+  if (refused.length > REFUSALS_EXPLAINED) ctx.append('Warning', `299 ${base}: ${refused.length - REFUSALS_EXPLAINED} more instances were refused`);
+}
+
+/** The derived objects a reader stored (server/archive.ts) are named in the audit row, with their SOP Class. */
+function noteDerived(ctx: RouterContext, outcomes: readonly StoreOutcome[]): void {
+  const derived = outcomes.flatMap((o) =>
+    o.ok && o.derived ? [{ sopInstanceUid: o.sopInstanceUid, sopClass: o.derived, seriesUid: o.seriesUid, studyUid: o.studyUid }] : [],
+  );
+  if (derived.length && ctx.state.audit) ctx.state.audit.detail = { ...ctx.state.audit.detail, derived };
 }
 
 /** A stored rejection note (IHE IOCM) is named in the audit row with its title; the rejected UIDs are among its touched ones. */
