@@ -10,6 +10,7 @@ export interface Ctx {
   notes: string[]; // informational observations (e.g. 204 vs 200 [] for empty QIDO results)
   headers: Record<string, string>; // sent with every request (such as Authorization)
   bulkUri?: string; // BulkDataURI found by the metadata check, reused by the Range check
+  wadoUri?: string; // the WADO-URI address (PS3.18 §9), when the suite was given one
 }
 
 export interface Check {

@@ -1,4 +1,4 @@
-// CLI: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]
+// CLI: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>] [--wado-uri <url>]
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -6,7 +6,7 @@ import { runConformance } from './suite.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-const USAGE = 'usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>]';
+const USAGE = 'usage: npm run conformance -- --base <url> [--fixtures <dir>] [--delete] [--token <jwt>] [--wado-uri <url>]';
 
 function usage(problem?: string): never {
   console.error(problem ? `${problem}\n${USAGE}` : USAGE);
@@ -16,7 +16,13 @@ function usage(problem?: string): never {
 function readArgs() {
   try {
     return parseArgs({
-      options: { base: { type: 'string' }, fixtures: { type: 'string' }, delete: { type: 'boolean', default: false }, token: { type: 'string' } },
+      options: {
+        base: { type: 'string' },
+        fixtures: { type: 'string' },
+        delete: { type: 'boolean', default: false },
+        token: { type: 'string' },
+        'wado-uri': { type: 'string' },
+      },
       strict: true,
     }).values;
   } catch (err) {
@@ -32,6 +38,7 @@ const results = await runConformance({
   fixturesDir,
   deleteSupported: args.delete,
   headers: token ? { Authorization: `Bearer ${token}` } : {},
+  ...(args['wado-uri'] ? { wadoUri: args['wado-uri'] } : {}),
   log: (line) => console.log(line),
 });
 const failed = results.filter((r) => !r.ok).length;

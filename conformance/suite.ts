@@ -5,6 +5,7 @@ import type { Check, Ctx } from './http.js';
 import { stowChecks } from './checks-stow.js';
 import { qidoChecks } from './checks-qido.js';
 import { wadoChecks } from './checks-wado.js';
+import { wadoUriChecks } from './checks-wado-uri.js';
 import { clientChecks } from './checks-client.js';
 
 export interface CheckResult {
@@ -20,10 +21,12 @@ export interface ConformanceOptions {
   deleteSupported?: boolean;
   /** Sent with every request, such as `{ Authorization: 'Bearer …' }` for a server that wants a token. */
   headers?: Record<string, string>;
+  /** The WADO-URI address (PS3.18 §9), such as http://host/wado; its checks pass with a note without it. */
+  wadoUri?: string;
 }
 
 /** Every check in run order: STOW first (it stores the data the others query and retrieve). */
-export const allChecks: Check[] = [...stowChecks, ...qidoChecks, ...wadoChecks, ...clientChecks];
+export const allChecks: Check[] = [...stowChecks, ...qidoChecks, ...wadoChecks, ...wadoUriChecks, ...clientChecks];
 
 const TIMEOUT_MS = 30_000;
 
@@ -59,6 +62,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       deleteSupported: opts.deleteSupported ?? false,
       notes: [],
       headers: opts.headers ?? {},
+      ...(opts.wadoUri ? { wadoUri: opts.wadoUri } : {}),
     };
   } catch (e) {
     record({ name: 'setup: load fixtures and build synthetic instances', ok: false, detail: message(e) });

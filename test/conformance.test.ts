@@ -15,7 +15,13 @@ beforeAll(async () => {
   server = a.app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicom-web`;
-  results = await runConformance({ base, fixturesDir, deleteSupported: true, headers: { Authorization: `Bearer ${a.token({ roles: ['admin'] })}` } });
+  results = await runConformance({
+    base,
+    fixturesDir,
+    deleteSupported: true,
+    headers: { Authorization: `Bearer ${a.token({ roles: ['admin'] })}` },
+    wadoUri: base.replace(/\/dicom-web$/, '/wado'),
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -28,5 +34,11 @@ describe('conformance suite against Cairn', () => {
     const r = results.find((x) => x.name === name);
     expect(r, `check ${name} did not run`).toBeDefined();
     expect(r!.ok, r!.detail).toBe(true);
+  });
+
+  it('runs the WADO-URI checks at /wado rather than passing them with a note', () => {
+    const uri = results.filter((r) => r.name.startsWith('WADO-URI'));
+    expect(uri.length).toBeGreaterThan(0);
+    for (const r of uri) expect(r.detail ?? '', r.name).not.toMatch(/^not run/);
   });
 });
