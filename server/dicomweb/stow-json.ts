@@ -123,12 +123,15 @@ function xmlMetadataOf(bytes: Buffer, maxSequenceDepth: number): DicomJson | Unr
 type Built = { ok: true; bytes: Buffer } | { ok: false; failure: StoreOutcome & { ok: false } };
 
 /** One data set and the bulk data parts it names, as a Part-10 file; or why not. */
-function buildInstance(ds: DicomJson, bulk: ReadonlyMap<string, BulkPart>): Built {
+function buildInstance(given: DicomJson, bulk: ReadonlyMap<string, BulkPart>): Built {
+  let ds = given;
   const refs = { sopInstanceUid: first(ds[Tag.SOPInstanceUID]), sopClassUid: first(ds[Tag.SOPClassUID]) };
   const fail = (reason: number, message: string): Built => ({ ok: false, failure: { ok: false, reason, message, ...refs } });
   if (!isDataset(ds)) return fail(DicomStatus.CannotUnderstand, 'the metadata is not a DICOM JSON data set (each attribute needs a "vr")');
-  const nested = Object.entries(ds).find(([, a]) => a.vr === 'SQ' && JSON.stringify(a.Value ?? []).includes('"BulkDataURI"'));
-  if (nested) return fail(DicomStatus.CannotUnderstand, `BulkDataURI inside the sequence ${nested[0]} is not supported; send those values as InlineBinary`);
+  // Bulk data inside sequences (an icon image, a LUT) is small: it is written inline.
+  const inlined = inlineNestedBulk(ds, bulk);
+  if (typeof inlined === 'string') return fail(inlined.startsWith('no part') ? DicomStatus.DataSetDoesNotMatchSopClass : DicomStatus.CannotUnderstand, inlined);
+  ds = inlined;
   const values = new Map<string, Buffer>();
   const parts = new Map<string, BulkPart>();
   for (const [tag, attr] of Object.entries(ds)) {
@@ -164,6 +167,32 @@ function buildInstance(ds: DicomJson, bulk: ReadonlyMap<string, BulkPart>): Buil
     if (err instanceof Part10WriteError) return fail(DicomStatus.DataSetDoesNotMatchSopClass, err.message);
     return fail(DicomStatus.CannotUnderstand, `the data set cannot be encoded: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The data set with every BulkDataURI inside a sequence replaced by the
+ * named part's bytes as InlineBinary (PS3.18 §F.2.7 allows either form); or
+ * why not: a URI no part has, or one that two parts claim.
+ */
+function inlineNestedBulk(ds: DicomJson, bulk: ReadonlyMap<string, BulkPart>): DicomJson | string {
+  let problem: string | undefined;
+  const item = (d: DicomJson, nested: boolean): DicomJson => {
+    const out: DicomJson = {};
+    for (const [tag, attr] of Object.entries(d)) {
+      if (nested && attr.BulkDataURI !== undefined) {
+        const part = bulk.get(attr.BulkDataURI);
+        if (!part) problem ??= `no part has Content-Location ${attr.BulkDataURI} (the BulkDataURI of ${tag} inside a sequence)`;
+        else if (part.duplicate) problem ??= `more than one part has Content-Location ${attr.BulkDataURI} (the BulkDataURI of ${tag} inside a sequence)`;
+        const { BulkDataURI: _, ...rest } = attr;
+        out[tag] = part ? { ...rest, InlineBinary: part.bytes.toString('base64') } : rest;
+      } else if (attr.vr === 'SQ' && attr.Value) {
+        out[tag] = { ...attr, Value: attr.Value.map((v) => (v && typeof v === 'object' ? item(v as DicomJson, true) : v)) };
+      } else out[tag] = attr;
+    }
+    return out;
+  };
+  const made = item(ds, false);
+  return problem ?? made;
 }
 
 const ENCAPSULATED_DOCUMENT = '00420011';

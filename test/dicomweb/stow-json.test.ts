@@ -118,6 +118,44 @@ describe('STOW-RS of DICOM JSON and bulk data', () => {
     expect(await frame(i, 'multipart/related; type="application/octet-stream"')).toEqual(pixels);
   });
 
+  it('writes bulk data inside a sequence inline: an icon image by BulkDataURI', async () => {
+    const icon = Buffer.from(Array.from({ length: 16 }, (_, n) => 255 - n));
+    const i = image({
+      '00880200': {
+        vr: 'SQ',
+        Value: [
+          {
+            '00280002': { vr: 'US', Value: [1] },
+            '00280004': { vr: 'CS', Value: ['MONOCHROME2'] },
+            '00280010': { vr: 'US', Value: [4] },
+            '00280011': { vr: 'US', Value: [4] },
+            '00280100': { vr: 'US', Value: [8] },
+            '00280101': { vr: 'US', Value: [8] },
+            '00280102': { vr: 'US', Value: [7] },
+            '00280103': { vr: 'US', Value: [0] },
+            '7FE00010': { vr: 'OB', BulkDataURI: 'icon' },
+          },
+        ] as unknown[],
+      },
+    });
+    const pixels = Buffer.alloc(16, 3);
+    const missing = image({ '00880200': { vr: 'SQ', Value: [{ '7FE00010': { vr: 'OB', BulkDataURI: 'nowhere' } }] as unknown[] } });
+    const res = await stowJson(
+      [i.ds, missing.ds],
+      [
+        { type: 'application/octet-stream', location: i.ds['7FE00010'].BulkDataURI, body: pixels },
+        { type: 'application/octet-stream', location: missing.ds['7FE00010'].BulkDataURI, body: pixels },
+        { type: 'application/octet-stream', location: 'icon', body: icon },
+      ],
+    );
+    expect(res.status).toBe(202);
+    const failed = value(res.body, '00081198') as Record<string, { Value?: unknown[] }>[];
+    expect(failed.map((f) => [value(f, '00081155')?.[0], value(f, '00081197')?.[0]])).toEqual([[missing.sop, 0xa900]]);
+    const item = (value(await metadata(i), '00880200') as Record<string, { InlineBinary?: string }>[])[0];
+    expect(Buffer.from(item['7FE00010'].InlineBinary!, 'base64')).toEqual(icon);
+    expect(await frame(i, 'multipart/related; type="application/octet-stream"')).toEqual(pixels);
+  });
+
   it('stores a JPEG part as JPEG Baseline, its codestream the frame', async () => {
     const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 40, b: 90 } } })
       .jpeg()
