@@ -1,0 +1,151 @@
+import os from 'node:os';
+import { ROLES } from '../access.js';
+import { openAudit, recordAudit } from '../audit.js';
+import { boot } from '../boot.js';
+import { loadConfig } from '../config.js';
+import { findAe, listAes, removeAe, saveAe, type AeRow } from '../db/aes.js';
+import type { AppDeps } from '../deps.js';
+import { aeInput, aeRuleProblem, aeTitleProblem, issuesText, type AeInput } from '../dimse/aes.js';
+import { createLogger } from '../log.js';
+import { fail, listOption, readArgs, runCommand } from './args.js';
+
+// `npm run ae -- add CT1 --host 10.1.2.3 --port 104 --roles uploader`: the
+// application entities DIMSE answers, in the `aes` table (as /api/aes
+// changes them). Every replica's listener sees a change at its next
+// association after at most DIMSE_AES_REFRESH_SECONDS.
+const USAGE = `usage:
+  npm run ae -- add <title> [--host <address>] [--port <port>] [--roles <role,…>] [--clearances <label,…>] [--move-destination]
+  npm run ae -- set <title> [--host <address>|''] [--port <port>|''] [--roles <role,…>] [--clearances <label,…>] [--move-destination|--no-move-destination]
+  npm run ae -- remove <title>
+  npm run ae -- list
+--host: the address the AE must call from (any, when absent) and that C-MOVE and Storage Commitment reports connect to
+--port: the port the AE listens on; --move-destination: a C-MOVE may send to it (needs host and port)
+the title "*" gives every unregistered calling AE its roles and clearances; roles: ${ROLES.join(', ')}`;
+
+const OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  roles: { type: 'string' },
+  clearances: { type: 'string' },
+  'move-destination': { type: 'boolean' },
+  'no-move-destination': { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof readArgs<typeof OPTIONS>>['values'];
+
+function portOf(value: string): number | null {
+  if (value === '') return null;
+  if (!/^\d{1,5}$/.test(value)) fail(`--port "${value}" must be a whole number from 1 to 65535`);
+  return Number(value);
+}
+
+/** The AE as asked: the options given, over what was registered before (for set). */
+function asked(title: string, values: Values, before?: AeRow): AeInput {
+  if (values['move-destination'] && values['no-move-destination']) fail('give --move-destination or --no-move-destination, not both');
+  const raw = {
+    host: values.host !== undefined ? values.host || null : (before?.host ?? null),
+    port: values.port !== undefined ? portOf(values.port) : (before?.port ?? null),
+    roles: values.roles !== undefined ? listOption(values.roles) : (before?.roles ?? []),
+    clearances: values.clearances !== undefined ? listOption(values.clearances) : (before?.clearances ?? []),
+    moveDestination: values['move-destination'] ? true : values['no-move-destination'] ? false : (before?.move_destination ?? false),
+  };
+  const parsed = aeInput.safeParse(raw);
+  if (!parsed.success) fail(issuesText(parsed.error));
+  const problem = aeRuleProblem(title, parsed.data);
+  if (problem) fail(problem);
+  return parsed.data;
+}
+
+const rowOf = (title: string, ae: AeInput): AeRow => ({
+  title,
+  host: ae.host,
+  port: ae.port,
+  roles: ae.roles,
+  clearances: ae.clearances,
+  move_destination: ae.moveDestination,
+});
+
+function describeAe(r: AeRow): string {
+  const yes = (b: boolean) => (b ? 'yes' : 'no');
+  return `${r.title}\thost=${r.host ?? '(any)'}\tport=${r.port ?? '-'}\troles=${r.roles.join(',')}\tclearances=${r.clearances.join(',')}\tmove-destination=${yes(r.move_destination)}`;
+}
+
+async function audited(deps: AppDeps, command: string, detail: Record<string, unknown>): Promise<void> {
+  const audit = openAudit(deps);
+  try {
+    await recordAudit(audit, { via: { protocol: 'cli', command: `ae ${command}` }, sub: os.userInfo().username }, 'ae-change', 'success', detail);
+  } finally {
+    audit.syslog?.close();
+  }
+}
+
+const json = (r: AeRow) => ({ title: r.title, host: r.host, port: r.port, roles: r.roles, clearances: r.clearances, moveDestination: r.move_destination });
+
+await runCommand(async () => {
+  const { values, positionals } = readArgs(process.argv.slice(2), OPTIONS, USAGE);
+  const [command, given, extra] = positionals;
+  if (extra !== undefined) fail(`unexpected argument "${extra}"\n${USAGE}`);
+  if (!command || (command !== 'list' && given === undefined)) fail(USAGE);
+  if (!['add', 'set', 'remove', 'list'].includes(command)) fail(USAGE);
+  const problem = given === undefined ? undefined : aeTitleProblem(given);
+  if (problem) fail(problem);
+  const title = given?.trim() ?? '';
+  // The options are checked before the database is opened: a mistake costs no boot.
+  if (command === 'add' || command === 'set') {
+    const checked = aeInput.partial().safeParse({
+      ...(values.host ? { host: values.host } : {}),
+      ...(values.port ? { port: portOf(values.port) } : {}),
+      ...(values.roles !== undefined ? { roles: listOption(values.roles) } : {}),
+      ...(values.clearances !== undefined ? { clearances: listOption(values.clearances) } : {}),
+    });
+    if (!checked.success) fail(issuesText(checked.error));
+  }
+  const config = loadConfig();
+  if (config.dimse.aesSource === 'configuration') {
+    if (command !== 'list') fail('the AE registry is set by DIMSE_AES or DIMSE_AES_FILE: change it there, or unset both to manage AEs with this command');
+    for (const ae of config.dimse.registry.aes.values())
+      process.stdout.write(
+        `${describeAe({ title: ae.title, host: ae.host ?? null, port: ae.port ?? null, roles: [...ae.principal.roles], clearances: [...ae.principal.clearances], move_destination: ae.moveDestination })}\n`,
+      );
+    const u = config.dimse.registry.unknown;
+    if (u)
+      process.stdout.write(
+        `${describeAe({ title: '*', host: null, port: null, roles: [...u.roles], clearances: [...u.clearances], move_destination: false })}\n`,
+      );
+    process.stdout.write('(from DIMSE_AES / DIMSE_AES_FILE)\n');
+    return;
+  }
+  const deps = await boot(config, createLogger({ logLevel: 'warn' }));
+  try {
+    switch (command) {
+      case 'add': {
+        const ae = rowOf(title, asked(title, values));
+        if (!(await deps.db.transaction(async (trx) => !(await findAe(trx, title)) && (await saveAe(trx, ae))))) fail(`AE ${title} exists; use set`);
+        await audited(deps, 'add', { title, change: 'add', after: json(ae) });
+        process.stdout.write(`AE added: ${describeAe(ae)}\n`);
+        break;
+      }
+      case 'set': {
+        const before = await findAe(deps.db, title);
+        if (!before) fail(`no AE ${title}; use add`);
+        const ae = rowOf(title, asked(title, values, before));
+        await saveAe(deps.db, ae);
+        await audited(deps, 'set', { title, change: 'set', before: json(before), after: json(ae) });
+        process.stdout.write(`AE changed: ${describeAe(ae)}\n`);
+        break;
+      }
+      case 'remove': {
+        const before = await findAe(deps.db, title);
+        if (!before || !(await removeAe(deps.db, title))) fail(`no AE ${title}`);
+        await audited(deps, 'remove', { title, change: 'remove', before: json(before) });
+        process.stdout.write(`AE ${title} removed\n`);
+        break;
+      }
+      case 'list':
+        for (const r of await listAes(deps.db)) process.stdout.write(`${describeAe(r)}\n`);
+        break;
+    }
+  } finally {
+    await deps.shutdown();
+  }
+});
