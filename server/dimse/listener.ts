@@ -148,16 +148,21 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
         sink.resume();
         return sink;
       }
+      // UI values are padded to even length with NUL (PS3.5 §6.2); the padding is not part of the UID.
+      const announced = {
+        sopClassUid: String(request.getAffectedSopClassUid() ?? '').replace(/[\0 ]+$/, ''),
+        sopInstanceUid: String(request.getAffectedSopInstanceUid() ?? '').replace(/[\0 ]+$/, ''),
+      };
       sink.write(
         part10Header({
-          sopClassUid: request.getAffectedSopClassUid(),
-          sopInstanceUid: request.getAffectedSopInstanceUid(),
+          ...announced,
           transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
           sourceAe: peer.callingAe,
         }),
       );
       const caller = peer.caller();
-      const outcome = receiveInstance(archiveContext(deps), caller, sink)
+      // The data set must be the instance the request announced, or nothing is stored.
+      const outcome = receiveInstance(archiveContext(deps), caller, sink, undefined, announced)
         .then((r) => r.outcome)
         .then(async (o) => {
           recordOutcomes([o], app.log);
