@@ -297,6 +297,15 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
   });
   const port = (server.address() as net.AddressInfo).port;
   app.log.info({ host: cfg.host, port, aeTitle: cfg.aeTitle, aes: deps.aes.source }, 'DIMSE listening');
+  // Never a default AE: until one is registered, every association is refused; say how to register one.
+  const registry = await deps.aes.current().catch(() => undefined);
+  if (registry && registry.aes.size === 0 && !registry.unknown)
+    app.log.warn(
+      { command: 'npm run ae -- add <title> --host <address> --roles <role,…>' },
+      deps.aes.source === 'database'
+        ? 'no calling AE is registered: every association is refused until one is added with npm run ae or /api/aes'
+        : 'DIMSE_AES registers no calling AE: every association is refused',
+    );
   return {
     port,
     async close(graceMs = 10_000) {

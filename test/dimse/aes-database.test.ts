@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { saveAe } from '../../server/db/aes.js';
 import { createAeDirectory, parseAes } from '../../server/dimse/aes.js';
@@ -101,6 +102,19 @@ describe('AEs from the database', () => {
 });
 
 describe('the registry of one replica', () => {
+  it('warns at start when no AE is registered, saying how to register one', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    const empty = await dimseArchive([], { log }, { aesSource: 'database' });
+    await empty.close();
+    const warned = lines.map((l) => JSON.parse(l)).find((l) => /no calling AE is registered/.test(l.msg));
+    expect(warned?.command).toMatch(/npm run ae -- add/);
+    lines.length = 0;
+    const one = await dimseArchive([{ title: 'CT1', roles: ['uploader'] }], { log });
+    await one.close();
+    expect(lines.filter((l) => /registers no calling AE|no calling AE is registered/.test(l))).toEqual([]);
+  });
+
   it('reads the table once per interval, so an association costs no query, and sees a removal after at most that long', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
