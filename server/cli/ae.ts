@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import { ROLES } from '../access.js';
 import { openAudit, recordAudit } from '../audit.js';
@@ -5,7 +6,7 @@ import { boot } from '../boot.js';
 import { loadConfig } from '../config.js';
 import { findAe, listAes, removeAe, saveAe, type AeRow } from '../db/aes.js';
 import type { AppDeps } from '../deps.js';
-import { aeInput, aeRuleProblem, aeTitleProblem, issuesText, type AeInput } from '../dimse/aes.js';
+import { aeInput, aeRuleProblem, aeTitleProblem, ANY_OTHER_AE, issuesText, parseAes, type AeInput, type AeRegistry } from '../dimse/aes.js';
 import { createLogger } from '../log.js';
 import { fail, listOption, readArgs, runCommand } from './args.js';
 
@@ -18,6 +19,7 @@ const USAGE = `usage:
   npm run ae -- set <title> [--host <address>|''] [--port <port>|''] [--roles <role,…>] [--clearances <label,…>] [--move-destination|--no-move-destination]
   npm run ae -- remove <title>
   npm run ae -- list
+  npm run ae -- import <file.json>   (the DIMSE_AES form: adds or replaces every AE it names)
 --host: the address the AE must call from (any, when absent) and that C-MOVE and Storage Commitment reports connect to
 --port: the port the AE listens on; --move-destination: a C-MOVE may send to it (needs host and port)
 the title "*" gives every unregistered calling AE its roles and clearances; roles: ${ROLES.join(', ')}`;
@@ -79,6 +81,43 @@ async function audited(deps: AppDeps, command: string, detail: Record<string, un
   }
 }
 
+/**
+ * The AEs of a file in the DIMSE_AES form, checked whole before anything is
+ * written: a registry moving from the configuration into the table.
+ */
+function readImport(file: string): AeRow[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let registry: AeRegistry;
+  try {
+    registry = parseAes(text);
+  } catch (err) {
+    fail(`${file}: ${(err as Error).message}`);
+  }
+  const entries = [...registry.aes.values()].map((ae) => ({
+    title: ae.title,
+    host: ae.host ?? null,
+    port: ae.port ?? null,
+    roles: [...ae.principal.roles],
+    clearances: [...ae.principal.clearances],
+    moveDestination: ae.moveDestination,
+  }));
+  const u = registry.unknown;
+  if (u) entries.push({ title: ANY_OTHER_AE, host: null, port: null, roles: [...u.roles], clearances: [...u.clearances], moveDestination: false });
+  const problems: string[] = [];
+  const rows = entries.map(({ title, ...rest }) => {
+    const checked = aeInput.safeParse(rest);
+    if (!checked.success) problems.push(`${title}: ${issuesText(checked.error)}`);
+    return rowOf(title, checked.success ? checked.data : aeInput.parse({}));
+  });
+  if (problems.length) fail(`${file}: nothing imported: ${problems.join('; ')}`);
+  return rows;
+}
+
 const json = (r: AeRow) => ({ title: r.title, host: r.host, port: r.port, roles: r.roles, clearances: r.clearances, moveDestination: r.move_destination });
 
 await runCommand(async () => {
@@ -86,8 +125,8 @@ await runCommand(async () => {
   const [command, given, extra] = positionals;
   if (extra !== undefined) fail(`unexpected argument "${extra}"\n${USAGE}`);
   if (!command || (command !== 'list' && given === undefined)) fail(USAGE);
-  if (!['add', 'set', 'remove', 'list'].includes(command)) fail(USAGE);
-  const problem = given === undefined ? undefined : aeTitleProblem(given);
+  if (!['add', 'set', 'remove', 'list', 'import'].includes(command)) fail(USAGE);
+  const problem = given === undefined || command === 'import' ? undefined : aeTitleProblem(given);
   if (problem) fail(problem);
   const title = given?.trim() ?? '';
   // The options are checked before the database is opened: a mistake costs no boot.
@@ -100,6 +139,7 @@ await runCommand(async () => {
     });
     if (!checked.success) fail(issuesText(checked.error));
   }
+  const imported = command === 'import' ? readImport(given ?? '') : [];
   const config = loadConfig();
   if (config.dimse.aesSource === 'configuration') {
     if (command !== 'list') fail('the AE registry is set by DIMSE_AES or DIMSE_AES_FILE: change it there, or unset both to manage AEs with this command');
@@ -144,6 +184,22 @@ await runCommand(async () => {
       case 'list':
         for (const r of await listAes(deps.db)) process.stdout.write(`${describeAe(r)}\n`);
         break;
+      case 'import': {
+        const befores = await deps.db.transaction(async (trx) => {
+          const found = new Map<string, AeRow | undefined>();
+          for (const ae of imported) {
+            found.set(ae.title, await findAe(trx, ae.title));
+            await saveAe(trx, ae);
+          }
+          return found;
+        });
+        for (const ae of imported) {
+          const before = befores.get(ae.title);
+          await audited(deps, 'import', { title: ae.title, change: before ? 'set' : 'add', ...(before ? { before: json(before) } : {}), after: json(ae) });
+          process.stdout.write(`AE ${before ? 'replaced' : 'added'}: ${describeAe(ae)}\n`);
+        }
+        break;
+      }
     }
   } finally {
     await deps.shutdown();

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +81,42 @@ describe('npm run ae', () => {
     const missing = await ae(['set', 'NOBODY', '--roles', 'uploader']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/no AE NOBODY/);
+  });
+
+  it('imports a registry in the DIMSE_AES form into the table, all of it or nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-ae-import-'));
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(
+      bad,
+      JSON.stringify([
+        { title: 'CT5', roles: ['uploader'] },
+        { title: 'WS5', host: 'ws5.example.org', port: 104 },
+      ]),
+    );
+    const refused = await ae(['import', bad]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/nothing imported: WS5: host: must be an IPv4 or IPv6 address/);
+    expect(await a.deps.db('aes').whereIn('title', ['CT5', 'WS5'])).toEqual([]);
+    const good = path.join(dir, 'aes.json');
+    fs.writeFileSync(
+      good,
+      JSON.stringify([
+        { title: 'CT5', host: '10.1.2.5', roles: ['uploader'] },
+        { title: 'WS5', host: '10.1.5.5', port: 11112, roles: ['clinician'], clearances: ['vip'] },
+        { title: '*', roles: ['clinician'] },
+      ]),
+    );
+    const r = await ae(['import', good]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = await a.deps.db('aes').whereIn('title', ['CT5', 'WS5', '*']).orderBy('title').select('title', 'host', 'port', 'roles', 'move_destination');
+    expect(rows).toEqual([
+      { title: '*', host: null, port: null, roles: ['clinician'], move_destination: false },
+      { title: 'CT5', host: '10.1.2.5', port: null, roles: ['uploader'], move_destination: false },
+      { title: 'WS5', host: '10.1.5.5', port: 11112, roles: ['clinician'], move_destination: true },
+    ]);
+    const audit = await a.deps.db('audit_events').where({ action: 'ae-change' }).whereRaw(`detail->>'command' = 'ae import'`);
+    expect(audit.map((row) => row.detail.title).sort()).toEqual(['*', 'CT5', 'WS5']);
+    await a.deps.db('aes').where({ title: '*' }).del();
   });
 
   it('with DIMSE_AES set, lists the configured AEs and changes nothing', async () => {
