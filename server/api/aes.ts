@@ -7,9 +7,10 @@ import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
 
 // /api/aes (admin): the application entities DIMSE answers, as principals
-// with roles and clearances (server/dimse/aes.ts). A change is seen by every
-// replica's DIMSE listener at its next association after at most
-// DIMSE_AES_REFRESH_SECONDS; associations already open go on as they began.
+// with roles and clearances (server/dimse/aes.ts). An AE added is let in by
+// every replica's DIMSE listener at once; one changed or removed is seen at
+// its next association after at most DIMSE_AES_REFRESH_SECONDS; associations
+// already open go on as they began.
 
 /** An AE as the API shows it. */
 export interface AeJson {

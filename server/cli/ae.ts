@@ -12,8 +12,9 @@ import { fail, listOption, readArgs, runCommand } from './args.js';
 
 // `npm run ae -- add CT1 --host 10.1.2.3 --port 104 --roles uploader`: the
 // application entities DIMSE answers, in the `aes` table (as /api/aes
-// changes them). Every replica's listener sees a change at its next
-// association after at most DIMSE_AES_REFRESH_SECONDS.
+// changes them). Every replica's listener lets an AE added in at once, and
+// sees a change or a removal at its next association after at most
+// DIMSE_AES_REFRESH_SECONDS.
 const USAGE = `usage:
   npm run ae -- add <title> [--host <address>] [--port <port>] [--roles <role,…>] [--clearances <label,…>] [--move-destination]
   npm run ae -- set <title> [--host <address>|''] [--port <port>|''] [--roles <role,…>] [--clearances <label,…>] [--move-destination|--no-move-destination]

@@ -175,19 +175,24 @@ function normaliseAddress(a: string | null | undefined): string {
 /**
  * The registry as each association sees it. From the table, it is read whole
  * (a registry is tens or hundreds of rows) at most once per `refreshSeconds`,
- * so an association costs no query, and an AE added, changed or removed on
- * any replica is seen by every other at its next association after at most
- * that long. From the configuration it never changes.
+ * so an association costs no query, and an AE changed or removed on any
+ * replica is seen by every other at its next association after at most that
+ * long. A calling AE the registry refuses has it read again first, so an AE
+ * just added, or given its new address, is let in at once: that costs a
+ * refused association one query, as its audit row costs it one write. From
+ * the configuration it never changes.
  */
 export interface AeDirectory {
   readonly source: 'configuration' | 'database';
   current(): Promise<AeRegistry>;
+  /** The registry read again now (before refusing a calling AE). */
+  recheck(): Promise<AeRegistry>;
 }
 
 export function createAeDirectory(db: Db, cfg: { aesSource: 'configuration' | 'database'; registry: AeRegistry; aesRefreshSeconds: number }): AeDirectory {
   if (cfg.aesSource === 'configuration') {
     const registry = cfg.registry;
-    return { source: 'configuration', current: async () => registry };
+    return { source: 'configuration', current: async () => registry, recheck: async () => registry };
   }
   const ttl = cfg.aesRefreshSeconds * 1000;
   let registry: AeRegistry | undefined;
@@ -211,5 +216,6 @@ export function createAeDirectory(db: Db, cfg: { aesSource: 'configuration' | 'd
       if (registry && age < ttl && age >= 0) return registry;
       return reload();
     },
+    recheck: reload,
   };
 }

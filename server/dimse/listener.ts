@@ -88,11 +88,15 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
         );
         return;
       }
-      // The registry as of at most DIMSE_AES_REFRESH_SECONDS ago: an AE removed
-      // or changed is refused or acts under its new roles from its next association.
-      deps.aes.current().then(
-        (registry) => {
-          const who = identifyAe(registry, callingAe, address);
+      // The registry as of at most DIMSE_AES_REFRESH_SECONDS ago (server/dimse/aes.ts): an AE
+      // removed or changed is refused or acts under its new roles from its next association.
+      const identify = async () => {
+        const who = identifyAe(await deps.aes.current(), callingAe, address);
+        // Refused by what this replica remembers: asked again, so an AE just added or moved is not turned away.
+        return who.ok ? who : identifyAe(await deps.aes.recheck(), callingAe, address);
+      };
+      identify().then(
+        (who) => {
           if (!who.ok) refuse(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, who.why);
           else if (open.size > cfg.maxAssociations)
             // PS3.8 §9.3.4: transient, service-provider (presentation), local limit exceeded.

@@ -142,6 +142,22 @@ describe('the registry of one replica', () => {
     }
   });
 
+  it('lets an AE just added in at once, and a removed one only once the interval has passed', async () => {
+    const slow = await dimseArchive([], {}, { aesSource: 'database', aesRefreshSeconds: 300 });
+    try {
+      const echoSlow = (ae: string) => dcmtk('echoscu', ['-aet', ae, '-aec', 'CAIRN', '127.0.0.1', String(slow.port)]);
+      expect((await echoSlow('NEW1')).code).not.toBe(0);
+      expect((await slow.request.put('/api/aes/NEW1').send({ roles: ['uploader'] })).status).toBe(201);
+      // Refused by the registry as remembered, then read again before refusing.
+      expect((await echoSlow('NEW1')).code).toBe(0);
+      expect((await slow.request.delete('/api/aes/NEW1')).status).toBe(204);
+      // Still remembered: refused from its next association after at most DIMSE_AES_REFRESH_SECONDS.
+      expect((await echoSlow('NEW1')).code).toBe(0);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('from DIMSE_AES, never reads the table', async () => {
     const directory = createAeDirectory(a.deps.db, { aesSource: 'configuration', registry: parseAes('[{"title":"FILE1"}]'), aesRefreshSeconds: 0 });
     let queries = 0;
