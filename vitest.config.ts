@@ -19,6 +19,8 @@ const blobFree = [
   'test/client-text.test.ts',
   'test/exit-code.test.ts',
   'test/pixels/**',
+  'test/dimse/ae-cli.test.ts',
+  'test/dimse/aes-api.test.ts',
 ];
 
 export default defineConfig({

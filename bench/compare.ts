@@ -2,10 +2,11 @@
 // and then a fresh Orthanc, on the same machine in the same run, each STOWing
 // into an empty archive first, and one table of both with Cairn ÷ Orthanc.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { orthancInstalled, startOrthanc } from './orthanc.js';
+import { storescuInstalled, writeCStoreFiles } from './cstore.js';
+import { ORTHANC_AE, orthancInstalled, startOrthanc } from './orthanc.js';
 import { table, type Row } from './stats.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the BENCH_JSON of either server, read field by field with optional chaining
@@ -30,20 +31,29 @@ function runBench(args: string[]): Promise<Json> {
   });
 }
 
-/** The options to pass on, without --orthanc, --out, --base, --pid, --token. */
+/** The options to pass on, without --orthanc, --out, --base, --pid, --token and the C-STORE target's. */
 function passOn(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--orthanc') continue;
-    if (['--out', '--base', '--pid', '--token'].includes(a)) {
+    if (['--out', '--base', '--pid', '--token', '--dimse-port', '--dimse-ae', '--cstore-dir'].includes(a)) {
       i++;
       continue;
     }
-    if (/^--(out|base|pid|token)=/.test(a)) continue;
+    if (/^--(out|base|pid|token|dimse-port|dimse-ae|cstore-dir)=/.test(a)) continue;
     out.push(a);
   }
   return out;
+}
+
+/** The value of `--name N` or `--name=N` in argv, else `fallback`. */
+function option(argv: string[], name: string, fallback: number): number {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}`) return Number(argv[i + 1]);
+    if (argv[i].startsWith(`--${name}=`)) return Number(argv[i].slice(name.length + 3));
+  }
+  return fallback;
 }
 
 export async function compareWithOrthanc(argv: string[], outFile?: string): Promise<void> {
@@ -52,20 +62,38 @@ export async function compareWithOrthanc(argv: string[], outFile?: string): Prom
     process.exit(2);
   }
   const args = passOn(argv);
-  process.stderr.write('[bench] Cairn, fresh, on an empty archive\n');
-  const cairn = await runBench(args);
-  process.stderr.write('[bench] Orthanc, fresh, on an empty archive\n');
-  const orthanc = await startOrthanc();
+  // The C-STORE phase sends the very same files to both: written once here, before either run.
+  const cstore = !args.includes('--no-cstore') && storescuInstalled();
+  const files = cstore ? writeCStoreFiles(Math.max(50, option(argv, 'stow-instances', 400)), 512, 50, Math.max(1, option(argv, 'concurrency', 4))) : undefined;
+  const withFiles = files ? ['--cstore-dir', files] : [];
+  let cairn: Json;
   let other: Json;
   try {
-    // Orthanc keeps no data folder of its own under the bench, and the memory phases
-    // measure Cairn's streaming limits: they are Cairn's alone.
-    other = await runBench([...args.filter((a) => a !== '--no-memory'), '--no-memory', '--base', orthanc.base, '--pid', String(orthanc.pid)]);
+    process.stderr.write('[bench] Cairn, fresh, on an empty archive\n');
+    cairn = await runBench([...args, ...withFiles]);
+    process.stderr.write('[bench] Orthanc, fresh, on an empty archive\n');
+    const orthanc = await startOrthanc();
+    try {
+      // Orthanc keeps no data folder of its own under the bench, and the memory phases
+      // measure Cairn's streaming limits: they are Cairn's alone.
+      other = await runBench([
+        ...args.filter((a) => a !== '--no-memory'),
+        '--no-memory',
+        '--base',
+        orthanc.base,
+        '--pid',
+        String(orthanc.pid),
+        ...(files ? ['--dimse-port', String(orthanc.dimsePort), '--dimse-ae', ORTHANC_AE, ...withFiles] : []),
+      ]);
+    } finally {
+      await orthanc.stop();
+    }
   } finally {
-    await orthanc.stop();
+    if (files) rmSync(files, { recursive: true, force: true });
   }
   const figures: [string, (j: Json) => number | null | undefined, 'higher' | 'lower'][] = [
     ['STOW inst/s', (j) => j.stow?.instancesPerSec, 'higher'],
+    ['C-STORE inst/s (storescu)', (j) => j.cstore?.instancesPerSec, 'higher'],
     ['WADO instance MB/s', (j) => j.wado?.instanceMBps, 'higher'],
     ['WADO series MB/s', (j) => j.wado?.seriesMBps, 'higher'],
     ['Frame p50 ms', (j) => j.frame?.p50, 'lower'],

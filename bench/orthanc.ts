@@ -8,11 +8,15 @@ import { DICOM_MULTIPART, request } from './client.js';
 import { freePort } from './target.js';
 
 export const ORTHANC_BIN = '/usr/sbin/Orthanc';
+/** Orthanc's AE title in the bench (its DICOM port takes C-STORE from any calling AE, Orthanc's default). */
+export const ORTHANC_AE = 'ORTHANC';
 const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
 export interface Orthanc {
   base: string;
   pid: number;
+  /** Its DICOM port, for the C-STORE phase. */
+  dimsePort: number;
   stop(): Promise<void>;
   log(): string;
 }
@@ -26,12 +30,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /**
  * Starts Orthanc with a fresh storage folder and its defaults otherwise
- * (no authentication, no DIMSE port, remote access refused), and waits for its
- * DICOMweb root to answer.
+ * (no authentication, remote access refused, its DICOM port on a free port
+ * taking C-STORE from any AE), and waits for its DICOMweb root to answer.
  */
 export async function startOrthanc(timeoutMs = 60_000): Promise<Orthanc> {
   const dir = mkdtempSync(path.join(tmpdir(), 'orthanc-bench-'));
   const port = await freePort();
+  const dimsePort = await freePort();
   const config = path.join(dir, 'orthanc.json');
   writeFileSync(
     config,
@@ -40,7 +45,9 @@ export async function startOrthanc(timeoutMs = 60_000): Promise<Orthanc> {
       StorageDirectory: path.join(dir, 'db'),
       IndexDirectory: path.join(dir, 'db'),
       HttpPort: port,
-      DicomServerEnabled: false,
+      DicomServerEnabled: true,
+      DicomAet: ORTHANC_AE,
+      DicomPort: dimsePort,
       RemoteAccessAllowed: false,
       AuthenticationEnabled: false,
       Plugins: [DICOMWEB_PLUGIN],
@@ -78,7 +85,7 @@ export async function startOrthanc(timeoutMs = 60_000): Promise<Orthanc> {
     }
     try {
       const r = await request('GET', `${base}/studies/1.2.3`, { Accept: DICOM_MULTIPART }, undefined, false, 2000);
-      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, stop, log: () => out };
+      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dimsePort, stop, log: () => out };
     } catch {
       /* not listening yet */
     }

@@ -1,8 +1,9 @@
 // Cairn black-box DICOMweb benchmark. Usage: npm run bench -- [--base URL [--token JWT]] [--sizes 10000,100000]
 //   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
 //   [--no-memory] [--memory-request-mb 1024] [--memory-instance-mb 500]
+//   [--no-cstore] [--dimse-port P [--dimse-ae TITLE]] [--cstore-dir DIR]
 import { parseArgs } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
 import {
   assertLoopback,
@@ -23,6 +24,7 @@ import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js'
 import { renderPhases } from './render.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 import { importPhase, type ImportResult } from './import.js';
+import { BENCH_AE, cstorePhase, storescuInstalled, writeCStoreFiles, type CStoreResult, type CStoreTarget } from './cstore.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -39,6 +41,10 @@ const { values: a } = parseArgs({
     'memory-request-mb': { type: 'string', default: '1024' },
     'memory-instance-mb': { type: 'string', default: '500' },
     orthanc: { type: 'boolean', default: false },
+    'no-cstore': { type: 'boolean', default: false },
+    'dimse-port': { type: 'string' },
+    'dimse-ae': { type: 'string', default: 'CAIRN' },
+    'cstore-dir': { type: 'string' },
   },
 });
 if (a.orthanc) {
@@ -76,7 +82,8 @@ if (a.base) {
   if (a.token) setDefaultHeaders({ Authorization: `Bearer ${a.token}` });
 } else {
   log('starting Cairn (built, then node dist/server/main.js, as npm start runs it), access control on');
-  cairn = await startCairn();
+  // Its DIMSE listener is on for the C-STORE phase (which loads dcmjs-dimse into the process).
+  cairn = await startCairn(60_000, a['no-cstore'] || !storescuInstalled() ? {} : { dimseAe: BENCH_AE });
   base = cairn.base;
   pid = cairn.pid;
   setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
@@ -201,6 +208,29 @@ if (cairn) {
   imported = await importPhase(cairn.env, stowN, ROWS, SERIES, conc);
   if (imported.error) log(`import phase: ${imported.error}`);
   stored += imported.instances;
+}
+
+// 1c. C-STORE of the same kind of instances (DCMTK's storescu, `conc`
+// associations at once) into the server's DICOM port: the Cairn the bench
+// started, or --dimse-port of a --base server. The files are written before
+// the clock starts, or given (--cstore-dir) so two servers get the same files.
+let cstore: CStoreResult | undefined;
+const dimseTarget: CStoreTarget | undefined = cairn?.dimsePort
+  ? { host: '127.0.0.1', port: cairn.dimsePort, calledAe: 'CAIRN' }
+  : a['dimse-port']
+    ? { host: '127.0.0.1', port: Number(a['dimse-port']), calledAe: String(a['dimse-ae']) }
+    : undefined;
+if (dimseTarget && !a['no-cstore'] && storescuInstalled()) {
+  const given = a['cstore-dir'];
+  log(`C-STORE: ${given ? `the files in ${given}` : `${stowN} instances of ${ROWS}x${ROWS}`}, storescu over ${conc} associations to ${dimseTarget.calledAe}`);
+  const dir = given ?? writeCStoreFiles(stowN, ROWS, SERIES, conc);
+  try {
+    cstore = await cstorePhase(dimseTarget, dir);
+  } finally {
+    if (!given) rmSync(dir, { recursive: true, force: true });
+  }
+  if (cstore.error) log(`C-STORE phase: ${cstore.error}`);
+  stored += cstore.instances;
 }
 
 // 2. WADO-RS retrieve, and the yardstick with the same client loop. The two
@@ -348,6 +378,7 @@ const result = {
     firstError: st.firstError,
   },
   import: imported ?? null,
+  cstore: cstore ?? null,
   wado: {
     instanceStatus: status(wadoI),
     seriesStatus: status(wadoS),
@@ -426,6 +457,12 @@ const rows: Row[] = [
     imported
       ? `${failed(imported.status === 'ok')}${fmt(imported.instancesPerSec, ' inst/s')}  ${fmt(imported.mbPerSec, ' MB/s')}  (${imported.instances} stored, ${imported.failed} failed, ${fmt(imported.wallSeconds, ' s')} with start-up)`
       : 'n/a (only against the Cairn the bench starts)',
+  ],
+  [
+    `C-STORE (storescu, ${cstore?.associations ?? conc} associations)`,
+    cstore
+      ? `${failed(cstore.status === 'ok')}${fmt(cstore.instancesPerSec, ' inst/s')}  ${fmt(cstore.mbPerSec, ' MB/s')}  (${cstore.instances} stored, ${cstore.failed} failed, ${fmt(cstore.seconds, ' s')} with storescu start-up)`
+      : 'n/a (needs storescu, and --dimse-port with --base)',
   ],
   [
     'WADO instance retrieve',

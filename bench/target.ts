@@ -38,15 +38,22 @@ export interface Cairn {
   exitCode(): number | null | undefined;
   /** Its environment (DATA_DIR, EMBEDDED_PG_PORT, …), for operator commands run against it. */
   env: NodeJS.ProcessEnv;
+  /** The port of its DIMSE listener (AE title CAIRN), when started with one. */
+  dimsePort?: number;
 }
 
 /**
  * Builds Cairn and spawns it as `npm start` runs it (`node dist/server/main.js`)
  * on a free port with a fresh DATA_DIR, and waits until it answers.
  */
-export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
+export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } = {}): Promise<Cairn> {
   const port = await freePort();
   const pgPort = await freePort();
+  // With a DIMSE listener on loopback for the C-STORE phase, the calling AE registered as an uploader.
+  const dimsePort = opts.dimseAe ? await freePort() : undefined;
+  const dimse: NodeJS.ProcessEnv = opts.dimseAe
+    ? { DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1', DIMSE_AES: JSON.stringify([{ title: opts.dimseAe, host: '127.0.0.1', roles: ['uploader'] }]) }
+    : {};
   const dataDir = mkdtempSync(path.join(tmpdir(), 'cairn-bench-'));
   // mkdtemp makes a 0700 directory; when run as root the embedded postgres runs initdb as
   // a separate "postgres" user, which must be able to traverse DATA_DIR.
@@ -68,6 +75,7 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
     AUTH: 'on',
     EMBEDDED_PG_PORT: process.env.EMBEDDED_PG_PORT ?? String(pgPort),
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    ...dimse,
   };
   await buildServer();
   const child: ChildProcess = spawn(process.execPath, [DIST_MAIN], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -113,7 +121,8 @@ export async function startCairn(timeoutMs = 60_000): Promise<Cairn> {
         false,
         2000,
       );
-      if (r.status === 404 || r.status === 200) return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token, env };
+      if (r.status === 404 || r.status === 200)
+        return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token, env, dimsePort };
       last = `HTTP ${r.status}`;
     } catch {
       /* not listening yet */

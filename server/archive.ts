@@ -150,6 +150,7 @@ export async function receiveInstance(
   caller: Caller,
   body: AsyncIterable<Buffer>,
   expectStudyUid?: string,
+  announced?: AnnouncedInstance,
 ): Promise<{ outcome: Promise<StoreOutcome> }> {
   const scope = storeScope(caller);
   const key = newInstanceKey(randomUUID());
@@ -230,9 +231,20 @@ export async function receiveInstance(
     { key, put: put ?? Promise.reject(new Error('no blob write was started')), size, sha256: hash.digest('hex') },
     expectStudyUid,
     scope,
+    announced,
   );
   outcome.catch(() => undefined);
   return { outcome };
+}
+
+/**
+ * The SOP Class and Instance a protocol's request named for the data set it
+ * carries (a C-STORE's Affected SOP Class and Instance UIDs, PS3.7 §9.1.1.1):
+ * a data set that is another instance, or of another class, is not stored.
+ */
+export interface AnnouncedInstance {
+  sopClassUid: string;
+  sopInstanceUid: string;
 }
 
 /** The preamble and the "DICM" prefix of a Part-10 file. */
@@ -267,6 +279,7 @@ async function finish(
   blob: { key: string; put: Promise<unknown>; size: number; sha256: string },
   expectStudyUid?: string,
   scope: StoreScope = 'any',
+  announced?: AnnouncedInstance,
 ): Promise<StoreOutcome> {
   const { key } = blob;
   const refs = { sopInstanceUid: parsed.sopInstanceUid, sopClassUid: parsed.sopClassUid };
@@ -288,6 +301,11 @@ async function finish(
     // shall have that Study Instance UID.
     return fail(DicomStatus.StudyInstanceUidMismatch, `Study Instance UID ${parsed.studyUid} does not match the target study ${expectStudyUid}`);
   }
+  // PS3.4 Table B.2-1: 0xA900, the data set does not match the SOP Class; used for the instance too (see CONFORMANCE.md §14.4).
+  if (announced && parsed.sopClassUid !== announced.sopClassUid)
+    return fail(DicomStatus.DataSetDoesNotMatchSopClass, `data set's SOP Class UID is not the Affected SOP Class UID: ${parsed.sopClassUid}`);
+  if (announced && parsed.sopInstanceUid !== announced.sopInstanceUid)
+    return fail(DicomStatus.DataSetDoesNotMatchSopClass, `data set's SOP Instance UID is not the Affected SOP Instance UID: ${parsed.sopInstanceUid}`);
   const derived = scope === 'derived' ? derivedClassName(parsed.sopClassUid) : undefined;
   if (scope === 'derived' && !derived) {
     await discardBlob(ctx, key);

@@ -24,6 +24,7 @@ const EVENTS: Record<string, { id: Code; action: 'C' | 'R' | 'U' | 'D' | 'E'; ty
   login: { id: ['110114', 'User Authentication'], action: 'E', type: ['110122', 'Login'] },
   'login-failed': { id: ['110114', 'User Authentication'], action: 'E', type: ['110122', 'Login'] },
   logout: { id: ['110114', 'User Authentication'], action: 'E', type: ['110123', 'Logout'] },
+  'ae-change': { id: ['110113', 'Security Alert'], action: 'E', type: ['110136', 'Security Roles Changed'] },
 };
 
 const xml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

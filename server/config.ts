@@ -83,6 +83,7 @@ const schema = z.object({
   DIMSE_AE_TITLE: z.string().regex(AE_TITLE, 'must be 1 to 16 characters without backslash').default('CAIRN'),
   DIMSE_AES: z.string().optional(),
   DIMSE_AES_FILE: z.string().optional(),
+  DIMSE_AES_REFRESH_SECONDS: z.coerce.number().min(0).max(300).default(5),
   DIMSE_MAX_ASSOCIATIONS: z.coerce.number().int().min(1).default(32),
   DIMSE_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
 });
@@ -146,6 +147,10 @@ export interface DimseConfig {
   readonly host: string;
   readonly aeTitle: string;
   readonly registry: AeRegistry;
+  /** Where calling AEs are registered: DIMSE_AES or DIMSE_AES_FILE when either is set (then `registry`), else the `aes` table. */
+  readonly aesSource: 'configuration' | 'database';
+  /** How long a replica goes on using the `aes` table as it last read it. */
+  readonly aesRefreshSeconds: number;
   readonly maxAssociations: number;
   readonly idleTimeoutSeconds: number;
 }
@@ -224,6 +229,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: e.DIMSE_HOST ?? e.HOST,
       aeTitle: e.DIMSE_AE_TITLE,
       registry: readAes(e.DIMSE_AES, e.DIMSE_AES_FILE),
+      aesSource: (e.DIMSE_AES ?? '').trim() !== '' || e.DIMSE_AES_FILE !== undefined ? 'configuration' : 'database',
+      aesRefreshSeconds: e.DIMSE_AES_REFRESH_SECONDS,
       maxAssociations: e.DIMSE_MAX_ASSOCIATIONS,
       idleTimeoutSeconds: e.DIMSE_IDLE_TIMEOUT_SECONDS,
     }),

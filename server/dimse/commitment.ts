@@ -50,7 +50,7 @@ export function commitmentService(deps: DimseDeps, scp: CairnScp) {
       await recordAudit(deps.audit, caller, 'retrieve', 'denied', { operation: 'storage commitment' });
       return { status: Status.NotAuthorized, comment: 'the calling AE may not ask for storage commitment' };
     }
-    const ae = deps.config.dimse.registry.aes.get(peer.callingAe);
+    const ae = (await deps.aes.current()).aes.get(peer.callingAe);
     if (!ae?.host || !ae.port) return { status: Status.ProcessingFailure, comment: 'the calling AE has no registered host and port for the report' };
     const identifier = DicomMetaDictionary.denaturalizeDataset(request.getDataset()?.getElements() ?? {}) as DicomJson;
     const transactionUid = String(identifier[TRANSACTION_UID]?.Value?.[0] ?? '').trim();

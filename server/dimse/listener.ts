@@ -7,7 +7,7 @@ import { archiveContext, receiveInstance, recordOutcomes, type StoreOutcome } fr
 import { openAudit, recordAudit, type AuditDeps } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
-import { identifyAe } from './aes.js';
+import { createAeDirectory, identifyAe, type AeDirectory } from './aes.js';
 import { part10Header } from './file-meta.js';
 import { acceptedSyntax, isSupportedAbstractSyntax } from './negotiate.js';
 import { storeStatus } from './status.js';
@@ -47,6 +47,8 @@ export interface Peer {
 
 export interface DimseDeps extends AppDeps {
   audit: AuditDeps;
+  /** The calling AEs registered (server/dimse/aes.ts). */
+  aes: AeDirectory;
 }
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -54,7 +56,7 @@ type Request = InstanceType<typeof dimse.requests.Request>;
 
 export async function startDimse(app: AppDeps): Promise<DimseListener> {
   const cfg = app.config.dimse;
-  const deps: DimseDeps = { ...app, audit: openAudit(app) };
+  const deps: DimseDeps = { ...app, audit: openAudit(app), aes: createAeDirectory(app.db, cfg) };
   const open = new Set<InstanceType<typeof Scp>>();
   const idle = cfg.idleTimeoutSeconds * 1000;
 
@@ -86,17 +88,29 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
         );
         return;
       }
-      const who = identifyAe(cfg.registry, callingAe, address);
-      if (!who.ok) {
-        refuse(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, who.why);
-        return;
-      }
-      if (open.size > cfg.maxAssociations) {
-        // PS3.8 §9.3.4: transient, service-provider (presentation), local limit exceeded.
-        refuse(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.LocalLimitExceeded, 'too many associations open');
-        return;
-      }
-      const principal = who.principal;
+      // The registry as of at most DIMSE_AES_REFRESH_SECONDS ago (server/dimse/aes.ts): an AE
+      // removed or changed is refused or acts under its new roles from its next association.
+      const identify = async () => {
+        const who = identifyAe(await deps.aes.current(), callingAe, address);
+        // Refused by what this replica remembers: asked again, so an AE just added or moved is not turned away.
+        return who.ok ? who : identifyAe(await deps.aes.recheck(), callingAe, address);
+      };
+      identify().then(
+        (who) => {
+          if (!who.ok) refuse(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized, who.why);
+          else if (open.size > cfg.maxAssociations)
+            // PS3.8 §9.3.4: transient, service-provider (presentation), local limit exceeded.
+            refuse(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.LocalLimitExceeded, 'too many associations open');
+          else this.admit(association, callingAe, address, who.principal);
+        },
+        (err: unknown) => {
+          app.log.error({ err }, 'the AE registry could not be read');
+          refuse(RejectResult.Transient, RejectSource.ServiceUser, RejectReason.NoReasonGiven, 'the AE registry could not be read');
+        },
+      );
+    }
+
+    admit(association: Association, callingAe: string, address: string | null, principal: Principal): void {
       this.peer = { callingAe, address, principal, caller: () => newCaller(principal, { protocol: 'dimse', callingAe, address }) };
       for (const { id } of association.getPresentationContexts()) {
         const pc = association.getPresentationContext(id);
@@ -138,16 +152,21 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
         sink.resume();
         return sink;
       }
+      // UI values are padded to even length with NUL (PS3.5 §6.2); the padding is not part of the UID.
+      const announced = {
+        sopClassUid: String(request.getAffectedSopClassUid() ?? '').replace(/[\0 ]+$/, ''),
+        sopInstanceUid: String(request.getAffectedSopInstanceUid() ?? '').replace(/[\0 ]+$/, ''),
+      };
       sink.write(
         part10Header({
-          sopClassUid: request.getAffectedSopClassUid(),
-          sopInstanceUid: request.getAffectedSopInstanceUid(),
+          ...announced,
           transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
           sourceAe: peer.callingAe,
         }),
       );
       const caller = peer.caller();
-      const outcome = receiveInstance(archiveContext(deps), caller, sink)
+      // The data set must be the instance the request announced, or nothing is stored.
+      const outcome = receiveInstance(archiveContext(deps), caller, sink, undefined, announced)
         .then((r) => r.outcome)
         .then(async (o) => {
           recordOutcomes([o], app.log);
@@ -281,7 +300,16 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
     });
   });
   const port = (server.address() as net.AddressInfo).port;
-  app.log.info({ host: cfg.host, port, aeTitle: cfg.aeTitle }, 'DIMSE listening');
+  app.log.info({ host: cfg.host, port, aeTitle: cfg.aeTitle, aes: deps.aes.source }, 'DIMSE listening');
+  // Never a default AE: until one is registered, every association is refused; say how to register one.
+  const registry = await deps.aes.current().catch(() => undefined);
+  if (registry && registry.aes.size === 0 && !registry.unknown)
+    app.log.warn(
+      { command: 'npm run ae -- add <title> --host <address> --roles <role,…>' },
+      deps.aes.source === 'database'
+        ? 'no calling AE is registered: every association is refused until one is added with npm run ae or /api/aes'
+        : 'DIMSE_AES registers no calling AE: every association is refused',
+    );
   return {
     port,
     async close(graceMs = 10_000) {

@@ -215,10 +215,10 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
     let destination: { title: string; host: string; port: number } | undefined;
     if (!isGet) {
       const title = String((request as MoveRequest).getCommandDataset().getElement('MoveDestination') ?? '').trim();
-      const ae = deps.config.dimse.registry.aes.get(title);
-      if (!ae?.host || !ae.port) {
+      const ae = (await deps.aes.current()).aes.get(title);
+      if (!ae?.moveDestination || !ae.host || !ae.port) {
         await audit('invalid', { error: `move destination ${title} unknown` });
-        return respond(MOVE_DESTINATION_UNKNOWN, undefined, `move destination ${title} is not registered with host and port`);
+        return respond(MOVE_DESTINATION_UNKNOWN, undefined, `move destination ${title} is not registered as one`);
       }
       destination = { title, host: ae.host, port: ae.port };
     }

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.js';
 import { identifyAe, parseAes } from '../../server/dimse/aes.js';
@@ -34,5 +37,29 @@ describe('the AE registry', () => {
     const reg = parseAes('[{"title":"CT1","host":"10.1.2.3"}]');
     expect(identifyAe(reg, 'CT1', '::ffff:10.1.2.3').ok).toBe(true);
     expect(identifyAe(reg, 'CT1', '10.1.2.4').ok).toBe(false);
+  });
+
+  it('comes from the aes table unless DIMSE_AES or DIMSE_AES_FILE is set, read again every 5 s by default', () => {
+    expect(loadConfig({}).dimse).toMatchObject({ aesSource: 'database', aesRefreshSeconds: 5 });
+    expect(loadConfig({ DIMSE_AES: '  ' }).dimse.aesSource).toBe('database');
+    expect(loadConfig({ DIMSE_AES: '[]' }).dimse.aesSource).toBe('configuration');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-aes-')), 'aes.json');
+    fs.writeFileSync(file, '[{"title":"PACS","roles":["uploader"]}]');
+    const c = loadConfig({ DIMSE_AES_FILE: file, DIMSE_AES_REFRESH_SECONDS: '30' }).dimse;
+    expect(c).toMatchObject({ aesSource: 'configuration', aesRefreshSeconds: 30 });
+    expect([...c.registry.aes.keys()]).toEqual(['PACS']);
+    expect(() => loadConfig({ DIMSE_AES_REFRESH_SECONDS: '-1' })).toThrow(/DIMSE_AES_REFRESH_SECONDS/);
+  });
+
+  it('makes an AE with host and port a move destination unless it says moveDestination: false', () => {
+    const reg = parseAes(
+      '[{"title":"WS1","host":"10.0.0.1","port":104},{"title":"CT1","host":"10.0.0.2","port":104,"moveDestination":false},{"title":"CT2","host":"10.0.0.3"}]',
+    );
+    expect([...reg.aes.values()].map((ae) => [ae.title, ae.moveDestination])).toEqual([
+      ['WS1', true],
+      ['CT1', false],
+      ['CT2', false],
+    ]);
+    expect(() => parseAes('[{"title":"CT3","host":"10.0.0.4","moveDestination":true}]')).toThrow(/host and port/);
   });
 });

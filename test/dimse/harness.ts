@@ -4,7 +4,7 @@ import { parseAes } from '../../server/dimse/aes.js';
 import { startDimse, type DimseListener } from '../../server/dimse/listener.js';
 import { createTestArchive, type ArchiveOverrides, type TestArchive } from '../helpers.js';
 
-/** A test archive with its DIMSE listener on loopback, the AEs given registered. */
+/** A test archive with its DIMSE listener on loopback, the AEs given registered as DIMSE_AES would (or, with aesSource 'database', its `aes` table). */
 export async function dimseArchive(
   aes: unknown[],
   overrides: ArchiveOverrides = {},
@@ -13,7 +13,14 @@ export async function dimseArchive(
   const archive = await createTestArchive(overrides);
   const config = Object.freeze({
     ...archive.deps.config,
-    dimse: { ...archive.deps.config.dimse, port: 0, host: '127.0.0.1', registry: parseAes(JSON.stringify(aes)), ...dimseOverrides },
+    dimse: {
+      ...archive.deps.config.dimse,
+      port: 0,
+      host: '127.0.0.1',
+      registry: parseAes(JSON.stringify(aes)),
+      aesSource: 'configuration' as const,
+      ...dimseOverrides,
+    },
   });
   archive.deps.config = config;
   const dimse = await startDimse(archive.deps);

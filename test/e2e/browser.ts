@@ -139,3 +139,18 @@ export function keepScreenshot(name: string, png: Buffer): void {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   fs.writeFileSync(path.join(SCREENSHOTS, name), png);
 }
+
+/**
+ * Opens a study from OHIF's study list as a user would: the list at `/`,
+ * the row showing `rowText` (the study's modality, say), then the Basic
+ * Viewer; resolves with the first viewport once the viewer shows the study.
+ */
+export async function openFromStudyList(page: Page, studyUid: string, rowText: string): Promise<Locator> {
+  await page.goto('/');
+  const row = page.locator('tr[aria-selected]').filter({ hasText: rowText });
+  await row.first().waitFor({ state: 'visible', timeout: 60_000 });
+  await row.first().click();
+  await page.getByRole('button', { name: 'Basic Viewer' }).click();
+  await page.waitForURL(`**/viewer?StudyInstanceUIDs=${studyUid}`);
+  return page.locator('[data-cy="viewport-grid"] [data-viewport-uid]').first();
+}
