@@ -228,8 +228,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: e.DIMSE_PORT,
       host: e.DIMSE_HOST ?? e.HOST,
       aeTitle: e.DIMSE_AE_TITLE,
-      registry: readAes(e.DIMSE_AES, e.DIMSE_AES_FILE),
-      aesSource: (e.DIMSE_AES ?? '').trim() !== '' || e.DIMSE_AES_FILE !== undefined ? 'configuration' : 'database',
+      // Set but empty (as a compose file leaves a variable) counts as not set.
+      registry: readAes(blankless(e.DIMSE_AES), blankless(e.DIMSE_AES_FILE)),
+      aesSource: blankless(e.DIMSE_AES) !== undefined || blankless(e.DIMSE_AES_FILE) !== undefined ? 'configuration' : 'database',
       aesRefreshSeconds: e.DIMSE_AES_REFRESH_SECONDS,
       maxAssociations: e.DIMSE_MAX_ASSOCIATIONS,
       idleTimeoutSeconds: e.DIMSE_IDLE_TIMEOUT_SECONDS,
@@ -271,6 +272,10 @@ function readDeidViews(text: string, safePrivate: string | undefined): DeidViewS
   } catch (err) {
     throw new Error(`invalid configuration: ${(err as Error).message}`);
   }
+}
+
+function blankless(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v;
 }
 
 function readAes(text: string | undefined, file: string | undefined): AeRegistry {

@@ -25,6 +25,8 @@ describe('the AE registry', () => {
     expect(() => loadConfig({ DIMSE_AES: '[{"title":"A\\\\B"}]' })).toThrow(/title/);
     expect(() => loadConfig({ DIMSE_AES: '[{"title":"CT1"},{"title":"CT1"}]' })).toThrow(/twice/);
     expect(() => loadConfig({ DIMSE_AES: 'not json' })).toThrow(/not JSON/);
+    // Set but empty, as a compose file leaves a variable: not set, the table is the registry.
+    expect(loadConfig({ DIMSE_AES_FILE: '', DIMSE_AES: ' ' }).dimse.aesSource).toBe('database');
   });
 
   it('refuses an unregistered AE unless a "*" entry gives unregistered callers a principal', () => {
