@@ -30,7 +30,10 @@ export type AuditAction =
   | 'login-failed'
   | 'logout'
   | 'token-revoke'
-  | 'session-revoke';
+  | 'session-revoke'
+  | 'collection-read'
+  | 'collection-change'
+  | 'collection-share';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {

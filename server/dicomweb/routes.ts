@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import Router, { type RouterMiddleware } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { isValidUid } from '../dicom/uid.js';
@@ -22,9 +22,14 @@ const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 /** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
 export const NOT_BUILT = Symbol('cairn.notBuilt');
 
-/** The one route table (DESIGN.md house style 1), below /dicom-web. */
-export function dicomwebRouter(deps: AppDeps): Router {
-  const r = new Router({ prefix: '/dicom-web' });
+/**
+ * The one route table (DESIGN.md house style 1), below /dicom-web; or, for a
+ * collection's DICOMweb root (server/collections/), below another prefix
+ * with a middleware that runs first on every route.
+ */
+export function dicomwebRouter(deps: AppDeps, mount?: { prefix: string; first: RouterMiddleware }): Router {
+  const r = new Router({ prefix: mount?.prefix ?? '/dicom-web' });
+  if (mount) r.use(mount.first);
   for (const name of ['studyUid', 'seriesUid', 'sopInstanceUid']) {
     r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
