@@ -33,6 +33,7 @@ import {
   type Member,
 } from './rows.js';
 import { collectionScope } from './scope.js';
+import { shareLinkRouter } from './share-link.js';
 
 // Collections: named sets of studies and series shared de-identified.
 // Management under /api/collections (stewards and administrators), and each
@@ -50,7 +51,7 @@ const MAX_SHARE_DAYS = 366;
 export function collectionRouters(deps: AppDeps): Router[] {
   const directory = new CollectionDirectory(deps.db, deps.config.auth.revocationCheckSeconds);
   const root = dicomwebRouter(deps, { prefix: '/collections/:collectionId/dicom-web', first: collectionScope(deps, directory) });
-  return [managementRouter(deps, directory), root];
+  return [managementRouter(deps, directory), root, shareLinkRouter(deps, directory)];
 }
 
 function managementRouter(deps: AppDeps, directory: CollectionDirectory): Router {
@@ -334,7 +335,9 @@ function share(deps: AppDeps) {
     auditRecordOf(ctx).detail = { collection: c.id, share: s.id, expiresAt: s.expiresAt.toISOString(), ...(recipient ? { recipient } : {}) };
     deps.log.info({ collection: c.id, share: s.id }, 'collection shared');
     ctx.status = 201;
-    ctx.body = { ...s, token: shareToken(s.id, secret), ...links(ctx, deps, c.id) };
+    const token = shareToken(s.id, secret);
+    // The link to hand a person: the token rides in the fragment, never sent to a server (share-link.ts).
+    ctx.body = { ...s, token, ...links(ctx, deps, c.id), link: `${origin(ctx, deps)}/collections/${c.id}/open#${token}` };
   };
 }
 

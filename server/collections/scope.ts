@@ -7,6 +7,7 @@ import { ApiError } from '../errors.js';
 import type { CollectionDirectory } from './directory.js';
 import { isShareToken } from './directory.js';
 import { UUID } from './rows.js';
+import { SHARE_COOKIE } from './share-link.js';
 
 // The first middleware below /collections/{id}/dicom-web, before each
 // route's guard (http/guard.ts): it decides who reads through the
@@ -49,7 +50,9 @@ export function collectionScope(deps: AppDeps, directory: CollectionDirectory) {
 
 /** Puts the identity this collection knows in ctx.state: a share's, or the authenticated user's when granted. */
 async function admit(ctx: RouterContext, directory: CollectionDirectory, id: string): Promise<void> {
-  const bearer = /^bearer\s+(\S+)\s*$/i.exec(ctx.get('authorization'))?.[1];
+  const header = ctx.get('authorization');
+  // The share cookie a share link set (share-link.ts) counts when no Authorization header is sent.
+  const bearer = header ? /^bearer\s+(\S+)\s*$/i.exec(header)?.[1] : ctx.cookies.get(SHARE_COOKIE);
   if (bearer !== undefined && isShareToken(bearer)) {
     // authenticate() took the share token for a malformed JWT; here it is read for what it is.
     ctx.state.authFailure = undefined;
