@@ -110,6 +110,8 @@ window.config.whiteLabeling = {
     return React.createElement('div', { className: 'flex items-center whitespace-nowrap' },
       React.createElement('span', { className: 'text-foreground text-lg font-semibold' }, 'Cairn'),
       React.createElement('a', { href: '/upload', className: link, onClick: own, 'data-cy': 'cairn-upload' }, 'Upload'),
+      // Stewards make a collection from the study list's current filter, which the list keeps in its URL.
+      React.createElement('a', { href: '/collections' + window.location.search, className: link, onClick: own, 'data-cy': 'cairn-collections' }, 'Collections'),
       csrf() ? React.createElement('a', { href: '/login', className: link, onClick: logout, 'data-cy': 'cairn-logout' }, 'Log out') : null);
   },
 };

@@ -32,6 +32,7 @@ import {
   type Collection,
   type Member,
 } from './rows.js';
+import { stewardPageRouter } from './page.js';
 import { collectionScope } from './scope.js';
 import { shareLinkRouter } from './share-link.js';
 
@@ -51,7 +52,7 @@ const MAX_SHARE_DAYS = 366;
 export function collectionRouters(deps: AppDeps): Router[] {
   const directory = new CollectionDirectory(deps.db, deps.config.auth.revocationCheckSeconds);
   const root = dicomwebRouter(deps, { prefix: '/collections/:collectionId/dicom-web', first: collectionScope(deps, directory) });
-  return [managementRouter(deps, directory), root, shareLinkRouter(deps, directory)];
+  return [managementRouter(deps, directory), root, shareLinkRouter(deps, directory), stewardPageRouter()];
 }
 
 function managementRouter(deps: AppDeps, directory: CollectionDirectory): Router {

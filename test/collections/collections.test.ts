@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectionRouters } from '../../server/collections/routes.js';
 import { parseDeidViews } from '../../server/deid/settings.js';
+import { GUARD } from '../../server/http/guard.js';
 import { binaryParser, createTestArchive, multipartBody, parseMultipart, sample, type TestArchive, type Who } from '../helpers.js';
 import { syntheticInstance } from '../synthetic.js';
 
@@ -231,5 +233,22 @@ describe('share expiry and revocation', () => {
     const s = await shareOf(c.id);
     const forged = s.token.replace(/.$/, (ch) => (ch === '0' ? '1' : '0'));
     expect((await withToken(forged, `/collections/${c.id}/dicom-web/studies`)).status).toBe(401);
+  });
+});
+
+describe('every route of a collection that touches patient data or collections has a guard', () => {
+  it.each([
+    ['management', 0],
+    ['DICOMweb root', 1],
+  ] as const)('%s router', (_name, index) => {
+    const router = collectionRouters(a.deps)[index];
+    const routes = router.stack.filter((layer) => layer.methods.length > 0);
+    expect(routes.length).toBeGreaterThan(5);
+    for (const layer of routes) {
+      const fns = layer.stack as unknown as Record<symbol, unknown>[];
+      const g = fns.findIndex((fn) => GUARD in fn);
+      expect(g, `${layer.methods.join(',')} ${layer.path}`).toBeGreaterThanOrEqual(0);
+      expect(g, `${layer.path}: the guard comes before the handler`).toBeLessThan(fns.length - 1);
+    }
   });
 });
