@@ -107,11 +107,13 @@ window.config.whiteLabeling = {
       });
     }
     var link = 'text-primary hover:text-highlight ml-4 text-sm';
+    // A collection's viewer is read-only and often a partner's: no upload, no stewards' page.
+    var archive = ${collection ? 'false' : 'true'};
     return React.createElement('div', { className: 'flex items-center whitespace-nowrap' },
-      React.createElement('span', { className: 'text-foreground text-lg font-semibold' }, 'Cairn'),
-      React.createElement('a', { href: '/upload', className: link, onClick: own, 'data-cy': 'cairn-upload' }, 'Upload'),
+      React.createElement('span', { className: 'text-foreground text-lg font-semibold' }, archive ? 'Cairn' : 'Cairn · shared collection'),
+      archive ? React.createElement('a', { href: '/upload', className: link, onClick: own, 'data-cy': 'cairn-upload' }, 'Upload') : null,
       // Stewards make a collection from the study list's current filter, which the list keeps in its URL.
-      React.createElement('a', { href: '/collections' + window.location.search, className: link, onClick: own, 'data-cy': 'cairn-collections' }, 'Collections'),
+      archive ? React.createElement('a', { href: '/collections' + window.location.search, className: link, onClick: own, 'data-cy': 'cairn-collections' }, 'Collections') : null,
       csrf() ? React.createElement('a', { href: '/login', className: link, onClick: logout, 'data-cy': 'cairn-logout' }, 'Log out') : null);
   },
 };

@@ -10,7 +10,7 @@ import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
 import { retrieveRendered } from './rendered.js';
 import { retrieveThumbnail } from './thumbnail.js';
-import { renderSlots } from '../render/render.js';
+import { renderSlots, type RenderSlots } from '../render/render.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
 import { retrieve } from './wado.js';
@@ -18,6 +18,15 @@ import { retrieve } from './wado.js';
 const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
+
+/** One render queue per app, whichever DICOMweb root (the archive's, a collection's) a render comes through. */
+const SLOTS = new WeakMap<AppDeps, RenderSlots>();
+
+function slotsOf(deps: AppDeps): RenderSlots {
+  let slots = SLOTS.get(deps);
+  if (!slots) SLOTS.set(deps, (slots = renderSlots()));
+  return slots;
+}
 
 /** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
 export const NOT_BUILT = Symbol('cairn.notBuilt');
@@ -65,7 +74,7 @@ export function dicomwebRouter(deps: AppDeps, mount?: { prefix: string; first: R
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
   // Rendered images and thumbnails take turns for the CPU (server/render/render.ts).
-  const rendering = { ...deps, slots: renderSlots() };
+  const rendering = { ...deps, slots: slotsOf(deps) };
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
     r.get(path, retrieving, retrieveRendered(rendering));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`, `${INSTANCE}/frames/:frames/thumbnail`])

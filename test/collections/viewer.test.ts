@@ -52,8 +52,10 @@ describe("a collection's viewer", () => {
     expect(r.status).toBe(200);
     expect(r.text).toContain(`"qidoRoot": "${r.request.url.replace(/\/collections\/.*$/, '')}/collections/${id}/dicom-web"`);
     expect(r.text).toContain(`"routerBasename": "/collections/${id}"`);
+    expect(r.text).toContain('var archive = false;');
     const archive = await a.anonymous.get('/app-config.js');
     expect(archive.text).toContain('"routerBasename": "/"');
+    expect(archive.text).toContain('var archive = true;');
   });
 
   it("leaves a path below the collection's DICOMweb root to that root", async () => {
