@@ -50,7 +50,7 @@ describe.skipIf(inject('s3'))('collections in a browser', () => {
     const rows = page.locator('tr[aria-selected]');
     await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(1);
     expect(await page.locator('[data-cy="cairn-upload"]').count(), 'no upload link in a collection').toBe(0);
-    const listed = await rows.first().innerText();
+    const listed = await rows.first().textContent();
     expect(listed).not.toContain('CompressedSamples');
     keepScreenshot('collection-study-list.png', await page.screenshot());
     await rows.first().click();
@@ -70,15 +70,15 @@ describe.skipIf(inject('s3'))('collections in a browser', () => {
     await page.goto('/collections?modalities=CT');
     expect(await page.locator('#query').inputValue()).toBe('ModalitiesInStudy=CT');
     await page.locator('#preview-button').click();
-    await expect.poll(() => page.locator('#preview').innerText(), { timeout: 30_000 }).toMatch(/^1 studies match/);
+    await expect.poll(() => page.locator('#preview').textContent(), { timeout: 30_000 }).toMatch(/^1 studies match/);
     await page.locator('#name').fill('CT from the list');
     await page.getByRole('button', { name: 'Create the collection' }).click();
-    await expect.poll(() => page.locator('#create-status').innerText(), { timeout: 30_000 }).toContain('with 1 members');
+    await expect.poll(() => page.locator('#create-status').textContent(), { timeout: 30_000 }).toContain('with 1 members');
     await page.locator('#recipient').fill('Partner');
     await page.getByRole('button', { name: 'Share' }).click();
-    await expect.poll(() => page.locator('#share-status').innerText(), { timeout: 30_000 }).toContain('/open#cairnshare_');
+    await expect.poll(() => page.locator('#share-status').textContent(), { timeout: 30_000 }).toContain('/open#cairnshare_');
     await page.getByRole('button', { name: 'Revoke' }).click();
-    await expect.poll(() => page.locator('#shares tbody').innerText(), { timeout: 30_000 }).toContain('revoked');
+    await expect.poll(() => page.locator('#shares tbody').textContent(), { timeout: 30_000 }).toContain('revoked');
     keepScreenshot('steward-page.png', await page.screenshot({ fullPage: true }));
     expect(problems).toEqual([]);
     await page.context().close();

@@ -166,6 +166,33 @@ describe("a share token reads the collection's DICOMweb root", () => {
     for (const r of [meta, bytes, frames, thumbnail]) for (const v of IDENTIFYING) expect(`${JSON.stringify(r.headers)}\n${text(r)}`, v).not.toContain(v);
   });
 
+  it.each([
+    ['QIDO series', (st: string, se: string, i: string) => `/studies/${st}/series?includefield=all`, 'application/dicom+json'],
+    ['QIDO instances', (st: string) => `/instances?includefield=all&StudyInstanceUID=${st}`, 'application/dicom+json'],
+    ['study metadata', (st: string) => `/studies/${st}/metadata`, 'application/dicom+json'],
+    ['instance metadata', (st: string, se: string, i: string) => `/studies/${st}/series/${se}/instances/${i}/metadata`, 'application/dicom+json'],
+    ['study', (st: string) => `/studies/${st}`, 'multipart/related; type="application/dicom"'],
+    ['series', (st: string, se: string) => `/studies/${st}/series/${se}`, 'multipart/related; type="application/dicom"'],
+    [
+      'pixel data as bulk data',
+      (st: string, se: string, i: string) => `/studies/${st}/series/${se}/instances/${i}/bulkdata/7FE00010`,
+      'multipart/related; type="application/octet-stream"',
+    ],
+    ['rendered instance', (st: string, se: string, i: string) => `/studies/${st}/series/${se}/instances/${i}/rendered`, 'image/jpeg'],
+    ['rendered frame', (st: string, se: string, i: string) => `/studies/${st}/series/${se}/instances/${i}/frames/1/rendered`, 'image/png'],
+    ['series thumbnail', (st: string, se: string) => `/studies/${st}/series/${se}/thumbnail`, 'image/jpeg'],
+  ] as const)('%s: 200 with no original identifier in any byte of the answer or its headers', async (_what, path, accept) => {
+    const [study] = json(await withToken(token, `${root()}/studies`));
+    const st = study['0020000D'].Value[0];
+    const [series] = json(await withToken(token, `${root()}/studies/${st}/series`));
+    const se = series['0020000E'].Value[0];
+    const [instance] = json(await withToken(token, `${root()}/studies/${st}/series/${se}/instances`));
+    const i = instance['00080018'].Value[0];
+    const r = await withToken(token, `${root()}${path(st, se, i)}`, accept);
+    expect(r.status).toBe(200);
+    for (const v of IDENTIFYING) expect(`${JSON.stringify(r.headers)}\n${text(r)}`, v).not.toContain(v);
+  });
+
   it('a non-member study is 404 through the collection root, by its original or any UID', async () => {
     expect((await withToken(token, `${root()}/studies/${other.studyUid}/metadata`)).status).toBe(404);
     expect(json(await withToken(token, `${root()}/studies?StudyInstanceUID=${other.studyUid}`))).toEqual([]);
