@@ -167,7 +167,7 @@ describe("a share token reads the collection's DICOMweb root", () => {
   });
 
   it.each([
-    ['QIDO series', (st: string, se: string, i: string) => `/studies/${st}/series?includefield=all`, 'application/dicom+json'],
+    ['QIDO series', (st: string) => `/studies/${st}/series?includefield=all`, 'application/dicom+json'],
     ['QIDO instances', (st: string) => `/instances?includefield=all&StudyInstanceUID=${st}`, 'application/dicom+json'],
     ['study metadata', (st: string) => `/studies/${st}/metadata`, 'application/dicom+json'],
     ['instance metadata', (st: string, se: string, i: string) => `/studies/${st}/series/${se}/instances/${i}/metadata`, 'application/dicom+json'],
