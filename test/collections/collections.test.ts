@@ -117,6 +117,18 @@ describe('managing collections', () => {
     expect((await a.as(STEWARD).get(`/api/collections/${c.id}`)).body.members).toEqual({ studies: [], series: [] });
   });
 
+  it("a changed profile applies from the next request through the collection's root", async () => {
+    const c = await createCollection({ name: 'changing', studies: [CT.study] });
+    const { token } = await shareOf(c.id);
+    const url = `/collections/${c.id}/dicom-web/studies`;
+    const uidOf = async () => json(await withToken(token, url))[0]['0020000D'].Value[0];
+    expect(await uidOf()).not.toBe(CT.study);
+    const r = await a.as(STEWARD).patch(`/api/collections/${c.id}`).send({ profile: 'modified-dates,retain-uids' });
+    expect(r.status).toBe(200);
+    expect(await uidOf()).toBe(CT.study);
+    expect((await a.as(STEWARD).patch(`/api/collections/${c.id}`).send({ profile: 'no-such-option' })).status).toBe(400);
+  });
+
   it('a share needs an expiry', async () => {
     const c = await createCollection({ name: 'no expiry', studies: [CT.study] });
     const r = await a.as(STEWARD).post(`/api/collections/${c.id}/shares`).send({ recipient: 'Partner Hospital' });
