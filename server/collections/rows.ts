@@ -90,20 +90,6 @@ export async function listCollections(db: Db): Promise<(Collection & { members: 
     .orderBy('c.created_at', 'desc');
 }
 
-/** The collections a principal is granted by name or by one of its roles. */
-export async function grantedCollections(db: Db, sub: string, roles: readonly string[]): Promise<(Collection & { members: number })[]> {
-  return db('collections as c')
-    .select(COLLECTION.map((c) => `c.${c}`))
-    .select(db.raw('(select count(*)::int from collection_members m where m.collection_id = c.id) as members'))
-    .whereExists(
-      db('collection_grants as g')
-        .select(db.raw('1'))
-        .whereRaw('g.collection_id = c.id')
-        .where((w) => w.where({ 'g.kind': 'user', 'g.name': sub }).orWhere((o) => o.where('g.kind', 'role').whereIn('g.name', [...roles]))),
-    )
-    .orderBy('c.created_at', 'desc');
-}
-
 export async function updateCollection(
   db: Db,
   id: string,
