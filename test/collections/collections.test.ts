@@ -234,6 +234,20 @@ describe("a share token reads the collection's DICOMweb root", () => {
   });
 });
 
+describe('provenance', () => {
+  it('names the collection an instance was read through, de-identified', async () => {
+    const c = await createCollection({ name: 'provenance', studies: [CT.study] });
+    const { token } = await shareOf(c.id);
+    const root = `/collections/${c.id}/dicom-web`;
+    const [study] = json(await withToken(token, `${root}/studies`));
+    expect((await withToken(token, `${root}/studies/${study['0020000D'].Value[0]}/metadata`)).status).toBe(200);
+    const r = await a.request.get(`/api/instances/${CT.instance}/provenance`);
+    expect(r.status).toBe(200);
+    const read = r.body.events.filter((e: { collection?: string }) => e.collection === c.id);
+    expect(read.map((e: { action: string }) => e.action)).toContain('retrieve');
+  });
+});
+
 describe('share expiry and revocation', () => {
   it('a revoked share is refused on the next request', async () => {
     const c = await createCollection({ name: 'to revoke', studies: [CT.study] });
