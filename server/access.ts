@@ -10,7 +10,7 @@ import type { Db } from './db/knex.js';
 // its protocol adapter made (the HTTP route guard, a DIMSE association, a
 // command-line import) with newCaller().
 
-export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor'] as const;
+export const ROLES = ['uploader', 'clinician', 'researcher', 'admin', 'auditor', 'steward'] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
@@ -18,15 +18,17 @@ export type Role = (typeof ROLES)[number];
  * server/dicom/derived.ts) into a study the caller can see, and nothing
  * else (server/archive.ts). Whoever may store may annotate.
  */
-export type Action = 'store' | 'search' | 'retrieve' | 'delete' | 'label' | 'user' | 'audit' | 'annotate';
+export type Action = 'store' | 'search' | 'retrieve' | 'delete' | 'label' | 'user' | 'audit' | 'annotate' | 'collect';
 
 /** Roles → actions (the README's role table says the same). */
 const GRANTS: Record<Role, readonly Action[]> = {
   uploader: ['store'],
   clinician: ['search', 'retrieve', 'annotate'],
   researcher: ['search', 'retrieve'],
-  admin: ['store', 'search', 'retrieve', 'delete', 'label', 'user', 'audit'],
+  admin: ['store', 'search', 'retrieve', 'delete', 'label', 'user', 'audit', 'collect'],
   auditor: ['audit'],
+  // A research data steward picks cohorts from the study list and shares them as collections (server/collections/).
+  steward: ['search', 'retrieve', 'collect'],
 };
 
 /** Roles that may break the glass: a researcher or an uploader never may. */
@@ -38,6 +40,14 @@ export interface Principal {
   readonly roles: readonly Role[];
   /** Sensitivity labels this identity is cleared for. */
   readonly clearances: readonly string[];
+  /** A de-identified view its credential names (a token's `deid` claim): a profile, a project, or both. */
+  readonly deid?: DeidChoice;
+}
+
+/** A de-identified view chosen by name: the options of server/deid/settings.ts as text, and the project of its pseudonyms. */
+export interface DeidChoice {
+  readonly profile?: string;
+  readonly project?: string;
 }
 
 /**
@@ -65,12 +75,32 @@ export interface Caller {
    * to review or purge them.
    */
   readonly includeRejected?: boolean;
+  /**
+   * The collection (server/collections/) this call is confined to: only its
+   * member studies and series are visible, read through the collection's own
+   * de-identified view.
+   */
+  readonly collection?: CollectionScope;
   readonly touched: Touched;
   readonly via: Via;
 }
 
-export function newCaller(principal: Principal, via: Via, breakGlass?: string, opts: { includeRejected?: boolean } = {}): Caller {
-  return { principal, breakGlass, touched: new Touched(), via, ...(opts.includeRejected ? { includeRejected: true } : {}) };
+/** A collection as a call confined to it sees it. */
+export interface CollectionScope {
+  readonly id: string;
+  /** The collection's de-identified view: always one, whoever reads through the collection. */
+  readonly deid: Required<DeidChoice>;
+}
+
+export function newCaller(principal: Principal, via: Via, breakGlass?: string, opts: { includeRejected?: boolean; collection?: CollectionScope } = {}): Caller {
+  return {
+    principal,
+    breakGlass,
+    touched: new Touched(),
+    via,
+    ...(opts.includeRejected ? { includeRejected: true } : {}),
+    ...(opts.collection ? { collection: opts.collection } : {}),
+  };
 }
 
 /** Who may see rejected instances when asking for them: those who may delete them for good. */
@@ -134,19 +164,27 @@ export type IndexPath =
   | { study: string; series: string; instance?: never; checked?: 'study' }
   | { study: string; series: string; instance: string; checked?: 'study' | 'series' };
 
-/** The caller's values the rule reads; as parameters of a prepared statement, in this order. */
-const CALLER_VALUES = ['glass', 'clearances', 'rejected'] as const;
+/**
+ * The caller's values the rule reads; as parameters of a prepared statement,
+ * in this order. `collection` is a value of a call confined to a collection
+ * only: the rule of every other call neither reads nor binds it.
+ */
+const CALLER_VALUES = ['glass', 'clearances', 'rejected', 'collection'] as const;
 type CallerValue = (typeof CALLER_VALUES)[number];
 
-function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
+function callerValue(caller: Caller, v: CallerValue): boolean | string[] | string {
   if (v === 'glass') return caller.breakGlass !== undefined;
   if (v === 'rejected') return caller.includeRejected === true;
+  if (v === 'collection') {
+    if (!caller.collection) throw new Error('the rule read the collection of a call confined to none');
+    return caller.collection.id;
+  }
   return [...caller.principal.clearances];
 }
 
 /**
  * The rule, the only place it is written. A study, series or instance is
- * visible when both of these hold:
+ * visible when these hold:
  *
  * - every label of its study row and of its series row is among the caller's
  *   clearances (an unlabelled row holds the empty set, contained in every
@@ -156,15 +194,17 @@ function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
  *   rejected, a series or study while it holds a live instance. Breaking the
  *   glass does not show rejected instances: they were withdrawn as wrong, not
  *   hidden from the caller. Only a caller that asked for them may see them
- *   (Caller.includeRejected).
+ *   (Caller.includeRejected);
+ * - for a call confined to a collection (Caller.collection) only: the
+ *   study, or the series, is a member of the collection (membership()).
+ *   Only such a call's statements carry that condition, under names and
+ *   texts of their own, so the statements and plans of every other call are
+ *   as they were.
  *
  * Liveness is checked on the deepest row of the path only: a live instance
  * makes its series and study live. A series or study row without the
  * `has_rejected` hint (migrations/20261203100000_rejection.ts) is live at
  * once; only one with the hint costs a look for a live instance below it.
- * A rule about studies reached another way (a collection shared with the
- * caller) goes here, and every read and count already hands over the rows it
- * needs.
  *
  * It is SQL text generated here rather than a PostgreSQL function, so the
  * planner always sees the bare expression and no plan depends on function
@@ -177,10 +217,25 @@ function callerValue(caller: Caller, v: CallerValue): boolean | string[] {
  * are always parameters, never text, so one statement text serves every
  * caller (glass broken or not) and prepared statements stay one per shape.
  */
-function rule(path: IndexPath, param: (v: CallerValue) => string): string {
+function rule(path: IndexPath, param: (v: CallerValue) => string, confined: boolean): string {
   const labels = cleared(path, param);
   const alive = `(${param('rejected')} or ${live(path)})`;
-  return labels ? `${labels} and ${alive}` : alive;
+  const member = confined ? membership(path, param) : undefined;
+  return [labels, alive, member].filter((part) => part !== undefined).join(' and ');
+}
+
+/**
+ * The study (and, below study level, the series) is a member of the caller's
+ * collection: a member row names the whole study (no series) or this series.
+ * A path whose series an enclosing query already checked needs nothing more.
+ */
+function membership(path: IndexPath, param: (v: CallerValue) => string): string | undefined {
+  if (path.checked === 'series') return undefined;
+  const id = `${param('collection')}::uuid`;
+  if (path.series === undefined)
+    return `exists (select 1 from collection_members cm where cm.collection_id = ${id} and cm.study_uid = ${alias(path.study)}.study_uid)`;
+  const se = alias(path.series);
+  return `exists (select 1 from collection_members cm where cm.collection_id = ${id} and cm.study_uid = ${se}.study_uid and (cm.series_uid is null or cm.series_uid = ${se}.series_uid))`;
 }
 
 /** The labels part of the rule: the rows' labels are among the clearances, or the glass is broken. */
@@ -209,14 +264,14 @@ function alias(name: string): string {
 export function visible(db: Db | Knex.Transaction, path: IndexPath, caller: Caller): Knex.Raw {
   return bind(
     db,
-    rule(path, (v) => `\0${v}\0`),
+    rule(path, (v) => `\0${v}\0`, caller.collection !== undefined),
     caller,
   );
 }
 
 function bind(db: Db | Knex.Transaction, marked: string, caller: Caller): Knex.Raw {
   // `?` bindings go by position in the text, whatever order rule() wrote its parts in.
-  const bindings: (boolean | string[])[] = [];
+  const bindings: (boolean | string[] | string)[] = [];
   const sql = marked.replace(/\0(\w+)\0/g, (_, v: CallerValue) => {
     bindings.push(callerValue(caller, v));
     return '?';
@@ -232,6 +287,8 @@ function bind(db: Db | Knex.Transaction, marked: string, caller: Caller): Knex.R
  * it names nothing the caller could not see before.
  */
 export function visibleChange(db: Db, path: { study: string; series: string }, caller: Caller): Knex.Raw {
+  // A collection is read through its DICOMweb root without the change feed, which has no member rows to hold to it.
+  if (caller.collection) throw new Error('the change feed is not read through a collection');
   return bind(db, cleared(path, (v) => `\0${v}\0`) as string, caller);
 }
 
@@ -240,10 +297,15 @@ export function visibleChange(db: Db, path: { study: string; series: string }, c
  * the caller's values are the parameters `$first` and on, which
  * visibilityValues() gives in order.
  */
-export function visibleText(path: IndexPath & { checked?: undefined }, first: number): string {
-  return rule(path, (v) => `$${first + CALLER_VALUES.indexOf(v)}`);
+export function visibleText(path: IndexPath & { checked?: undefined }, first: number, caller?: Caller): string {
+  return rule(path, (v) => `$${first + CALLER_VALUES.indexOf(v)}`, caller?.collection !== undefined);
 }
 
-export function visibilityValues(caller: Caller): (boolean | string[])[] {
-  return CALLER_VALUES.map((v) => callerValue(caller, v));
+export function visibilityValues(caller: Caller): (boolean | string[] | string)[] {
+  return CALLER_VALUES.filter((v) => v !== 'collection' || caller.collection).map((v) => callerValue(caller, v));
+}
+
+/** What a prepared statement's name adds for the caller's shape of the rule: nothing for a call confined to no collection. */
+export function visibilityShape(caller: Caller): string {
+  return caller.collection ? '_collection' : '';
 }

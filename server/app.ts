@@ -5,6 +5,7 @@ import { auditTrail } from './audit.js';
 import { authenticate } from './auth/authenticate.js';
 import { authRouter } from './auth/routes.js';
 import { capabilitiesRouter } from './dicomweb/capabilities.js';
+import { collectionRouters } from './collections/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { wadoUriRouter } from './dicomweb/wado-uri.js';
 import { errorHandler } from './http/error-handler.js';
@@ -36,7 +37,7 @@ export function createApp(given: AppDeps): Koa {
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
-  for (const router of [dicomwebRouter(deps), apiRouter(deps), provenanceRouter(deps), authRouter(deps), uploadRouter(deps)]) {
+  for (const router of [dicomwebRouter(deps), apiRouter(deps), provenanceRouter(deps), authRouter(deps), uploadRouter(deps), ...collectionRouters(deps)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

@@ -32,7 +32,10 @@ export type AuditAction =
   | 'token-revoke'
   | 'session-revoke'
   | 'ae-read'
-  | 'ae-change';
+  | 'ae-change'
+  | 'collection-read'
+  | 'collection-change'
+  | 'collection-share';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {

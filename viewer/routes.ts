@@ -11,6 +11,9 @@ import { ohifAppConfigScript } from './app-config.js';
 // Paths other routers answer: never the viewer's, never its index page.
 const NOT_OURS = ['/dicom-web', '/api', '/auth', '/login', '/upload', '/healthz', '/readyz'];
 
+// A collection's viewer and its configuration: /collections/{id}/…
+const COLLECTION_PAGE = /^\/collections\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(\/.*)?$/;
+
 // A content hash in the file name (`app.bundle.0f6159c501addfe9.js`,
 // `0ddf166f7a343eda.wasm`): such a file never changes under its name.
 const HASHED = /(^|[.-])[0-9a-f]{16,}\.[a-z0-9]+$/;
@@ -39,15 +42,40 @@ export function viewerRouter(deps: AppDeps): Middleware {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
     if (NOT_OURS.some((p) => ctx.path === p || ctx.path.startsWith(`${p}/`))) return next();
     if (ctx.path === '/app-config.js') return gzip(ctx, async () => serveAppConfig(ctx, deps.config));
+    const collection = COLLECTION_PAGE.exec(ctx.path);
+    if (collection) {
+      const [, id, rest] = collection;
+      // A collection's DICOMweb root (server/collections/) is never the viewer's, even at a path it does not serve.
+      if (rest === '/dicom-web' || rest?.startsWith('/dicom-web/')) return next();
+      if (rest === '/app-config.js') return gzip(ctx, async () => serveAppConfig(ctx, deps.config, id));
+      return gzip(ctx, () => serveCollectionIndex(ctx, root, id));
+    }
     return gzip(ctx, () => serveFile(ctx, root));
   };
 }
 
-function serveAppConfig(ctx: Context, config: Config): void {
+function serveAppConfig(ctx: Context, config: Config, collection?: string): void {
   isolate(ctx);
   ctx.set('Cache-Control', 'no-cache');
   ctx.type = 'application/javascript';
-  ctx.body = ohifAppConfigScript(config.publicUrl ?? `${ctx.protocol}://${ctx.host}`);
+  ctx.body = ohifAppConfigScript(config.publicUrl ?? `${ctx.protocol}://${ctx.host}`, collection);
+}
+
+/**
+ * A collection's viewer: OHIF's index page, whose configuration script is
+ * the collection's (/collections/{id}/app-config.js) instead of the
+ * archive's, so the same build opens the collection's DICOMweb root with its
+ * routes below /collections/{id}/. The page names nothing of the collection;
+ * what it may read is decided by the collection's DICOMweb root.
+ */
+async function serveCollectionIndex(ctx: Context, root: string, id: string): Promise<void> {
+  const file = await fileInside(root, '/index.html');
+  if (!file) throw new ApiError(503, 'ViewerNotInstalled', 'the OHIF viewer is not installed on this server (run `npm run fetch-viewer`)');
+  isolate(ctx);
+  ctx.set('Cache-Control', 'no-cache');
+  ctx.type = 'html';
+  const html = await fs.promises.readFile(file.path, 'utf8');
+  ctx.body = html.replaceAll('src="/app-config.js"', `src="/collections/${id}/app-config.js"`);
 }
 
 async function serveFile(ctx: Context, root: string): Promise<void> {

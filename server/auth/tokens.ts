@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRemoteJWKSet, customFetch, errors as jose } from 'jose';
 import jwt from 'jsonwebtoken';
-import { LABEL_PATTERN, toRoles, type Principal } from '../access.js';
+import { LABEL_PATTERN, toRoles, type DeidChoice, type Principal } from '../access.js';
+import { parseProfile, PROJECT_PATTERN } from '../deid/settings.js';
 import type { AuthConfig } from '../config.js';
 import { ApiError } from '../errors.js';
 
@@ -104,10 +105,12 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
     if (typeof payload.exp !== 'number') throw new AuthFailure('invalid_token', 'the token has no expiry (exp)');
     const sub = claim(payload, auth.claims.sub);
     if (typeof sub !== 'string' || sub === '') throw new AuthFailure('invalid_token', `the token has no "${auth.claims.sub}" claim`);
+    const deid = deidClaim(payload.deid);
     const principal: Principal = Object.freeze({
       sub,
       roles: Object.freeze(toRoles(list(claim(payload, auth.claims.roles)))),
       clearances: Object.freeze(list(claim(payload, auth.claims.clearances)).filter((c) => LABEL_PATTERN.test(c))),
+      ...(deid ? { deid } : {}),
     });
     const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
     // Only Cairn's own sessions (signed with its HS256 secret) are looked up by
@@ -132,6 +135,7 @@ export function createTokenService(auth: AuthConfig, secretText: string): TokenS
       setClaim(payload, auth.claims.roles, [...principal.roles]);
       setClaim(payload, auth.claims.clearances, [...principal.clearances]);
       if (auth.claims.sub !== 'sub') setClaim(payload, auth.claims.sub, principal.sub);
+      if (principal.deid) payload.deid = { ...principal.deid };
       return jwt.sign(payload, secret, {
         algorithm: 'HS256',
         expiresIn: ttlSeconds,
@@ -182,6 +186,25 @@ function describe(err: unknown): string {
   if (/audience/.test(m)) return 'the token has the wrong audience';
   if (/signature/.test(m)) return 'the token signature is invalid';
   return 'the token is invalid';
+}
+
+/**
+ * The `deid` claim: the de-identified view the token's bearer reads through,
+ * as {"profile": "option,option", "project": "name"} (either may be left out).
+ * A claim that cannot be honoured refuses the token: reading identified
+ * data instead would be the wrong way to fail.
+ */
+function deidClaim(v: unknown): DeidChoice | undefined {
+  if (v === undefined) return undefined;
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new AuthFailure('invalid_token', 'the deid claim must be an object {"profile", "project"}');
+  const { profile, project } = v as Record<string, unknown>;
+  if (profile === undefined && project === undefined) throw new AuthFailure('invalid_token', 'the deid claim names neither a profile nor a project');
+  if (profile !== undefined && (typeof profile !== 'string' || 'problem' in parseProfile(profile)))
+    throw new AuthFailure('invalid_token', 'the deid claim names a profile Cairn does not know');
+  if (project !== undefined && (typeof project !== 'string' || !PROJECT_PATTERN.test(project)))
+    throw new AuthFailure('invalid_token', 'the deid claim names a project that is not 1-64 letters, digits, "_", "." or "-"');
+  return Object.freeze({ ...(profile !== undefined ? { profile } : {}), ...(project !== undefined ? { project } : {}) }) as DeidChoice;
 }
 
 /** A claim by name, or by a dotted path into nested claims (Keycloak's `realm_access.roles`). */

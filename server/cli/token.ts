@@ -4,15 +4,19 @@ import { LABEL_PATTERN, ROLES, toRoles } from '../access.js';
 import { tokenIdProblem } from '../api/tokens.js';
 import { createTokenService, loadSecret } from '../auth/tokens.js';
 import { loadConfig } from '../config.js';
+import { parseProfile, PROJECT_PATTERN } from '../deid/settings.js';
 import { fail, listOption, readArgs, runCommand } from './args.js';
 
-// `npm run token -- --sub pacs-1 --roles uploader [--clearances a,b] [--ttl 30d]`:
+// `npm run token -- --sub pacs-1 --roles uploader [--clearances a,b] [--ttl 30d]
+// [--deid-profile options] [--deid-project name]`:
 // prints a bearer token for a system (a PACS, a modality gateway, a script),
 // signed with this archive's HS256 secret (AUTH_JWT_SECRET or DATA_DIR/auth-secret).
-// Its id (jti) goes to stderr, so stdout holds the token alone.
+// Its id (jti) goes to stderr, so stdout holds the token alone. The --deid
+// options give it a `deid` claim: the de-identified view its bearer reads through.
 // `npm run token -- revoke <jti> [--reason …]` revokes one, audited.
 const USAGE = `usage:
   npm run token -- --sub <name> --roles <role,…> [--clearances <label,…>] [--ttl <seconds | 12h | 30d>]
+                   [--deid-profile <option,…>] [--deid-project <name>]
   npm run token -- revoke <jti> [--reason <text>]`;
 
 function seconds(v: string): number {
@@ -56,12 +60,20 @@ async function revoke(jti: string | undefined, reason: string | undefined): Prom
 await runCommand(async () => {
   const { values, positionals } = readArgs(
     process.argv.slice(2),
-    { sub: { type: 'string' }, roles: { type: 'string' }, clearances: { type: 'string' }, ttl: { type: 'string' }, reason: { type: 'string' } },
+    {
+      sub: { type: 'string' },
+      roles: { type: 'string' },
+      clearances: { type: 'string' },
+      ttl: { type: 'string' },
+      reason: { type: 'string' },
+      'deid-profile': { type: 'string' },
+      'deid-project': { type: 'string' },
+    },
     USAGE,
   );
   if (positionals[0] === 'revoke') {
     if (positionals.length > 2) fail(`unexpected argument "${positionals[2]}"\n${USAGE}`);
-    if (values.sub !== undefined || values.roles !== undefined || values.clearances !== undefined || values.ttl !== undefined)
+    if ([values.sub, values.roles, values.clearances, values.ttl, values['deid-profile'], values['deid-project']].some((v) => v !== undefined))
       fail(`revoke takes a jti and --reason only\n${USAGE}`);
     return revoke(positionals[1], values.reason);
   }
@@ -77,10 +89,19 @@ await runCommand(async () => {
   const clearances = listOption(values.clearances);
   const badLabel = clearances.find((c) => !LABEL_PATTERN.test(c));
   if (badLabel !== undefined) fail(`clearance "${badLabel}" is not a valid label`);
+  const profile = values['deid-profile'];
+  const project = values['deid-project'];
+  const parsed = profile === undefined ? undefined : parseProfile(profile);
+  if (parsed && 'problem' in parsed) fail(`--deid-profile "${profile}": ${parsed.problem}`);
+  if (project !== undefined && !PROJECT_PATTERN.test(project)) fail(`--deid-project "${project}" is not 1-64 letters, digits, "_", "." or "-"`);
+  const deid =
+    profile !== undefined || project !== undefined
+      ? { ...(profile !== undefined ? { profile } : {}), ...(project !== undefined ? { project } : {}) }
+      : undefined;
   const ttl = seconds(values.ttl ?? '24h');
   const config = loadConfig();
   const tokens = createTokenService(config.auth, loadSecret(config.auth, config.dataDir));
   const jti = randomUUID();
-  process.stdout.write(`${tokens.sign({ sub, roles, clearances }, ttl, { jti })}\n`);
+  process.stdout.write(`${tokens.sign({ sub, roles, clearances, ...(deid ? { deid } : {}) }, ttl, { jti })}\n`);
   process.stderr.write(`jti ${jti} (revoke with: npm run token -- revoke ${jti})\n`);
 });

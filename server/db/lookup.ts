@@ -1,4 +1,4 @@
-import { visibilityValues, visibleText, type Caller } from '../access.js';
+import { visibilityShape, visibilityValues, visibleText, type Caller } from '../access.js';
 import { prepared, type Db } from './knex.js';
 import type { Span } from './rows.js';
 
@@ -55,7 +55,7 @@ const PLACE: Columns = [
 async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns): Promise<T[]> {
   const uids = [t.studyUid, t.seriesUid, t.sopInstanceUid];
   const depth = t.sopInstanceUid ? 3 : t.seriesUid ? 2 : 1;
-  const name = `cairn_${read}_${depth}`;
+  const name = `cairn_${read}_${depth}${visibilityShape(caller)}`;
   let text = statements.get(name);
   if (!text) {
     const where = UIDS.slice(0, depth)
@@ -63,7 +63,7 @@ async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target,
       .join(' and ');
     text = `select ${[...PLACE, ...columns].map(([c, p]) => `i.${c} as "${p}"`).join(', ')}
       from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
-      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1)}
+      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1, caller)}
       order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`;
     statements.set(name, text);
   }

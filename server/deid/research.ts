@@ -1,12 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { permits, ROLES, type Caller, type Principal, type Role } from '../access.js';
+import { permits, ROLES, type Caller, type DeidChoice, type Principal, type Role } from '../access.js';
 import type { DeidConfig } from '../config.js';
 import type { Db } from '../db/knex.js';
 import type { DicomJson } from '../dicom/json.js';
 import type { AttributeView, Presenter } from '../present.js';
 import { Deidentifier } from './profile.js';
+import { parseProfile } from './settings.js';
 
 // De-identified views by role: which view a caller gets, the attributes seam's
 // view for it (server/present.ts), and the table of pseudonymous UIDs shown,
@@ -29,13 +30,45 @@ export class Research {
   /** Pseudonymous → original UIDs shown during a call, written before its answer leaves. */
   private readonly shown = new WeakMap<Caller, Map<string, { project: string; original: string }>>();
   private readonly written = new Set<string>();
+  /** Views chosen by name (a collection's, a token's `deid` claim), by project and profile. */
+  private readonly named = new Map<string, DeidView>();
 
-  constructor(config: DeidConfig, secret: string) {
-    for (const v of config.views) {
-      // Each project's key is derived from the one secret, so two projects' pseudonyms cannot be linked without it.
-      const key = createHmac('sha256', secret).update(`cairn-deid-project:${v.project}`).digest();
-      this.views.set(v.role, { project: v.project, deidentifier: new Deidentifier(key, v.options) });
+  constructor(
+    config: DeidConfig,
+    private readonly secret: string,
+  ) {
+    for (const v of config.views) this.views.set(v.role, { project: v.project, deidentifier: new Deidentifier(this.keyOf(v.project), v.options) });
+  }
+
+  /** Each project's key is derived from the one secret, so two projects' pseudonyms cannot be linked without it. */
+  private keyOf(project: string): Buffer {
+    return createHmac('sha256', this.secret).update(`cairn-deid-project:${project}`).digest();
+  }
+
+  /** The view of a profile (its options as text) in a project, made once. */
+  viewNamed(choice: Required<DeidChoice>): DeidView {
+    const id = `${choice.project}|${choice.profile}`;
+    let view = this.named.get(id);
+    if (!view) {
+      const parsed = parseProfile(choice.profile);
+      if ('problem' in parsed) throw new Error(`profile "${choice.profile}": ${parsed.problem}`);
+      if (this.named.size >= 1000) this.named.clear();
+      this.named.set(id, (view = { project: choice.project, deidentifier: new Deidentifier(this.keyOf(choice.project), parsed.options) }));
     }
+    return view;
+  }
+
+  /**
+   * A token's `deid` claim: what it does not name comes from the caller's
+   * role view, else the out-of-the-box profile (modified dates) and the
+   * project "default".
+   */
+  private viewClaimed(claim: DeidChoice, caller: Caller): DeidView {
+    const role = caller.principal.roles.map((r) => this.views.get(r)).find((v) => v !== undefined);
+    return this.viewNamed({
+      project: claim.project ?? role?.project ?? 'default',
+      profile: claim.profile ?? (role ? profileText(role) : 'modified-dates'),
+    });
   }
 
   /**
@@ -44,6 +77,9 @@ export class Research {
    * clinician sees); otherwise the view of its first role that has one.
    */
   viewOf(caller: Caller): DeidView | undefined {
+    // Through a collection, always the collection's view; a credential that names a view gets it, whatever its roles.
+    if (caller.collection) return this.viewNamed(caller.collection.deid);
+    if (caller.principal.deid) return this.viewClaimed(caller.principal.deid, caller);
     const p = caller.principal;
     if (p.roles.some((r) => !this.views.has(r) && readsData(r))) return undefined;
     for (const r of p.roles) {
@@ -102,6 +138,27 @@ export class Research {
     const row = await db('deid_uids').where({ project: view.project, pseudo_uid: pseudo }).first('original_uid');
     return row?.original_uid;
   }
+}
+
+const OPTION_NAMES: Record<string, (o: Deidentifier['options']) => boolean> = {
+  'retain-uids': (o) => o.retainUids === true,
+  'retain-device-identity': (o) => o.retainDeviceIdentity === true,
+  'retain-institution-identity': (o) => o.retainInstitutionIdentity === true,
+  'retain-patient-characteristics': (o) => o.retainPatientCharacteristics === true,
+  'full-dates': (o) => o.retainLongitudinal === 'full',
+  'modified-dates': (o) => o.retainLongitudinal === 'modified',
+  'clean-descriptors': (o) => o.cleanDescriptors === true,
+  'clean-structured-content': (o) => o.cleanStructuredContent === true,
+  'clean-graphics': (o) => o.cleanGraphics === true,
+  'allow-burned-in': (o) => o.allowBurnedIn === true,
+};
+
+/** A role view's options as the text a profile is named by (its safe private list is not carried over). */
+function profileText(view: DeidView): string {
+  const names = Object.entries(OPTION_NAMES)
+    .filter(([, has]) => has(view.deidentifier.options))
+    .map(([n]) => n);
+  return names.length ? names.join(',') : 'basic';
 }
 
 function readsData(role: string): boolean {

@@ -95,3 +95,25 @@ function parseSafePrivate(text: string): SafePrivate[] {
       return { group: m[1].toUpperCase(), element: m[2].toUpperCase(), creator: m[3].trim() };
     });
 }
+
+/** A project name (the key of its pseudonyms), as DEID_VIEWS writes it after `@`. */
+export const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * A profile named by its options alone (`modified-dates,clean-descriptors`),
+ * as a collection or a token's `deid` claim names it; undefined with the
+ * reason when it is not one. The Retain Safe Private option is not offered
+ * there: its safe list belongs to the views DEID_SAFE_PRIVATE configures.
+ */
+export function parseProfile(text: string): { options: ProfileOptions } | { problem: string } {
+  if (/retain-safe-private/.test(text)) return { problem: 'the retain-safe-private option is offered only to the views of DEID_VIEWS' };
+  try {
+    const [view] = parseDeidViews(`p=${text}`, undefined);
+    return { options: view.options };
+  } catch (err) {
+    return { problem: (err as Error).message.replace(/^DEID_VIEWS: /, '').replace('"p=', '"') };
+  }
+}
+
+/** The option names a profile may be made of, for messages and documentation. */
+export const PROFILE_OPTIONS: readonly string[] = Object.keys(FLAGS);

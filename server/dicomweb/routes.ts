@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import Router, { type RouterMiddleware } from '@koa/router';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { isValidUid } from '../dicom/uid.js';
@@ -10,7 +10,7 @@ import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
 import { retrieveRendered } from './rendered.js';
 import { retrieveThumbnail } from './thumbnail.js';
-import { renderSlots } from '../render/render.js';
+import { renderSlots, type RenderSlots } from '../render/render.js';
 import { searchInstances, searchSeries, searchStudies } from './qido.js';
 import { store } from './stow.js';
 import { retrieve } from './wado.js';
@@ -19,12 +19,26 @@ const STUDY = '/studies/:studyUid';
 const SERIES = `${STUDY}/series/:seriesUid`;
 const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 
+/** One render queue per app, whichever DICOMweb root (the archive's, a collection's) a render comes through. */
+const SLOTS = new WeakMap<AppDeps, RenderSlots>();
+
+function slotsOf(deps: AppDeps): RenderSlots {
+  let slots = SLOTS.get(deps);
+  if (!slots) SLOTS.set(deps, (slots = renderSlots()));
+  return slots;
+}
+
 /** Marks a handler that answers 501, so that the capabilities description (capabilities.ts) leaves its route out. */
 export const NOT_BUILT = Symbol('cairn.notBuilt');
 
-/** The one route table (DESIGN.md house style 1), below /dicom-web. */
-export function dicomwebRouter(deps: AppDeps): Router {
-  const r = new Router({ prefix: '/dicom-web' });
+/**
+ * The one route table (DESIGN.md house style 1), below /dicom-web; or, for a
+ * collection's DICOMweb root (server/collections/), below another prefix
+ * with a middleware that runs first on every route.
+ */
+export function dicomwebRouter(deps: AppDeps, mount?: { prefix: string; first: RouterMiddleware }): Router {
+  const r = new Router({ prefix: mount?.prefix ?? '/dicom-web' });
+  if (mount) r.use(mount.first);
   for (const name of ['studyUid', 'seriesUid', 'sopInstanceUid']) {
     r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
@@ -61,7 +75,7 @@ export function dicomwebRouter(deps: AppDeps): Router {
   r.get(`${INSTANCE}/frames/:frames`, retrieving, retrieveFrames(deps));
   r.get(`${INSTANCE}/bulkdata/:tag`, retrieving, retrieveBulkData(deps));
   // Rendered images and thumbnails take turns for the CPU (server/render/render.ts).
-  const rendering = { ...deps, slots: renderSlots() };
+  const rendering = { ...deps, slots: slotsOf(deps) };
   for (const path of [`${STUDY}/rendered`, `${SERIES}/rendered`, `${INSTANCE}/rendered`, `${INSTANCE}/frames/:frames/rendered`])
     r.get(path, retrieving, retrieveRendered(rendering));
   for (const path of [`${STUDY}/thumbnail`, `${SERIES}/thumbnail`, `${INSTANCE}/thumbnail`, `${INSTANCE}/frames/:frames/thumbnail`])

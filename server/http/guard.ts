@@ -41,7 +41,8 @@ export function guard(action: Action, auditAs: AuditAction) {
     const problem = reason ? breakGlassReasonProblem(reason) : undefined;
     if (problem) throw new ApiError(400, 'BreakGlassReasonMissing', problem);
     const includeRejected = includeRejectedOf(ctx, principal);
-    const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined, { includeRejected });
+    // Below a collection's DICOMweb root (server/collections/scope.ts) the call is confined to the collection.
+    const caller = newCaller(principal, httpVia(ctx), reason ? reason.trim() : undefined, { includeRejected, collection: ctx.state.collection });
     ctx.state.caller = caller;
     return next();
   };

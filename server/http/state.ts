@@ -1,4 +1,4 @@
-import type { Caller } from '../access.js';
+import type { Caller, CollectionScope } from '../access.js';
 import type { AuditRecord } from '../audit.js';
 import type { Identity } from '../auth/authenticate.js';
 import type { AuthFailure } from '../auth/tokens.js';
@@ -17,5 +17,7 @@ declare module 'koa' {
     csrfFailure?: boolean;
     /** What the route's guard allowed (http/guard.ts). */
     caller?: Caller;
+    /** The collection whose DICOMweb root the request came through (server/collections/scope.ts). */
+    collection?: CollectionScope;
   }
 }

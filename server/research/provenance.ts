@@ -33,6 +33,8 @@ interface ProvenanceEvent {
   client?: string | null;
   callingAe?: string;
   command?: string;
+  /** The collection (server/collections/) the instance was read through, de-identified by its profile. */
+  collection?: string;
   method?: string | null;
   path?: string | null;
   status?: number | null;
@@ -86,6 +88,7 @@ export async function readProvenance(db: Db, sopInstanceUid: string): Promise<Pr
         client: a.client,
         ...(a.detail?.callingAe ? { callingAe: a.detail.callingAe } : {}),
         ...(a.detail?.command ? { command: a.detail.command } : {}),
+        ...(a.detail?.collection ? { collection: a.detail.collection } : {}),
         method: a.method,
         path: a.path,
         status: a.status,
