@@ -4,6 +4,7 @@ import { auditRecordOf } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import type { DeidView } from '../deid/research.js';
 import { ApiError } from '../errors.js';
+import type { PartBody } from '../http/multipart.js';
 import { readFields } from '../http/body.js';
 import { callerOf } from '../http/guard.js';
 import { type DirectoryFile, writeDicomdir } from './dicomdir.js';
@@ -58,9 +59,16 @@ async function sendZip(deps: AppDeps, ctx: RouterContext, targets: NamedTarget[]
   }
   auditRecordOf(ctx).detail = { export: { format: 'zip', files: sent.length, withheld: held.length, ...(view ? { project: view.project } : {}) } };
   // The first file is opened before the response starts: a blob store that is down answers 503, not a cut zip.
-  const first = await exportedBytes(deps, view, sent[0].row);
+  // Each next file is opened while the one before is sent, so the wait for a blob overlaps with writing.
+  let next: Promise<PartBody> = Promise.resolve(await exportedBytes(deps, view, sent[0].row));
   function* entries(): Generator<ZipEntry> {
-    for (const [i, p] of sent.entries()) yield { name: files[i].fileId.join('/'), body: async () => (i === 0 ? first : exportedBytes(deps, view, p.row)) };
+    for (let i = 0; i < sent.length; i++) {
+      const body = next;
+      next = i + 1 < sent.length ? exportedBytes(deps, view, sent[i + 1].row) : Promise.resolve(Buffer.alloc(0));
+      // A prefetched file never reached (the client left) must not become an unhandled rejection.
+      next.catch(() => undefined);
+      yield { name: files[i].fileId.join('/'), body: () => body };
+    }
     yield { name: 'DICOMDIR', body: async () => writeDicomdir(files) };
   }
   if (held.length)
