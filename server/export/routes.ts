@@ -1,7 +1,10 @@
-import type Router from '@koa/router';
+import fs from 'node:fs';
+import path from 'node:path';
+import Router from '@koa/router';
 import { withPseudonyms } from '../deid/pseudonyms.js';
 import type { AppDeps } from '../deps.js';
 import { guard } from '../http/guard.js';
+import { PACKAGE_ROOT } from '../paths.js';
 import { downloadSelection, downloadStudy } from './download.js';
 import { deleteDestination, deleteExport, getDestinations, getExport, getExports, postDestination, postExport } from './jobs.js';
 
@@ -26,4 +29,17 @@ export function exportRoutes(r: Router, deps: AppDeps): void {
   r.get('/exports', exporting, getExports(deps));
   r.get('/exports/:id', exporting, getExport(deps));
   r.delete('/exports/:id', exporting, deleteExport(deps));
+}
+
+const PAGE = fs.readFileSync(path.join(PACKAGE_ROOT, 'server/export/page.html'), 'utf8');
+
+/** GET /exports: the page that follows push jobs (it reads /api/exports with the caller's session). */
+export function exportPageRouter(): Router {
+  const r = new Router();
+  r.get('/exports', (ctx) => {
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.type = 'html';
+    ctx.body = PAGE;
+  });
+  return r;
 }
