@@ -62,14 +62,19 @@ async function sendZip(deps: AppDeps, ctx: RouterContext, targets: NamedTarget[]
   // Each next file is opened while the one before is sent, so the wait for a blob overlaps with writing.
   let next: Promise<PartBody> = Promise.resolve(await exportedBytes(deps, view, sent[0].row));
   function* entries(): Generator<ZipEntry> {
-    for (let i = 0; i < sent.length; i++) {
-      const body = next;
-      next = i + 1 < sent.length ? exportedBytes(deps, view, sent[i + 1].row) : Promise.resolve(Buffer.alloc(0));
-      // A prefetched file never reached (the client left) must not become an unhandled rejection.
-      next.catch(() => undefined);
-      yield { name: files[i].fileId.join('/'), body: () => body };
+    try {
+      for (let i = 0; i < sent.length; i++) {
+        const body = next;
+        next = i + 1 < sent.length ? exportedBytes(deps, view, sent[i + 1].row) : Promise.resolve(Buffer.alloc(0));
+        // A prefetched file never reached (the client left) must not become an unhandled rejection.
+        next.catch(() => undefined);
+        yield { name: files[i].fileId.join('/'), body: () => body };
+      }
+      yield { name: 'DICOMDIR', body: async () => writeDicomdir(files) };
+    } finally {
+      // The client left mid-zip: a blob stream opened ahead is closed, not left holding its file or connection.
+      next.then((b) => b instanceof Readable && b.destroy()).catch(() => undefined);
     }
-    yield { name: 'DICOMDIR', body: async () => writeDicomdir(files) };
   }
   if (held.length)
     ctx.set('Warning', `299 cairn "${held.length} instance(s) withheld from this de-identified view: they may carry burned-in identifying text"`);

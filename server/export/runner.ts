@@ -134,7 +134,17 @@ async function runJob(deps: Deps, audit: AuditDeps, o: Options, job: JobRow, sto
       deps.log.info({ job: job.id }, 'export job completed');
       return;
     }
-    const retry = await sendBatch(deps, audit, o, job, destination, caller, view, items);
+    // A batch slower than the lease (large instances, a slow link) keeps the lease renewed while it runs.
+    const heartbeat = setInterval(
+      () => void renewLease(deps.db, job.id, o.owner, o.leaseSeconds).catch((err) => deps.log.warn({ err, job: job.id }, 'export lease not renewed')),
+      (o.leaseSeconds * 1000) / 3,
+    );
+    let retry: number | undefined;
+    try {
+      retry = await sendBatch(deps, audit, o, job, destination, caller, view, items);
+    } finally {
+      clearInterval(heartbeat);
+    }
     if (retry !== undefined) return releaseLease(deps.db, job.id, o.owner, retry);
     // Cancelled, or taken over after this runner held it past its lease: the job is no longer this runner's.
     if (!(await renewLease(deps.db, job.id, o.owner, o.leaseSeconds))) return;

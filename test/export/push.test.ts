@@ -24,6 +24,8 @@ let dstUrl: string;
 /** STOW requests the destination received, and a hook run as each one arrives. */
 let stows = 0;
 let onStow: (() => void) | undefined;
+/** How long the destination waits before it handles a STOW request. */
+let stowDelayMs = 0;
 const runners: ExportRunner[] = [];
 
 function runner(options: RunnerOptions = {}): ExportRunner {
@@ -80,6 +82,7 @@ beforeAll(async () => {
     if (req.method === 'POST' && req.url?.endsWith('/studies')) {
       stows++;
       onStow?.();
+      if (stowDelayMs) return void setTimeout(() => handle(req, res), stowDelayMs);
     }
     handle(req, res);
   });
@@ -90,6 +93,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   onStow = undefined;
+  stowDelayMs = 0;
   await Promise.all(runners.splice(0).map((r) => r.stop()));
 });
 afterAll(async () => {
@@ -193,6 +197,32 @@ describe('a push job', () => {
     runner({ owner: 'b' });
     expect(await completed(job.id)).toMatchObject({ done: 4 });
     expect(stows - before).toBe(2);
+  });
+
+  it('keeps its lease through a batch slower than the lease: no other runner takes the job meanwhile', async () => {
+    const s = await storedStudy(2);
+    const { body: job } = await src.request.post('/api/exports').send({ destination: 'partner', studies: [s.studyUid] });
+    const before = stows;
+    stowDelayMs = 2500;
+    let arrived = false;
+    onStow = () => {
+      arrived = true;
+    };
+    runner({ owner: 'slow', leaseSeconds: 1 });
+    await waitFor('the batch', async () => (arrived ? true : undefined));
+    runner({ owner: 'eager', leaseSeconds: 1 });
+    expect(await completed(job.id)).toMatchObject({ done: 2 });
+    expect(stows - before).toBe(1);
+  });
+
+  it('whose destination was removed completes with its instances failed, saying why', async () => {
+    const d = await src.request.post('/api/export/destinations').send({ name: 'short-lived', url: dstUrl });
+    const s = await storedStudy(1);
+    const { body: job } = await src.request.post('/api/exports').send({ destination: 'short-lived', studies: [s.studyUid] });
+    expect((await src.request.delete(`/api/export/destinations/${d.body.id}`)).status).toBe(204);
+    runner();
+    const p = await completed(job.id);
+    expect(p).toMatchObject({ failed: 1, error: 'the destination "short-lived" was removed' });
   });
 
   it('fails its instances with the reason after the destination stayed unreachable', async () => {

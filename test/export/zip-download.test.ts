@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -148,6 +151,48 @@ describe('zip of a study', () => {
     expect(events).toHaveLength(1);
     expect(events[0].instance_uids.sort()).toEqual([study, sameSeries, otherSeries, withheld].map((s) => s.sopInstanceUid).sort());
     expect(events[0].detail.export).toMatchObject({ format: 'zip', files: 4 });
+  });
+});
+
+describe('a zip the client leaves mid-way', () => {
+  it('closes every blob stream it opened, the one read ahead included', async () => {
+    // Instances larger than 4 MiB are streamed from the blob store rather than read whole.
+    const big = syntheticInstance({ rows: 2100, columns: 2100, BurnedInAnnotation: 'NO' });
+    const more = [1, 2].map(() => syntheticInstance({ studyUid: big.studyUid, rows: 2100, columns: 2100, BurnedInAnnotation: 'NO' }));
+    const m = multipartBody([big.bytes, ...more.map((x) => x.bytes)]);
+    expect((await a.request.post('/dicom-web/studies').set('Content-Type', m.contentType).send(m.body)).status).toBe(200);
+    const opened: Readable[] = [];
+    const get = a.deps.blobs.get.bind(a.deps.blobs);
+    a.deps.blobs.get = async (key, range) => {
+      const s = await get(key, range);
+      opened.push(s);
+      return s;
+    };
+    const server = a.app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get(
+          `http://127.0.0.1:${port}/api/export/studies/${big.studyUid}.zip`,
+          { headers: { Authorization: `Bearer ${a.token(CLINICIAN)}` } },
+          (res) => {
+            res.once('data', () => {
+              req.destroy();
+              resolve();
+            });
+          },
+        );
+        req.on('error', reject);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(opened.length).toBeGreaterThanOrEqual(2);
+      for (const s of opened) expect(s.destroyed).toBe(true);
+    } finally {
+      a.deps.blobs.get = get;
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 
