@@ -27,6 +27,7 @@ export async function up(knex: Knex): Promise<void> {
     t.specificType('roles', 'text[]').notNullable();
     t.specificType('clearances', 'text[]').notNullable();
     t.text('break_glass');
+    // Where the request that started the job came from (its audit row says so too).
     t.text('client');
     // The de-identification profile (a role of DEID_VIEWS), when the instances are sent de-identified.
     t.text('profile');

@@ -1,7 +1,7 @@
 import { newCaller, type Caller, type Role } from '../access.js';
 import { findInstances, findMetadata, type StoredInstance } from '../db/lookup.js';
 import type { AppDeps } from '../deps.js';
-import { deidentifyPart10, WithheldError } from '../deid/part10.js';
+import { deidentifyPart10 } from '../deid/part10.js';
 import { withheldReason } from '../deid/profile.js';
 import type { DeidView } from '../deid/research.js';
 import type { DicomJson } from '../dicom/json.js';
@@ -18,7 +18,7 @@ import { givenMissing, type NamedTarget } from './targets.js';
 
 type Deps = Pick<AppDeps, 'db' | 'blobs' | 'config' | 'research' | 'presenter'>;
 
-/** One instance to export, with its attributes as they will be sent, or why the profile withholds it. */
+/** One instance to export, with its stored attributes, and why the profile withholds it when it does. */
 export interface Planned {
   row: StoredInstance;
   /** The attributes as stored (never sent as such under a profile). */
@@ -59,7 +59,8 @@ export async function plan(deps: Deps, caller: Caller, targets: readonly NamedTa
  * An instance's bytes as exported: the stored Part-10 file (streamed when
  * large), or, under a profile, the file de-identified by it, exactly as
  * WADO-RS sends it to a caller of that view with `transfer-syntax=*`.
- * Throws WithheldError for an instance the profile withholds.
+ * Throws WithheldError (server/deid/part10.ts) for an instance the profile
+ * withholds: callers check withheldReason first.
  */
 export async function exportedBytes(deps: Deps, view: DeidView | undefined, row: StoredInstance): Promise<PartBody> {
   if (!view) return row.size <= SMALL_BLOB ? deps.blobs.read(row.blobKey, row.size) : deps.blobs.get(row.blobKey);
@@ -70,8 +71,6 @@ export async function exportedBytes(deps: Deps, view: DeidView | undefined, row:
     maxDataElements: deps.config.maxDataElements,
   });
 }
-
-export { WithheldError };
 
 /** The UID an instance is sent under: its pseudonym under a profile that replaces UIDs. */
 export function sentUid(view: DeidView | undefined, uid: string): string {
