@@ -9,6 +9,7 @@ import { collectionRouters } from './collections/routes.js';
 import { dicomwebRouter } from './dicomweb/routes.js';
 import { wadoUriRouter } from './dicomweb/wado-uri.js';
 import { errorHandler } from './http/error-handler.js';
+import { exportPageRouter } from './export/routes.js';
 import { healthRouter } from './http/health.js';
 import { measureHttp } from './metrics/http.js';
 import { instrument } from './metrics/instrument.js';
@@ -37,7 +38,15 @@ export function createApp(given: AppDeps): Koa {
   app.use(healthRouter(deps).routes());
   app.use(authenticate(deps));
   app.use(auditTrail(deps));
-  for (const router of [dicomwebRouter(deps), apiRouter(deps), provenanceRouter(deps), authRouter(deps), uploadRouter(deps), ...collectionRouters(deps)]) {
+  for (const router of [
+    dicomwebRouter(deps),
+    apiRouter(deps),
+    provenanceRouter(deps),
+    authRouter(deps),
+    uploadRouter(deps),
+    ...collectionRouters(deps),
+    exportPageRouter(),
+  ]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

@@ -35,7 +35,9 @@ export type AuditAction =
   | 'ae-change'
   | 'collection-read'
   | 'collection-change'
-  | 'collection-share';
+  | 'collection-share'
+  | 'export'
+  | 'export-manage';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {

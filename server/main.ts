@@ -3,6 +3,7 @@ import { createApp } from './app.js';
 import { boot } from './boot.js';
 import { loadConfig } from './config.js';
 import { EmbeddedPgError } from './db/embedded-pg.js';
+import { startExportRunner } from './export/runner.js';
 import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
 
@@ -55,6 +56,9 @@ void sweep();
 const timer = setInterval(sweep, 3600_000);
 timer.unref();
 
+// Push jobs to other archives (server/export/runner.ts): every replica runs them, each job held by one at a time.
+const exporter = startExportRunner(deps);
+
 let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;
@@ -66,7 +70,8 @@ async function stop(signal: string) {
   const drained = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const grace = setTimeout(() => server.closeAllConnections(), 10_000);
-  await Promise.all([drained, dimse?.close(10_000)]);
+  // The export runner finishes the batch in hand and gives its job up, for another replica or the next start.
+  await Promise.all([drained, dimse?.close(10_000), exporter.stop()]);
   clearTimeout(grace);
   await deps.shutdown();
   log.flush();

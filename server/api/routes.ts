@@ -12,6 +12,7 @@ import { checkText } from '../http/client-text.js';
 import { callerOf, guard } from '../http/guard.js';
 import { postRevokedToken } from './tokens.js';
 import { deleteAeRoute, getAeRoute, listAesRoute, putAeRoute } from './aes.js';
+import { exportRoutes } from '../export/routes.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
 const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
@@ -36,6 +37,7 @@ export function apiRouter(deps: AppDeps): Router {
   r.get('/aes/:title', guard('user', 'ae-read'), getAeRoute(deps));
   r.put('/aes/:title', guard('user', 'ae-change'), putAeRoute(deps));
   r.delete('/aes/:title', guard('user', 'ae-change'), deleteAeRoute(deps));
+  exportRoutes(r, deps);
   return r;
 }
 

@@ -40,6 +40,8 @@ interface ProvenanceEvent {
   status?: number | null;
   outcome?: string;
   breakGlass?: boolean;
+  /** For an export: how it left (a zip, or STOW-RS to a destination: the job, the destination, the profile). */
+  export?: Record<string, unknown>;
   /** What the event was on: this instance, or its series or study as a whole. */
   scope: 'instance' | 'series' | 'study';
 }
@@ -89,6 +91,7 @@ export async function readProvenance(db: Db, sopInstanceUid: string): Promise<Pr
         ...(a.detail?.callingAe ? { callingAe: a.detail.callingAe } : {}),
         ...(a.detail?.command ? { command: a.detail.command } : {}),
         ...(a.detail?.collection ? { collection: a.detail.collection } : {}),
+        ...(a.detail?.export ? { export: a.detail.export } : {}),
         method: a.method,
         path: a.path,
         status: a.status,
