@@ -1,3 +1,4 @@
+import { downloadCollection } from '../export/download.js';
 import Router, { type RouterContext } from '@koa/router';
 import type { Caller } from '../access.js';
 import { auditRecordOf } from '../audit.js';
@@ -52,7 +53,10 @@ const MAX_SHARE_DAYS = 366;
 export function collectionRouters(deps: AppDeps): Router[] {
   const directory = new CollectionDirectory(deps.db, deps.config.auth.revocationCheckSeconds);
   const root = dicomwebRouter(deps, { prefix: '/collections/:collectionId/dicom-web', first: collectionScope(deps, directory) });
-  return [managementRouter(deps, directory), root, shareLinkRouter(deps, directory), stewardPageRouter()];
+  // The whole collection as a zip with a DICOMDIR (server/export/), read through the same scope as its DICOMweb root.
+  const zip = new Router({ prefix: '/collections/:collectionId' });
+  zip.get('/export.zip', collectionScope(deps, directory), guard('retrieve', 'export'), downloadCollection(deps));
+  return [managementRouter(deps, directory), root, zip, shareLinkRouter(deps, directory), stewardPageRouter()];
 }
 
 function managementRouter(deps: AppDeps, directory: CollectionDirectory): Router {

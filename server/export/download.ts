@@ -7,6 +7,7 @@ import { ApiError } from '../errors.js';
 import type { PartBody } from '../http/multipart.js';
 import { readFields } from '../http/body.js';
 import { callerOf } from '../http/guard.js';
+import { listMembers } from '../collections/rows.js';
 import { type DirectoryFile, writeDicomdir } from './dicomdir.js';
 import { exportedBytes, plan, sentUid, type Planned } from './source.js';
 import { targetsOf, type NamedTarget } from './targets.js';
@@ -35,10 +36,28 @@ export function downloadSelection(deps: AppDeps) {
   };
 }
 
-async function sendZip(deps: AppDeps, ctx: RouterContext, targets: NamedTarget[], filename: string): Promise<void> {
+/**
+ * GET /collections/{id}/export.zip: every member of a collection the caller
+ * reads through its root (server/collections/scope.ts), so the Caller is
+ * confined to the collection and the view is the collection's profile.
+ * Members the caller cannot see are left out.
+ */
+export function downloadCollection(deps: AppDeps) {
+  return async (ctx: RouterContext): Promise<void> => {
+    const id = ctx.params.collectionId;
+    const targets = (await listMembers(deps.db, id)).map((m): NamedTarget => {
+      const t = m.seriesUid ? { studyUid: m.studyUid, seriesUid: m.seriesUid } : { studyUid: m.studyUid };
+      return { target: t, given: t };
+    });
+    await sendZip(deps, ctx, targets, `collection-${id}.zip`, { skipMissing: true });
+  };
+}
+
+async function sendZip(deps: AppDeps, ctx: RouterContext, targets: NamedTarget[], filename: string, opts: { skipMissing?: boolean } = {}): Promise<void> {
   const caller = callerOf(ctx);
   const view = deps.research?.viewOf(caller);
-  const planned = await plan(deps, caller, targets, view);
+  const planned = await plan(deps, caller, targets, view, opts);
+  if (!planned.length) throw new ApiError(404, 'NothingToExport', 'the collection holds no instance you may see');
   const sent = planned.filter((p) => !p.withheld);
   const held = planned.filter((p) => p.withheld);
   // The audit row names what leaves: a withheld instance does not.
@@ -57,7 +76,8 @@ async function sendZip(deps: AppDeps, ctx: RouterContext, targets: NamedTarget[]
     // The pseudonyms in the zip are written before it leaves, so the caller can name them in later requests.
     await deps.research.flush(deps.db, caller);
   }
-  auditRecordOf(ctx).detail = { export: { format: 'zip', files: sent.length, withheld: held.length, ...(view ? { project: view.project } : {}) } };
+  const record = auditRecordOf(ctx);
+  record.detail = { ...record.detail, export: { format: 'zip', files: sent.length, withheld: held.length, ...(view ? { project: view.project } : {}) } };
   // The first file is opened before the response starts: a blob store that is down answers 503, not a cut zip.
   // Each next file is opened while the one before is sent, so the wait for a blob overlaps with writing.
   let next: Promise<PartBody> = Promise.resolve(await exportedBytes(deps, view, sent[0].row));

@@ -33,11 +33,19 @@ export interface Planned {
  * gave it. Each read notes the UIDs in
  * the caller's audit record.
  */
-export async function plan(deps: Deps, caller: Caller, targets: readonly NamedTarget[], view: DeidView | undefined): Promise<Planned[]> {
+export async function plan(
+  deps: Deps,
+  caller: Caller,
+  targets: readonly NamedTarget[],
+  view: DeidView | undefined,
+  opts: { skipMissing?: boolean } = {},
+): Promise<Planned[]> {
   const out: Planned[] = [];
   const seen = new Set<string>();
   for (const { target: t, given } of targets) {
     const rows = await findInstances(deps.db, caller, t);
+    // A collection's member the caller cannot see (a labelled study, a study deleted since) is left out, not an error.
+    if (!rows.length && opts.skipMissing) continue;
     if (!rows.length) throw givenMissing(given);
     const metadata = new Map<string, DicomJson>();
     for (const text of await findMetadata(deps.db, caller, t)) {
