@@ -11,6 +11,7 @@ import { readFields } from '../http/body.js';
 import { checkText } from '../http/client-text.js';
 import { callerOf, guard } from '../http/guard.js';
 import { postRevokedToken } from './tokens.js';
+import { readChangefeed, readLatestChange } from '../dicomweb/changefeed.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
 const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
@@ -31,6 +32,9 @@ export function apiRouter(deps: AppDeps): Router {
   }
   r.get('/audit', guard('audit', 'audit-read'), getAudit(deps));
   r.post('/revoked-tokens', guard('user', 'token-revoke'), postRevokedToken(deps));
+  // The change feed (server/dicomweb/changefeed.ts): what a mirror or pipeline follows.
+  r.get('/changefeed', guard('search', 'search'), readChangefeed(deps));
+  r.get('/changefeed/latest', guard('search', 'search'), readLatestChange(deps));
   return r;
 }
 

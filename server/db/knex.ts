@@ -11,6 +11,7 @@ import * as m20261203100000 from '../../migrations/20261203100000_rejection.js';
 import * as m20261203110000 from '../../migrations/20261203110000_change_labels.js';
 import * as m20261203140000 from '../../migrations/20261203140000_sessions.js';
 import * as m20261203130000 from '../../migrations/20261203130000_deid_uids.js';
+import * as m20261203180000 from '../../migrations/20261203180000_change_feed_iocm.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -44,6 +45,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261203110000_change_labels': m20261203110000,
   '20261203140000_sessions': m20261203140000,
   '20261203130000_deid_uids': m20261203130000,
+  '20261203180000_change_feed_iocm': m20261203180000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

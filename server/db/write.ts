@@ -185,7 +185,7 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
   });
 }
 
-export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rejected';
+export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rejected' | 'restored';
 
 /**
  * Appends change rows (migrations/20261201041000_changes.ts) inside the
@@ -225,6 +225,32 @@ export async function appendChanges(
     `insert into changes (kind, study_uid, series_uid, sop_instance_uid)
       select ?, s, se, i from unnest(?::text[], ?::text[], ?::text[]) with ordinality as u(s, se, i, n) order by n`,
     [kind, rows.map((r) => r.study_uid), rows.map((r) => r.series_uid ?? null) as Knex.Value, rows.map((r) => r.sop_instance_uid ?? null) as Knex.Value],
+  );
+}
+
+/**
+ * The change rows of a relabel: one per instance of the study or series, in
+ * series and instance order, each keeping the labels its study and series had
+ * before (`*_labels_before`), so that the change feed can tell a follower
+ * who was cleared for them that the instance left its view.
+ */
+export async function appendRelabelChanges(trx: Knex.Transaction, t: { studyUid: string; seriesUid?: string }, before: string[]): Promise<void> {
+  await trx.raw(
+    `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels_before, series_labels_before)
+      select 'relabelled', i.study_uid, i.series_uid, i.sop_instance_uid,
+        case when ?::boolean then st.labels else ?::text[] end, case when ?::boolean then ?::text[] else se.labels end
+      from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
+      where i.study_uid = ? and (?::text is null or i.series_uid = ?)
+      order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`,
+    [
+      t.seriesUid !== undefined,
+      before as unknown as Knex.Value,
+      t.seriesUid !== undefined,
+      before as unknown as Knex.Value,
+      t.studyUid,
+      t.seriesUid ?? null,
+      t.seriesUid ?? null,
+    ],
   );
 }
 
