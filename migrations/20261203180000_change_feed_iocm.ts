@@ -3,8 +3,9 @@ import type { Knex } from 'knex';
 // The change feed at /api/changefeed and the rest of IHE IOCM.
 //
 // - A relabel appends one change row per instance it affects (server/db/labels.ts),
-//   keeping the labels the study and series had before it: a follower that
-//   saw an instance before the relabel hid it is told to withdraw it.
+//   keeping the labels the study and series had before it (a follower that
+//   saw an instance before the relabel hid it is told to withdraw it) and
+//   whether the study's or the series' labels changed (`relabel_level`).
 // - `restored`: a rejection undone by an admin; a purge of rejected data
 //   after its retention period appends `deleted` rows like any deletion.
 // - `at` is searched by the feed's startTime, `sop_instance_uid` by the state
@@ -18,7 +19,8 @@ import type { Knex } from 'knex';
 export async function up(knex: Knex): Promise<void> {
   await knex.raw('alter table changes add column taken timestamptz');
   await knex.raw('alter table changes alter column taken set default clock_timestamp()');
-  await knex.raw('alter table changes add column study_labels_before text[], add column series_labels_before text[]');
+  await knex.raw(`alter table changes add column study_labels_before text[], add column series_labels_before text[],
+    add column relabel_level text check (relabel_level in ('study', 'series'))`);
   await knex.raw('alter table changes drop constraint changes_kind_check');
   await knex.raw(
     `alter table changes add constraint changes_kind_check check (kind in ('stored', 'replaced', 'deleted', 'relabelled', 'rejected', 'restored'))`,
@@ -35,5 +37,5 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(`delete from changes where kind = 'restored'`);
   await knex.raw('alter table changes drop constraint changes_kind_check');
   await knex.raw(`alter table changes add constraint changes_kind_check check (kind in ('stored', 'replaced', 'deleted', 'relabelled', 'rejected'))`);
-  await knex.raw('alter table changes drop column study_labels_before, drop column series_labels_before, drop column taken');
+  await knex.raw('alter table changes drop column study_labels_before, drop column series_labels_before, drop column relabel_level, drop column taken');
 }

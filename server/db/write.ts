@@ -232,13 +232,14 @@ export async function appendChanges(
  * The change rows of a relabel: one per instance of the study or series, in
  * series and instance order, each keeping the labels its study and series had
  * before (`*_labels_before`), so that the change feed can tell a follower
- * who was cleared for them that the instance left its view.
+ * who was cleared for them that the instance left its view, and which of
+ * the two was relabelled (`relabel_level`).
  */
 export async function appendRelabelChanges(trx: Knex.Transaction, t: { studyUid: string; seriesUid?: string }, before: string[]): Promise<void> {
   await trx.raw(
-    `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels_before, series_labels_before)
+    `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels_before, series_labels_before, relabel_level)
       select 'relabelled', i.study_uid, i.series_uid, i.sop_instance_uid,
-        case when ?::boolean then st.labels else ?::text[] end, case when ?::boolean then ?::text[] else se.labels end
+        case when ?::boolean then st.labels else ?::text[] end, case when ?::boolean then ?::text[] else se.labels end, ?
       from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
       where i.study_uid = ? and (?::text is null or i.series_uid = ?)
       order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`,
@@ -247,6 +248,7 @@ export async function appendRelabelChanges(trx: Knex.Transaction, t: { studyUid:
       before as unknown as Knex.Value,
       t.seriesUid !== undefined,
       before as unknown as Knex.Value,
+      t.seriesUid !== undefined ? 'series' : 'study',
       t.studyUid,
       t.seriesUid ?? null,
       t.seriesUid ?? null,
