@@ -30,7 +30,9 @@ export type AuditAction =
   | 'login-failed'
   | 'logout'
   | 'token-revoke'
-  | 'session-revoke';
+  | 'session-revoke'
+  | 'rejection-undo'
+  | 'rejection-purge';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {

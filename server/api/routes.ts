@@ -12,6 +12,7 @@ import { checkText } from '../http/client-text.js';
 import { callerOf, guard } from '../http/guard.js';
 import { postRevokedToken } from './tokens.js';
 import { readChangefeed, readLatestChange } from '../dicomweb/changefeed.js';
+import { purgeNow, undoReject } from '../dicomweb/reject.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
 const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
@@ -19,7 +20,7 @@ const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
 /** Cairn's own management API under /api: sensitivity labels and the audit trail. */
 export function apiRouter(deps: AppDeps): Router {
   const r = new Router({ prefix: '/api' });
-  for (const name of ['studyUid', 'seriesUid']) {
+  for (const name of ['studyUid', 'seriesUid', 'sopInstanceUid']) {
     r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
       return next();
@@ -35,6 +36,10 @@ export function apiRouter(deps: AppDeps): Router {
   // The change feed (server/dicomweb/changefeed.ts): what a mirror or pipeline follows.
   r.get('/changefeed', guard('search', 'search'), readChangefeed(deps));
   r.get('/changefeed/latest', guard('search', 'search'), readLatestChange(deps));
+  // IHE IOCM: undoing a rejection, and deleting rejected data after its retention period (server/dicomweb/reject.ts).
+  for (const path of ['/studies/:studyUid', '/studies/:studyUid/series/:seriesUid', '/studies/:studyUid/series/:seriesUid/instances/:sopInstanceUid'])
+    r.post(`${path}/unreject`, guard('delete', 'rejection-undo'), undoReject(deps));
+  r.post('/rejections/purge', guard('delete', 'rejection-purge'), purgeNow(deps));
   return r;
 }
 

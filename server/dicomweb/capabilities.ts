@@ -102,6 +102,8 @@ function describe(method: string, path: string): MethodDescription | undefined {
     };
   }
   if (method === 'DELETE') return { id: 'Delete', params: [INCLUDE_REJECTED], response: [] };
+  // IHE IOCM: {code} is a rejection title of PS3.16 CID 7010 as code^scheme, such as 113001^DCM.
+  if (method === 'POST' && last === '{code}' && path.includes('/reject/')) return { id: 'Reject', params: [], response: ['application/json'] };
   if (method === 'GET' && last === 'changes') {
     return { id: 'ChangeFeed', params: CHANGES_PARAMS.map((name): Param => ({ name, style: 'query' })), response: ['application/json'] };
   }
