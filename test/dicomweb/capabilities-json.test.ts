@@ -14,7 +14,7 @@ afterAll(async () => {
   await a?.close();
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: supertest's parser takes its own response type
+// supertest types its parser with its own response type.
 const text = (r: any, cb: (err: Error | null, body: string) => void) => {
   let t = '';
   r.setEncoding('utf8');
