@@ -8,8 +8,8 @@ import type { Knex } from 'knex';
 //   whether the study's or the series' labels changed (`relabel_level`).
 // - `restored`: a rejection undone by an admin; a purge of rejected data
 //   after its retention period appends `deleted` rows like any deletion.
-// - `at` is searched by the feed's startTime, `sop_instance_uid` by the state
-//   of an entry (was the instance replaced since?).
+// - `at` is searched by the feed's startTime, replacements by the state of
+//   an entry (was the instance replaced since?).
 // - `taken`: when the row took its `seq` (clock_timestamp(), not the
 //   transaction's start). A reader stops before the first row taken after
 //   the oldest running writer began: that writer may still commit a lower
@@ -25,14 +25,16 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(
     `alter table changes add constraint changes_kind_check check (kind in ('stored', 'replaced', 'deleted', 'relabelled', 'rejected', 'restored'))`,
   );
-  await knex.raw('create index changes_at on changes (at)');
-  await knex.raw('create index changes_instance on changes (sop_instance_uid, seq) where sop_instance_uid is not null');
+  // Neither costs a store much: a BRIN index is a summary per block range
+  // (`at` grows with `seq`, near enough), and only replacements enter the other.
+  await knex.raw('create index changes_at on changes using brin (at)');
+  await knex.raw(`create index changes_replaced on changes (sop_instance_uid, seq) where kind = 'replaced'`);
   await knex.raw('create index rejections_at on rejections (at)');
 }
 
 export async function down(knex: Knex): Promise<void> {
   await knex.raw('drop index rejections_at');
-  await knex.raw('drop index changes_instance');
+  await knex.raw('drop index changes_replaced');
   await knex.raw('drop index changes_at');
   await knex.raw(`delete from changes where kind = 'restored'`);
   await knex.raw('alter table changes drop constraint changes_kind_check');
