@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestArchive, multipartBody, type TestArchive, type Who } from './helpers.js';
 import { syntheticInstance, uid } from './synthetic.js';
 import { keyObject } from './dicomweb/kos.js';
+import { parseDeidViews } from '../server/deid/settings.js';
 
 // GET /api/changefeed and /api/changefeed/latest: one entry per change of
 // one instance, in sequence order, with the instance's state now and its
@@ -249,5 +250,27 @@ describe('GET /api/changefeed/latest', () => {
     const res = await a.as(CLINICIAN).get('/api/changefeed/latest?offset=3');
     expect(res.status).toBe(400);
     expect(res.body.message).toMatch(/offset/);
+  });
+});
+
+describe('the change feed and de-identified views', () => {
+  it('is refused to a caller of a de-identified view, whose answers never name original UIDs', async () => {
+    const deid = await createTestArchive({
+      deid: { key: 'a-test-deid-key-that-is-long-enough-0123', views: parseDeidViews('researcher=modified-dates', undefined) },
+    });
+    try {
+      const x = syntheticInstance();
+      const { body, contentType } = multipartBody([x.bytes]);
+      expect((await deid.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
+      for (const path of ['/api/changefeed', '/api/changefeed/latest']) {
+        const res = await deid.as({ sub: 'res-1', roles: ['researcher'] }).get(path);
+        expect(res.status, path).toBe(403);
+        expect(JSON.stringify(res.body)).not.toContain(x.sopInstanceUid);
+        expect(res.body.message).toMatch(/de-identified/);
+      }
+      expect((await deid.as(CLINICIAN).get('/api/changefeed')).status).toBe(200);
+    } finally {
+      await deid.close();
+    }
   });
 });
