@@ -262,13 +262,14 @@ describe('the change feed and de-identified views', () => {
       const x = syntheticInstance();
       const { body, contentType } = multipartBody([x.bytes]);
       expect((await deid.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
-      for (const path of ['/api/changefeed', '/api/changefeed/latest']) {
+      for (const path of ['/api/changefeed', '/api/changefeed/latest', '/dicom-web/changes']) {
         const res = await deid.as({ sub: 'res-1', roles: ['researcher'] }).get(path);
         expect(res.status, path).toBe(403);
         expect(JSON.stringify(res.body)).not.toContain(x.sopInstanceUid);
         expect(res.body.message).toMatch(/de-identified/);
       }
       expect((await deid.as(CLINICIAN).get('/api/changefeed')).status).toBe(200);
+      expect((await deid.as(CLINICIAN).get('/dicom-web/changes')).status).toBe(200);
     } finally {
       await deid.close();
     }

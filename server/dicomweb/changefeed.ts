@@ -5,9 +5,8 @@ import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { checkText } from '../http/client-text.js';
-import { callerOf } from '../http/guard.js';
 import { present } from '../present.js';
-import { CHANGES_MAX_LIMIT } from './changes.js';
+import { CHANGES_MAX_LIMIT, followerOf } from './changes.js';
 
 // The change feed as other archives offer it (the Microsoft DICOM service's
 // /changefeed, which pipelines and mirrors are written against):
@@ -51,7 +50,7 @@ export function readChangefeed(deps: AppDeps) {
     const unknown = Object.keys(ctx.query).find((k) => !CHANGEFEED_PARAMS.includes(k));
     if (unknown !== undefined)
       throw new ApiError(400, 'InvalidQuery', `unknown query parameter "${unknown}"; the change feed takes ${CHANGEFEED_PARAMS.join(', ')}`);
-    const caller = feedCaller(deps, ctx);
+    const caller = followerOf(deps, ctx);
     const offset = integer(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = integer(ctx, 'limit', 1, CHANGES_MAX_LIMIT, CHANGEFEED_DEFAULT_LIMIT);
     const opts: ReadOptions = {
@@ -86,21 +85,13 @@ export function readLatestChange(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const unknown = Object.keys(ctx.query).find((k) => k !== 'includeMetadata');
     if (unknown !== undefined) throw new ApiError(400, 'InvalidQuery', `unknown query parameter "${unknown}"; the latest change takes includeMetadata`);
-    const caller = feedCaller(deps, ctx);
+    const caller = followerOf(deps, ctx);
     const change = await latestChange(deps.db, caller, { instancesOnly: true, withdrawals: true, metadata: flag(ctx, 'includeMetadata', true) });
     ctx.set('Cache-Control', 'no-store');
     ctx.type = 'application/json';
     // An archive with nothing the caller may follow answers an empty object, as the feed it follows is empty.
     ctx.body = change ? entriesOf(deps, ctx, caller, [change])[0] : {};
   };
-}
-
-/** The caller, unless it gets a de-identified view: the feed's entries name original UIDs, which that view never shows. */
-function feedCaller(deps: AppDeps, ctx: RouterContext): Caller {
-  const caller = callerOf(ctx);
-  if (deps.research?.viewOf(caller))
-    throw new ApiError(403, 'Forbidden', 'the change feed names original UIDs and is not offered to a caller of a de-identified view');
-  return caller;
 }
 
 function entriesOf(deps: AppDeps, ctx: RouterContext, caller: Caller, changes: readonly Change[]): FeedEntry[] {
