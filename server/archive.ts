@@ -1,17 +1,28 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { BlobStore } from './blob/blob-store.js';
 import { newInstanceKey, recentInstancePrefixes } from './blob/blob-store.js';
 import type { Config } from './config.js';
 import type { Knex } from 'knex';
-import { deleteInstances, indexedBlobKeys, indexInstance, rejectInstances, type IndexOutcome } from './db/write.js';
+import {
+  deleteInstances,
+  deleteRejected,
+  indexedBlobKeys,
+  indexInstance,
+  rejectedBefore,
+  rejectInstances,
+  restoreInstances,
+  withPurgeLock,
+  type IndexOutcome,
+} from './db/write.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { replaceLabels, type LabelTarget } from './db/labels.js';
-import { findInstances, type Target } from './db/lookup.js';
+import { findInstances, findMetadata, type Target } from './db/lookup.js';
 import { ParseError, parseInstance, type ParsedInstance } from './dicom/parse.js';
-import { rejectionNote } from './dicom/rejection-note.js';
+import { buildRejectionNote, rejectionNote } from './dicom/rejection-note.js';
+import type { DicomJson } from './dicom/json.js';
 import { ApiError, DicomStatus, StorageUnavailableError } from './errors.js';
 import { labelsFor } from './labels.js';
 import { permits, visible, type Action, type Caller } from './access.js';
@@ -497,4 +508,75 @@ export async function sweepOrphans(db: Db, blobs: BlobStore, graceSeconds: numbe
   }
   await flush();
   return removed;
+}
+
+/**
+ * The reject shortcut (IHE IOCM, as other archives offer it): Cairn writes a
+ * rejection note titled `code` (CID 7010) that lists the instances under the
+ * target the caller may see, and stores it through storeInstance(), the path
+ * of a note sent by STOW-RS or C-STORE. Undefined when the caller sees no
+ * instance there (the adapter answers not found, hidden or absent alike).
+ */
+export async function rejectTarget(ctx: ArchiveContext, caller: Caller, t: Target, code: string): Promise<StoreOutcome | undefined> {
+  authorise(caller, 'store');
+  const found = await findInstances(ctx.db, caller, t);
+  if (!found.length) return undefined;
+  const [first] = found;
+  const [attrs] = await findMetadata(ctx.db, caller, { studyUid: first.studyUid, seriesUid: first.seriesUid, sopInstanceUid: first.sopInstanceUid });
+  const note = buildRejectionNote(t.studyUid, code, found, JSON.parse(attrs ?? '{}') as DicomJson);
+  return storeInstance(ctx, caller, Readable.from([note.bytes]), t.studyUid);
+}
+
+/**
+ * Undoes the rejection of what lies under a study, series or instance (an
+ * admin's correction): the rejected instances the caller may see by their
+ * labels are live again, with change rows of kind `restored`, and the UIDs
+ * rejected there are accepted again. Resolves to the instances restored.
+ */
+export async function undoRejection(ctx: Pick<ArchiveContext, 'db'>, caller: Caller, t: Target) {
+  authorise(caller, 'delete');
+  return restoreInstances(ctx.db, caller, {
+    study_uid: t.studyUid,
+    ...(t.seriesUid ? { series_uid: t.seriesUid } : {}),
+    ...(t.sopInstanceUid ? { sop_instance_uid: t.sopInstanceUid } : {}),
+  });
+}
+
+/** How many rejected instances a purge deletes per batch. */
+const PURGE_BATCH = 200;
+
+/**
+ * Deletes for good every instance rejected more than `retentionDays` ago
+ * (IHE IOCM; REJECTION_RETENTION_DAYS), whoever may see it: the blobs first,
+ * then the index rows with their `deleted` change rows, so that data whose
+ * retention ended does not outlive its deletion in the store. An instance
+ * whose blob could not be deleted stays for the next purge. One purge at a
+ * time across replicas (an advisory lock): resolves to undefined when one is
+ * running elsewhere, else to the instances deleted.
+ */
+export async function purgeRejected(ctx: ArchiveContext, caller: Caller, retentionDays: number, now = new Date()): Promise<number | undefined> {
+  authorise(caller, 'delete');
+  const before = new Date(now.getTime() - retentionDays * 86_400_000);
+  return withPurgeLock(ctx.db, async () => {
+    let purged = 0;
+    for (;;) {
+      const batch = await rejectedBefore(ctx.db, before, PURGE_BATCH);
+      const gone: string[] = [];
+      for (const b of batch) {
+        try {
+          await ctx.blobs.delete(b.blobKey);
+          gone.push(b.sopInstanceUid);
+        } catch (err) {
+          ctx.log({ msg: 'blob of a rejected instance could not be deleted; the next purge tries again', key: b.blobKey, error: String(err) });
+        }
+        await dropThumbnails(ctx.blobs, b.blobKey).catch((err) =>
+          ctx.log({ msg: 'cached thumbnails could not be deleted', key: b.blobKey, error: String(err) }),
+        );
+      }
+      const deleted = await deleteRejected(ctx.db, gone);
+      caller.touched.noteAll(deleted);
+      purged += deleted.length;
+      if (batch.length < PURGE_BATCH || gone.length < batch.length) return purged;
+    }
+  });
 }

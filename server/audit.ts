@@ -37,7 +37,9 @@ export type AuditAction =
   | 'collection-change'
   | 'collection-share'
   | 'export'
-  | 'export-manage';
+  | 'export-manage'
+  | 'rejection-undo'
+  | 'rejection-purge';
 
 /** Filled in as the request runs: the guard names the action, handlers may add detail. */
 export interface AuditRecord {

@@ -33,6 +33,7 @@ const schema = z.object({
   MAX_STOW_PARTS: z.coerce.number().int().min(1).default(1000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   ORPHAN_GRACE_SECONDS: z.coerce.number().int().min(0).default(3600),
+  REJECTION_RETENTION_DAYS: z.union([z.literal('never'), z.coerce.number().int().min(0).max(36500)]).default(30),
   STORAGE: z.enum(['fs', 's3']).default('fs'),
   S3_ENDPOINT: z
     .string()
@@ -110,6 +111,8 @@ export interface Config {
   readonly maxStowParts: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly orphanGraceSeconds: number;
+  /** Rejected instances (IHE IOCM) are deleted for good this many days after their rejection; undefined: never. */
+  readonly rejectionRetentionDays: number | undefined;
   /** Where instance blobs live: `fs` under dataDir/blobs, or `s3` in the bucket below. */
   readonly storage: 'fs' | 's3';
   readonly s3: S3Settings;
@@ -196,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxStowParts: e.MAX_STOW_PARTS,
     logLevel: e.LOG_LEVEL,
     orphanGraceSeconds: e.ORPHAN_GRACE_SECONDS,
+    rejectionRetentionDays: e.REJECTION_RETENTION_DAYS === 'never' ? undefined : e.REJECTION_RETENTION_DAYS,
     storage: e.STORAGE,
     s3: Object.freeze({
       endPoint: e.S3_ENDPOINT,

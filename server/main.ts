@@ -1,4 +1,6 @@
-import { sweepOrphans } from './archive.js';
+import { archiveContext, purgeRejected, sweepOrphans } from './archive.js';
+import { newCaller } from './access.js';
+import { openAudit, recordAudit } from './audit.js';
 import { createApp } from './app.js';
 import { boot } from './boot.js';
 import { loadConfig } from './config.js';
@@ -58,6 +60,27 @@ timer.unref();
 
 // Push jobs to other archives (server/export/runner.ts): every replica runs them, each job held by one at a time.
 const exporter = startExportRunner(deps);
+// Rejected instances (IHE IOCM) are deleted for good once REJECTION_RETENTION_DAYS
+// have passed since their rejection: at start and hourly, by one replica at a
+// time (the purge holds an advisory lock; the others skip their turn), audited
+// as the system's own deletion.
+const audit = openAudit(deps);
+const purge = async () => {
+  const days = config.rejectionRetentionDays;
+  if (days === undefined) return;
+  const system = newCaller({ sub: 'cairn', roles: ['admin'], clearances: [] }, { protocol: 'cli', command: 'rejection-purge' });
+  try {
+    const purged = await purgeRejected(archiveContext(deps), system, days);
+    if (!purged) return;
+    log.info({ purged, retentionDays: days }, 'rejected instances deleted after their retention period');
+    await recordAudit(audit, system, 'rejection-purge', 'success', { purged, retentionDays: days });
+  } catch (err) {
+    log.warn({ err }, 'purge of rejected instances failed');
+  }
+};
+void purge();
+const purgeTimer = setInterval(purge, 3600_000);
+purgeTimer.unref();
 
 let stopping = false;
 async function stop(signal: string) {
@@ -65,6 +88,7 @@ async function stop(signal: string) {
   stopping = true;
   log.info({ signal }, 'shutting down');
   clearInterval(timer);
+  clearInterval(purgeTimer);
   // Requests in flight (a STOW halfway through its parts) finish before the
   // database goes away; after a grace period the rest are cut off.
   const drained = new Promise<void>((resolve) => server.close(() => resolve()));

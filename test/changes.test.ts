@@ -167,17 +167,24 @@ describe('a delete', () => {
 });
 
 describe('a relabel', () => {
-  it('appends one "relabelled" row naming the study, or the series', async () => {
+  it('appends one "relabelled" row per instance of the study, or of the series', async () => {
     const i = syntheticInstance();
     await put(i.bytes);
+    const other = syntheticInstance({ studyUid: i.studyUid });
+    await put(other.bytes);
     const study = await changesOf(async () => expect((await a.request.put(`/api/studies/${i.studyUid}/labels`).send({ labels: ['vip'] })).status).toBe(200));
-    expect(brief(study)).toEqual([['relabelled', i.studyUid, null, null]]);
+    expect(brief(study).sort()).toEqual(
+      [
+        ['relabelled', i.studyUid, i.seriesUid, i.sopInstanceUid],
+        ['relabelled', i.studyUid, other.seriesUid, other.sopInstanceUid],
+      ].sort(),
+    );
     const series = await changesOf(async () => expect((await a.request.delete(`/api/studies/${i.studyUid}/series/${i.seriesUid}/labels`)).status).toBe(200));
     expect(series).toEqual([]);
     const labelled = await changesOf(async () =>
       expect((await a.request.put(`/api/studies/${i.studyUid}/series/${i.seriesUid}/labels`).send({ labels: ['photo'] })).status).toBe(200),
     );
-    expect(brief(labelled)).toEqual([['relabelled', i.studyUid, i.seriesUid, null]]);
+    expect(brief(labelled)).toEqual([['relabelled', i.studyUid, i.seriesUid, i.sopInstanceUid]]);
   });
 
   it('to the labels it already has appends nothing', async () => {
@@ -201,6 +208,22 @@ describe('a relabel', () => {
     const res = await refusingChanges(() => a.request.put(`/api/studies/${i.studyUid}/labels`).send({ labels: ['vip'] }));
     expect(res.status).toBe(500);
     expect((await a.request.get(`/api/studies/${i.studyUid}/labels`)).body.labels).toEqual([]);
+  });
+});
+
+describe('a relabel row', () => {
+  it('keeps the labels the study and series had before it', async () => {
+    const i = syntheticInstance();
+    await put(i.bytes);
+    await relabel(a.deps, admin(), { studyUid: i.studyUid, seriesUid: i.seriesUid }, ['photo']);
+    const before = await lastSeq();
+    await relabel(a.deps, admin(), { studyUid: i.studyUid }, ['vip']);
+    await relabel(a.deps, admin(), { studyUid: i.studyUid, seriesUid: i.seriesUid }, []);
+    const rows = await a.deps.db('changes').where('seq', '>', before).orderBy('seq').select('study_labels_before', 'series_labels_before');
+    expect(rows).toEqual([
+      { study_labels_before: [], series_labels_before: ['photo'] },
+      { study_labels_before: ['vip'], series_labels_before: ['photo'] },
+    ]);
   });
 });
 

@@ -13,6 +13,8 @@ import { callerOf, guard } from '../http/guard.js';
 import { postRevokedToken } from './tokens.js';
 import { deleteAeRoute, getAeRoute, listAesRoute, putAeRoute } from './aes.js';
 import { exportRoutes } from '../export/routes.js';
+import { readChangefeed, readLatestChange } from '../dicomweb/changefeed.js';
+import { purgeNow, undoReject } from '../dicomweb/reject.js';
 
 const STUDY_LABELS = '/studies/:studyUid/labels';
 const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
@@ -20,7 +22,7 @@ const SERIES_LABELS = '/studies/:studyUid/series/:seriesUid/labels';
 /** Cairn's own management API under /api: sensitivity labels and the audit trail. */
 export function apiRouter(deps: AppDeps): Router {
   const r = new Router({ prefix: '/api' });
-  for (const name of ['studyUid', 'seriesUid']) {
+  for (const name of ['studyUid', 'seriesUid', 'sopInstanceUid']) {
     r.param(name, (value, _ctx, next) => {
       if (!isValidUid(value)) throw new ApiError(400, 'InvalidUid', `${name} "${value}" is not a valid DICOM UID`);
       return next();
@@ -38,6 +40,13 @@ export function apiRouter(deps: AppDeps): Router {
   r.put('/aes/:title', guard('user', 'ae-change'), putAeRoute(deps));
   r.delete('/aes/:title', guard('user', 'ae-change'), deleteAeRoute(deps));
   exportRoutes(r, deps);
+  // The change feed (server/dicomweb/changefeed.ts): what a mirror or pipeline follows.
+  r.get('/changefeed', guard('search', 'search'), readChangefeed(deps));
+  r.get('/changefeed/latest', guard('search', 'search'), readLatestChange(deps));
+  // IHE IOCM: undoing a rejection, and deleting rejected data after its retention period (server/dicomweb/reject.ts).
+  for (const path of ['/studies/:studyUid', '/studies/:studyUid/series/:seriesUid', '/studies/:studyUid/series/:seriesUid/instances/:sopInstanceUid'])
+    r.post(`${path}/unreject`, guard('delete', 'rejection-undo'), undoReject(deps));
+  r.post('/rejections/purge', guard('delete', 'rejection-purge'), purgeNow(deps));
   return r;
 }
 

@@ -1,5 +1,5 @@
 import type { Db } from './knex.js';
-import { appendChanges } from './write.js';
+import { appendRelabelChanges } from './write.js';
 
 // The admin label API addresses studies and series whether or not the admin
 // is cleared for them (labelling must reach what it hides); the guard admits
@@ -23,7 +23,7 @@ export async function readLabels(db: Db, t: LabelTarget): Promise<string[] | und
 /**
  * Replaces the label set; returns the previous one, or undefined when there
  * is no such study or series. A set that differs from the previous one gets
- * its change row in the same transaction.
+ * its change rows, one per instance below, in the same transaction.
  */
 export async function replaceLabels(db: Db, t: LabelTarget, labels: readonly string[]): Promise<string[] | undefined> {
   const after = [...new Set(labels)].sort();
@@ -34,7 +34,7 @@ export async function replaceLabels(db: Db, t: LabelTarget, labels: readonly str
     if (!before) return undefined;
     await row(trx as unknown as Db, t).update({ labels: after });
     const same = before.labels.length === after.length && before.labels.every((l) => after.includes(l));
-    if (!same) await appendChanges(trx, 'relabelled', [{ study_uid: t.studyUid, series_uid: t.seriesUid }]);
+    if (!same) await appendRelabelChanges(trx, t, before.labels);
     return before.labels;
   });
 }

@@ -166,26 +166,35 @@ export async function deleteInstances(db: Db, caller: Caller, where: { study_uid
       .del()
       .returning(['blob_key', 'study_uid', 'series_uid', 'sop_instance_uid']);
     caller.touched.noteAll(rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid })));
-    // The labels the study and series had, for the change feed once their rows are gone.
-    const labels: { series_uid: string; series_labels: string[]; study_labels: string[] }[] = rows.length
-      ? await trx('series as se')
-          .join('studies as st', 'st.study_uid', 'se.study_uid')
-          .whereIn('se.series_uid', [...new Set(rows.map((r) => r.series_uid))])
-          .select('se.series_uid', 'se.labels as series_labels', 'st.labels as study_labels')
-      : [];
-    const bySeries = new Map(labels.map((l) => [l.series_uid, l]));
-    await appendChanges(
-      trx,
-      'deleted',
-      rows.map((r) => ({ ...r, study_labels: bySeries.get(r.series_uid)?.study_labels, series_labels: bySeries.get(r.series_uid)?.series_labels })),
-    );
-    await trx('series').where({ study_uid: where.study_uid }).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
-    await trx('studies').where({ study_uid: where.study_uid }).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();
+    await recordDeletion(trx, rows);
     return rows.map((r) => r.blob_key);
   });
 }
 
-export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rejected';
+/**
+ * After instance rows were deleted in `trx`: their change rows, with the
+ * labels their study and series had, and the series and studies left empty go.
+ */
+async function recordDeletion(trx: Knex.Transaction, rows: readonly { study_uid: string; series_uid: string; sop_instance_uid: string }[]): Promise<void> {
+  // The labels the study and series had, for the change feed once their rows are gone.
+  const labels: { series_uid: string; series_labels: string[]; study_labels: string[] }[] = rows.length
+    ? await trx('series as se')
+        .join('studies as st', 'st.study_uid', 'se.study_uid')
+        .whereIn('se.series_uid', [...new Set(rows.map((r) => r.series_uid))])
+        .select('se.series_uid', 'se.labels as series_labels', 'st.labels as study_labels')
+    : [];
+  const bySeries = new Map(labels.map((l) => [l.series_uid, l]));
+  await appendChanges(
+    trx,
+    'deleted',
+    rows.map((r) => ({ ...r, study_labels: bySeries.get(r.series_uid)?.study_labels, series_labels: bySeries.get(r.series_uid)?.series_labels })),
+  );
+  const studyUids = [...new Set(rows.map((r) => r.study_uid))];
+  await trx('series').whereIn('study_uid', studyUids).whereNotExists(trx('instances').whereRaw('instances.series_uid = series.series_uid')).del();
+  await trx('studies').whereIn('study_uid', studyUids).whereNotExists(trx('series').whereRaw('series.study_uid = studies.study_uid')).del();
+}
+
+export type ChangeKind = 'stored' | 'replaced' | 'deleted' | 'relabelled' | 'rejected' | 'restored';
 
 /**
  * Appends change rows (migrations/20261201041000_changes.ts) inside the
@@ -225,6 +234,34 @@ export async function appendChanges(
     `insert into changes (kind, study_uid, series_uid, sop_instance_uid)
       select ?, s, se, i from unnest(?::text[], ?::text[], ?::text[]) with ordinality as u(s, se, i, n) order by n`,
     [kind, rows.map((r) => r.study_uid), rows.map((r) => r.series_uid ?? null) as Knex.Value, rows.map((r) => r.sop_instance_uid ?? null) as Knex.Value],
+  );
+}
+
+/**
+ * The change rows of a relabel: one per instance of the study or series, in
+ * series and instance order, each keeping the labels its study and series had
+ * before (`*_labels_before`), so that the change feed can tell a follower
+ * who was cleared for them that the instance left its view, and which of
+ * the two was relabelled (`relabel_level`).
+ */
+export async function appendRelabelChanges(trx: Knex.Transaction, t: { studyUid: string; seriesUid?: string }, before: string[]): Promise<void> {
+  await trx.raw(
+    `insert into changes (kind, study_uid, series_uid, sop_instance_uid, study_labels_before, series_labels_before, relabel_level)
+      select 'relabelled', i.study_uid, i.series_uid, i.sop_instance_uid,
+        case when ?::boolean then st.labels else ?::text[] end, case when ?::boolean then ?::text[] else se.labels end, ?
+      from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
+      where i.study_uid = ? and (?::text is null or i.series_uid = ?)
+      order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`,
+    [
+      t.seriesUid !== undefined,
+      before as unknown as Knex.Value,
+      t.seriesUid !== undefined,
+      before as unknown as Knex.Value,
+      t.seriesUid !== undefined ? 'series' : 'study',
+      t.studyUid,
+      t.seriesUid ?? null,
+      t.seriesUid ?? null,
+    ],
   );
 }
 
@@ -303,4 +340,96 @@ export async function rejectInstances(
   const rejected = rows.map((x) => ({ studyUid: x.study_uid, seriesUid: x.series_uid, sopInstanceUid: x.sop_instance_uid }));
   caller.touched.noteAll(rejected);
   return rejected;
+}
+
+/** The advisory lock (PostgreSQL, across replicas) that a purge of rejected data holds, and an undo waits for. */
+const PURGE_LOCK = 'cairn:rejection-purge';
+
+/**
+ * Undoes the rejection of the instances under a study, series or instance
+ * (an admin's correction, IHE IOCM): each rejected one the caller may see by
+ * its labels is live again and gets a change row of kind `restored`; the
+ * rejections recorded there, of instances stored or not, are forgotten, so
+ * their SOP Instance UIDs are accepted again. Waits for a purge that is
+ * running, so that nothing is restored whose blob a purge already removed.
+ */
+export async function restoreInstances(
+  db: Db,
+  caller: Caller,
+  where: { study_uid: string; series_uid?: string; sop_instance_uid?: string },
+): Promise<{ restored: { studyUid: string; seriesUid: string; sopInstanceUid: string }[]; forgotten: number }> {
+  return db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [PURGE_LOCK]);
+    const rejectedToo: Caller = { ...caller, includeRejected: true };
+    const rows: { study_uid: string; series_uid: string; sop_instance_uid: string }[] = await trx('instances')
+      .where(where)
+      .where('rejected', true)
+      .whereExists(
+        trx('series as vse')
+          .join('studies as vst', 'vst.study_uid', 'vse.study_uid')
+          .select(trx.raw('1'))
+          .whereRaw('vse.series_uid = instances.series_uid')
+          .where('vse.study_uid', where.study_uid)
+          .where(visible(trx, { study: 'vst', series: 'vse', instance: 'instances' }, rejectedToo)),
+      )
+      .update({ rejected: false })
+      .returning(['study_uid', 'series_uid', 'sop_instance_uid']);
+    const stored = new Set(rows.map((r) => r.sop_instance_uid));
+    // Rejections of instances not stored (yet) under the target go too; those of hidden stored ones stay.
+    const forgotten = await trx('rejections')
+      .where(where)
+      .where((q) => {
+        q.whereIn('sop_instance_uid', [...stored]).orWhereNotExists(trx('instances').whereRaw('instances.sop_instance_uid = rejections.sop_instance_uid'));
+      })
+      .del();
+    await appendChanges(trx, 'restored', rows);
+    const restored = rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid }));
+    caller.touched.noteAll(restored);
+    return { restored, forgotten: Number(forgotten) };
+  });
+}
+
+/**
+ * Runs `fn` while holding the purge lock, or resolves to undefined at once
+ * when another replica (or request) holds it. The lock is held by a
+ * transaction that writes nothing, so it never holds back the change feed.
+ */
+export async function withPurgeLock<T>(db: Db, fn: () => Promise<T>): Promise<T | undefined> {
+  return db.transaction(async (trx) => {
+    const { rows } = await trx.raw('select pg_try_advisory_xact_lock(hashtext(?)) as ok', [PURGE_LOCK]);
+    if (!rows[0].ok) return undefined;
+    return fn();
+  });
+}
+
+export interface PurgeCandidate {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  blobKey: string;
+}
+
+/** Rejected instances whose rejection is older than `before`, oldest first. */
+export async function rejectedBefore(db: Db, before: Date, limit: number): Promise<PurgeCandidate[]> {
+  return db('instances as i')
+    .join('rejections as r', 'r.sop_instance_uid', 'i.sop_instance_uid')
+    .where('i.rejected', true)
+    .where('r.at', '<', before)
+    .orderBy('r.at')
+    .limit(limit)
+    .select('i.study_uid as studyUid', 'i.series_uid as seriesUid', 'i.sop_instance_uid as sopInstanceUid', 'i.blob_key as blobKey');
+}
+
+/** Deletes the index rows of rejected instances (their blobs already gone), with their change rows; returns those deleted. */
+export async function deleteRejected(db: Db, sopInstanceUids: readonly string[]): Promise<{ studyUid: string; seriesUid: string; sopInstanceUid: string }[]> {
+  if (!sopInstanceUids.length) return [];
+  return db.transaction(async (trx) => {
+    const rows: { study_uid: string; series_uid: string; sop_instance_uid: string }[] = await trx('instances')
+      .whereIn('sop_instance_uid', sopInstanceUids)
+      .where('rejected', true)
+      .del()
+      .returning(['study_uid', 'series_uid', 'sop_instance_uid']);
+    await recordDeletion(trx, rows);
+    return rows.map((r) => ({ studyUid: r.study_uid, seriesUid: r.series_uid, sopInstanceUid: r.sop_instance_uid }));
+  });
 }

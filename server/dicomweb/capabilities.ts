@@ -107,6 +107,8 @@ function describe(method: string, path: string): MethodDescription | undefined {
     };
   }
   if (method === 'DELETE') return { id: 'Delete', params: [INCLUDE_REJECTED], response: [] };
+  // IHE IOCM: {code} is a rejection title of PS3.16 CID 7010 as code^scheme, such as 113001^DCM.
+  if (method === 'POST' && last === '{code}' && path.includes('/reject/')) return { id: 'Reject', params: [], response: ['application/json'] };
   if (method === 'GET' && last === 'changes') {
     return { id: 'ChangeFeed', params: CHANGES_PARAMS.map((name): Param => ({ name, style: 'query' })), response: ['application/json'] };
   }
@@ -162,6 +164,36 @@ export function wadl(routes: readonly DescribedRoute[], base: string): string {
   ].join('\n');
 }
 
+/**
+ * The same description as JSON, for clients that do not read WADL: the
+ * resources of the WADL document with the same methods, parameters and media
+ * types, built from the same described routes.
+ */
+export function capabilitiesJson(routes: readonly DescribedRoute[], base: string) {
+  const byPath = new Map<string, DescribedRoute[]>();
+  for (const r of routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+  return {
+    base,
+    resources: [...byPath].map(([path, methods]) => ({
+      path: path.replace(/^\//, ''),
+      templateParams: [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]),
+      methods: methods.map((m) => ({
+        method: m.method,
+        ...(m.description ? { id: m.description.id } : {}),
+        params: (m.description?.params ?? []).map((p) => ({
+          name: p.name,
+          style: p.style,
+          ...(p.doc ? { doc: p.doc } : {}),
+          ...(p.repeating ? { repeating: true } : {}),
+          ...(p.options ? { options: [...p.options] } : {}),
+        })),
+        request: [...(m.description?.request ?? [])],
+        response: [...(m.description?.response ?? [])],
+      })),
+    })),
+  };
+}
+
 function method(r: DescribedRoute): string {
   const d = r.description;
   const id = d ? ` id="${d.id}"` : '';
@@ -187,14 +219,16 @@ export function capabilitiesRouter(deps: AppDeps): Router {
   const table = dicomwebRouter(deps);
   const r = new Router();
   const answer = async (ctx: RouterContext): Promise<void> => {
-    const accepts = parseAccept(ctx.get('accept') || undefined);
-    if (accepts.length && !accepts.some((a) => typeMatches(a.type, WADL) || typeMatches(a.type, 'application/xml'))) {
-      throw new ApiError(406, 'NotAcceptable', `the capabilities description is sent as ${WADL} (PS3.18 Annex H)`);
-    }
+    // The first acceptable form by q: the WADL document (also for */*), or its JSON form.
+    const form = parseAccept(ctx.get('accept') || undefined)
+      .map((a) => (typeMatches(a.type, WADL) || typeMatches(a.type, 'application/xml') ? 'wadl' : a.type === 'application/json' ? 'json' : undefined))
+      .find((f) => f !== undefined);
+    if (!form) throw new ApiError(406, 'NotAcceptable', `the capabilities description is sent as ${WADL} (PS3.18 Annex H) or as application/json`);
     const routes = describedRoutes(table);
     ctx.set('Allow', 'OPTIONS');
-    ctx.type = WADL;
-    ctx.body = wadl(routes, dicomwebBase(ctx, deps.config));
+    ctx.set('Vary', 'Accept');
+    ctx.type = form === 'wadl' ? WADL : 'application/json';
+    ctx.body = form === 'wadl' ? wadl(routes, dicomwebBase(ctx, deps.config)) : capabilitiesJson(routes, dicomwebBase(ctx, deps.config));
   };
   r.options('/dicom-web', answer);
   r.options('/dicom-web/', answer);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RouterContext } from '@koa/router';
+import type { Caller } from '../access.js';
 import { readChanges, type ChangePage } from '../db/changes.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
@@ -26,7 +27,7 @@ export function followChanges(deps: AppDeps) {
     const since = integer(ctx, 'since', 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = integer(ctx, 'limit', 1, CHANGES_MAX_LIMIT, CHANGES_DEFAULT_LIMIT);
     const wait = integer(ctx, 'wait', 0, CHANGES_MAX_WAIT, 0);
-    const caller = callerOf(ctx);
+    const caller = followerOf(deps, ctx);
     const deadline = Date.now() + wait * 1000;
     let gone = false;
     ctx.req.once('close', () => {
@@ -51,6 +52,14 @@ export function followChanges(deps: AppDeps) {
       next: page.next,
     };
   };
+}
+
+/** The caller, unless it gets a de-identified view: a change names original UIDs, which that view never shows. */
+export function followerOf(deps: AppDeps, ctx: RouterContext): Caller {
+  const caller = callerOf(ctx);
+  if (deps.research?.viewOf(caller))
+    throw new ApiError(403, 'Forbidden', 'the change feed names original UIDs and is not offered to a caller of a de-identified view');
+  return caller;
 }
 
 function integer(ctx: RouterContext, name: string, min: number, max: number, fallback: number): number {

@@ -8,6 +8,7 @@ import { followChanges } from './changes.js';
 import { remove } from './delete.js';
 import { retrieveBulkData, retrieveFrames } from './frames.js';
 import { retrieveMetadata } from './metadata.js';
+import { rejectShortcut } from './reject.js';
 import { retrieveRendered } from './rendered.js';
 import { retrieveThumbnail } from './thumbnail.js';
 import { renderSlots, type RenderSlots } from '../render/render.js';
@@ -89,5 +90,9 @@ export function dicomwebRouter(deps: AppDeps, mount?: { prefix: string; first: R
   r.delete(STUDY, deleting, remove(deps));
   r.delete(SERIES, deleting, remove(deps));
   r.delete(INSTANCE, deleting, remove(deps));
+
+  // The IHE IOCM reject shortcut (as other archives offer it): a rejection note Cairn writes and stores
+  const rejecting = guard('store', 'store');
+  for (const path of [STUDY, SERIES, INSTANCE]) r.post(`${path}/reject/:code`, rejecting, rejectShortcut(deps));
   return r;
 }

@@ -105,7 +105,8 @@ export async function readProvenance(db: Db, sopInstanceUid: string): Promise<Pr
         at: new Date(c.at).toISOString(),
         source: 'changes',
         action: c.kind,
-        scope: c.sop_instance_uid ? 'instance' : c.series_uid ? 'series' : 'study',
+        // A relabel is written per instance but changed the labels of its study or series.
+        scope: c.relabel_level ?? (c.sop_instance_uid ? 'instance' : c.series_uid ? 'series' : 'study'),
       }),
     ),
   ].sort((x, y) => x.at.localeCompare(y.at));

@@ -71,8 +71,8 @@ describe('GET /dicom-web/changes', () => {
     );
     expect(changes.slice(2).map((c) => [c.kind, c.sopInstanceUid ?? null])).toEqual([
       ['deleted', y.sopInstanceUid],
-      ['relabelled', null],
-      ['relabelled', null],
+      ['relabelled', x.sopInstanceUid],
+      ['relabelled', x.sopInstanceUid],
       ['stored', kos.sopInstanceUid],
       ['rejected', x.sopInstanceUid],
     ]);
