@@ -171,6 +171,47 @@ function build(name: string, nat: Record<string, unknown>, pixels: Uint8Array, v
   return readPart10(name, new Uint8Array(dict.write() as ArrayBuffer));
 }
 
+/** A Part-10 file (Explicit VR Little Endian) of a data set without pixel data, such as a Key Object Selection Document. */
+export function buildPart10(nat: Record<string, unknown>): Uint8Array {
+  const meta = {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: nat['SOPClassUID'],
+    MediaStorageSOPInstanceUID: nat['SOPInstanceUID'],
+    TransferSyntaxUID: '1.2.840.10008.1.2.1',
+    ImplementationClassUID: '2.25.302335364947210617474416346066452963871',
+  };
+  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(nat);
+  return new Uint8Array(dict.write() as ArrayBuffer);
+}
+
+/** A 4×4 8-bit secondary capture image with fresh UIDs, for a check that changes what it stores. */
+export function buildImage(name: string, attrs: Record<string, unknown>): Instance {
+  return build(
+    name,
+    {
+      SOPClassUID: '1.2.840.10008.5.1.4.1.1.7',
+      SOPInstanceUID: newUid(),
+      StudyInstanceUID: newUid(),
+      SeriesInstanceUID: newUid(),
+      Modality: 'OT',
+      SeriesNumber: '1',
+      InstanceNumber: '1',
+      Rows: 4,
+      Columns: 4,
+      BitsAllocated: 8,
+      BitsStored: 8,
+      HighBit: 7,
+      PixelRepresentation: 0,
+      SamplesPerPixel: 1,
+      PhotometricInterpretation: 'MONOCHROME2',
+      ...attrs,
+    },
+    new Uint8Array(16).fill(7),
+    'OB',
+  );
+}
+
 export interface Synthetic {
   token: string;
   patientId: string;

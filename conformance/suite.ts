@@ -6,6 +6,7 @@ import { stowChecks } from './checks-stow.js';
 import { qidoChecks } from './checks-qido.js';
 import { wadoChecks } from './checks-wado.js';
 import { wadoUriChecks } from './checks-wado-uri.js';
+import { depthChecks } from './checks-depth.js';
 import { clientChecks } from './checks-client.js';
 
 export interface CheckResult {
@@ -26,7 +27,7 @@ export interface ConformanceOptions {
 }
 
 /** Every check in run order: STOW first (it stores the data the others query and retrieve). */
-export const allChecks: Check[] = [...stowChecks, ...qidoChecks, ...wadoChecks, ...wadoUriChecks, ...clientChecks];
+export const allChecks: Check[] = [...stowChecks, ...qidoChecks, ...wadoChecks, ...wadoUriChecks, ...depthChecks, ...clientChecks];
 
 const TIMEOUT_MS = 30_000;
 
