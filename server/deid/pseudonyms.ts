@@ -12,14 +12,19 @@ import type { DeidView } from './research.js';
 // URLs and UID query keys are the pseudonymous ones it was shown, turned back
 // into the originals here, after the route's guard and before the handler;
 // an original UID sent by such a caller finds nothing, like a UID that does
-// not exist. A query matching on an attribute its view changes finds nothing
-// either (the original values are what the index holds). The pseudonyms a
+// not exist. A query by the patient pseudonym (in Patient ID or Patient Name,
+// exact) finds that patient's studies; any other query matching on an
+// attribute its view changes finds nothing (the index holds the originals:
+// a shifted date, for one, cannot be turned back without knowing the
+// patient). The pseudonyms a
 // handler's answer shows are written before that answer leaves.
 
 type Middleware = (ctx: RouterContext, next: Next) => Promise<void>;
 
 const PARAMS = ['studyUid', 'seriesUid', 'sopInstanceUid'] as const;
 const UID_KEYS = new Set(['0020000D', '0020000E', '00080018']);
+const PATIENT_ID = '00100020';
+const PATIENT_NAME = '00100010';
 const CONTROL = new Set(['includefield', 'limit', 'offset', 'fuzzymatching', 'emptyvaluematching', 'multiplevaluematching']);
 /** A UID no instance has: what an unknown pseudonym in a UID query key becomes, so that it matches nothing. */
 const NO_SUCH_UID = '2.25.0';
@@ -81,6 +86,7 @@ async function originalQuery(deps: AppDeps, view: DeidView, ctx: RouterContext):
   const d = view.deidentifier;
   const out: string[] = [];
   let changed = false;
+  let patientId: string | undefined;
   for (const [name, value] of queryPairs(ctx.querystring)) {
     if (CONTROL.has(name) || value === '' || value === '*') {
       out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
@@ -90,6 +96,15 @@ async function originalQuery(deps: AppDeps, view: DeidView, ctx: RouterContext):
     if (path.length === 1 && path[0] && UID_KEYS.has(path[0]) && !d.options.retainUids) {
       const originals = await Promise.all(value.split(/,|\\/).map(async (v) => (await deps.research!.original(deps.db, view, v.trim())) ?? NO_SUCH_UID));
       out.push(`${encodeURIComponent(name)}=${encodeURIComponent(originals.join(','))}`);
+      changed = true;
+      continue;
+    }
+    // The patient pseudonym, in Patient ID or Patient Name, finds that patient's studies: it stands for the original Patient ID.
+    if (path.length === 1 && (path[0] === PATIENT_ID || path[0] === PATIENT_NAME)) {
+      const original = /[*?,\\]/.test(value) ? undefined : await deps.research!.originalPatientId(deps.db, view, value.trim());
+      if (original === undefined || (patientId !== undefined && patientId !== original)) return false;
+      if (patientId === undefined) out.push(`PatientID=${encodeURIComponent(original)}`);
+      patientId = original;
       changed = true;
       continue;
     }

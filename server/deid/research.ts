@@ -7,6 +7,8 @@ import type { Db } from '../db/knex.js';
 import type { DicomJson } from '../dicom/json.js';
 import type { AttributeView, Presenter } from '../present.js';
 import { Deidentifier } from './profile.js';
+
+const PATIENT_ID = '00100020';
 import { parseProfile } from './settings.js';
 
 // De-identified views by role: which view a caller gets, the attributes seam's
@@ -100,18 +102,24 @@ export class Research {
     return attributeView;
   };
 
-  /** Notes the pseudonyms of the placing UIDs of `attrs` as shown to `caller`. */
+  /**
+   * Notes the pseudonyms `attrs` are shown under to `caller`: those of its
+   * placing UIDs, and its patient's pseudonym (for queries by it).
+   */
   note(caller: Caller, view: DeidView, attrs: DicomJson | { studyUid?: string; seriesUid?: string; sopInstanceUid?: string }): void {
-    if (view.deidentifier.options.retainUids) return;
-    const uids =
-      'studyUid' in attrs || 'seriesUid' in attrs || 'sopInstanceUid' in attrs
-        ? [attrs.studyUid, attrs.seriesUid, attrs.sopInstanceUid]
-        : PLACING.map((t) => (attrs as DicomJson)[t]?.Value?.[0]);
+    const d = view.deidentifier;
+    const placing = 'studyUid' in attrs || 'seriesUid' in attrs || 'sopInstanceUid' in attrs;
+    const pairs: [pseudo: string, original: unknown][] = [];
+    if (!d.options.retainUids) {
+      const uids = placing ? [attrs.studyUid, attrs.seriesUid, attrs.sopInstanceUid] : PLACING.map((t) => (attrs as DicomJson)[t]?.Value?.[0]);
+      for (const original of uids) if (typeof original === 'string' && original) pairs.push([d.uid(original), original]);
+    }
+    // A patient with an ID is shown under one pseudonym in Patient ID and Patient Name (profile.ts): remembered as the original ID.
+    const patientId = placing ? undefined : (attrs as DicomJson)[PATIENT_ID]?.Value?.[0];
+    if (typeof patientId === 'string' && patientId) pairs.push([d.patientPseudonym(attrs as DicomJson), patientId]);
     let shown = this.shown.get(caller);
-    for (const original of uids) {
-      if (typeof original !== 'string' || !original) continue;
-      const pseudo = view.deidentifier.uid(original);
-      if (this.written.has(`${view.project}|${pseudo}`)) continue;
+    for (const [pseudo, original] of pairs) {
+      if (typeof original !== 'string' || this.written.has(`${view.project}|${pseudo}`)) continue;
       if (!shown) this.shown.set(caller, (shown = new Map()));
       shown.set(pseudo, { project: view.project, original });
     }
@@ -130,6 +138,14 @@ export class Research {
         .ignore();
     if (this.written.size > REMEMBERED) this.written.clear();
     for (const r of rows) this.written.add(`${r.project}|${r.pseudo_uid}`);
+  }
+
+  /** The original Patient ID a patient pseudonym stands for in `view`, or undefined when it was never shown. */
+  async originalPatientId(db: Db, view: DeidView, pseudo: string): Promise<string | undefined> {
+    // Patient pseudonyms start with P; a UID never does, so the two share the table without clashing.
+    if (!/^P[0-9A-F]{16}$/.test(pseudo)) return undefined;
+    const row = await db('deid_uids').where({ project: view.project, pseudo_uid: pseudo }).first('original_uid');
+    return row?.original_uid;
   }
 
   /** The original UID a pseudonymous one stands for in `view`, or undefined when it was never shown. */

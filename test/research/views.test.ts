@@ -102,6 +102,34 @@ describe('QIDO and metadata for a researcher', () => {
     expect(json(await get(CLINICIAN, '/dicom-web/studies?PatientID=1CT1'))).toHaveLength(1);
   });
 
+  it("finds the patient's studies by the patient pseudonym it was shown, exactly, in Patient ID or Patient Name", async () => {
+    const [shown] = json(await get(RESEARCHER, `/dicom-web/studies?StudyInstanceUID=${pseudo(CT.study)}`));
+    const patient = shown['00100020'].Value[0] as string;
+    expect(patient).toMatch(/^P[0-9A-F]{16}$/);
+    for (const q of [`PatientID=${patient}`, `PatientName=${patient}`, `PatientID=${patient}&PatientName=${patient}`]) {
+      const found = json(await get(RESEARCHER, `/dicom-web/studies?${q}`));
+      expect(
+        found.map((s: Record<string, { Value: string[] }>) => s['0020000D'].Value[0]),
+        q,
+      ).toEqual([pseudo(CT.study)]);
+    }
+    // From another replica, which never showed it: the pseudonym was written with the answer that showed it.
+    const replica = createApp({ ...a.deps, research: new Research(DEID, DEID.key) });
+    const other = await supertest(replica.callback())
+      .get(`/dicom-web/studies?PatientID=${patient}`)
+      .set('Authorization', `Bearer ${a.token(RESEARCHER)}`)
+      .set('Accept', 'application/dicom+json');
+    expect(other.body.map((s: Record<string, { Value: string[] }>) => s['0020000D'].Value[0])).toEqual([pseudo(CT.study)]);
+    // No wildcard on a pseudonym, no pseudonym never shown, no original: nothing.
+    for (const q of [
+      `PatientID=${patient.slice(0, 8)}*`,
+      'PatientID=P0000000000000000',
+      'PatientID=1CT1',
+      `PatientID=${patient}&PatientName=P0000000000000000`,
+    ])
+      expect(json(await get(RESEARCHER, `/dicom-web/studies?${q}`)), q).toEqual([]);
+  });
+
   it('answers 404 to an original UID in the URL, naming only what was asked', async () => {
     const r = await get(RESEARCHER, `/dicom-web/studies/${CT.study}/metadata`);
     expect(r.status).toBe(404);
