@@ -305,7 +305,9 @@ async function qidoLoop(url: (i: number) => string): Promise<Lat & { emptyResult
   return { ...lat(r), emptyResults: empty };
 }
 for (const size of sizes) {
-  const need = Math.max(0, size - stored);
+  // At least one study of the fill's own patients, so there is a patient to search for even when the
+  // earlier phases (STOW, import, C-STORE) already stored more instances than this size.
+  const need = Math.max(patients.length ? 0 : 20, size - stored);
   log(`fill to ${size} instances (+${need} of ${FILL_ROWS}x${FILL_ROWS}, ${fillBatch}/request)`);
   const f = await stowAll(batches({ next: () => fillStudies.next() }, fillBatch, FILL_ROWS, need), Math.max(0, fillDeadline - Date.now()), false);
   stored += f.instances;
