@@ -420,15 +420,7 @@ async function instanceParts(c: Conversion, r: StoredInstance, deps: Deps, eager
       `instance ${r.sopInstanceUid} is larger than Cairn transcodes (${MAX_CONVERT_BYTES} bytes); ask for its frames`,
     );
   }
-  const make = async (): Promise<Buffer | null> => {
-    const file = await deps.blobs.read(r.blobKey, r.size);
-    try {
-      return await (deps.pixels ? deps.pixels.transcode(file, c.to) : transcodeInstance(file, c.to));
-    } catch (err) {
-      if (c.fallback && err instanceof ApiError && err.status === 406) return null;
-      throw err;
-    }
-  };
+  const make = async (): Promise<Buffer | null> => transcodedInstance(await deps.blobs.read(r.blobKey, r.size), c, deps);
   if (eager) {
     const made = await make();
     if (!made) return partsOf(stored, { instance: r, deps });
@@ -444,6 +436,20 @@ async function instanceParts(c: Conversion, r: StoredInstance, deps: Deps, eager
     },
   };
   return [part];
+}
+
+/**
+ * A Part-10 file in the syntax a transcode conversion names, made in the
+ * pixel pool; null when a conversion chosen by default cannot be made (the
+ * instance then goes as stored).
+ */
+export async function transcodedInstance(file: Buffer, c: Extract<Conversion, { kind: 'transcode' }>, deps: Deps): Promise<Buffer | null> {
+  try {
+    return await (deps.pixels ? deps.pixels.transcode(file, c.to) : transcodeInstance(file, c.to));
+  } catch (err) {
+    if (c.fallback && err instanceof ApiError && err.status === 406) return null;
+    throw err;
+  }
 }
 
 /** Stored bytes: a whole instance, or the spans of a blob that make each frame or value. */

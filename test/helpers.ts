@@ -113,6 +113,25 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
 }
 
 /** A multipart/related body of application/dicom parts. */
+/** One part of a metadata-and-bulk-data STOW body: its media type, and the Content-Location a BulkDataURI names. */
+export interface RelatedPart {
+  type: string;
+  location?: string;
+  body: Buffer;
+}
+
+/** A multipart/related body of `type` (application/dicom+json or +xml) whose parts carry their own types and locations. */
+export function relatedBody(type: string, parts: RelatedPart[]): { body: Buffer; contentType: string } {
+  const boundary = `cairn-${randomUUID()}`;
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    const loc = p.location ? `Content-Location: ${p.location}\r\n` : '';
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type}\r\n${loc}\r\n`), p.body, Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="${type}"; boundary=${boundary}` };
+}
+
 export function multipartBody(
   parts: Buffer[],
   boundary = `cairn-${randomUUID()}`,

@@ -1,6 +1,5 @@
-import { createPublicKey, createSecretKey, KeyObject, randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { secretInDataDir } from '../secret-file.js';
+import { createPublicKey, createSecretKey, KeyObject, randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, customFetch, errors as jose } from 'jose';
 import jwt from 'jsonwebtoken';
 import { LABEL_PATTERN, toRoles, type DeidChoice, type Principal } from '../access.js';
@@ -293,23 +292,5 @@ function providerKeys(url: string): (alg: string, kid: string | undefined) => Pr
  */
 export function loadSecret(auth: AuthConfig, dataDir: string): string {
   if (auth.jwtSecret) return auth.jwtSecret;
-  const file = path.join(dataDir, 'auth-secret');
-  fs.mkdirSync(dataDir, { recursive: true });
-  if (!fs.existsSync(file)) {
-    // Written whole under a name of its own, then linked into place: link
-    // never replaces an existing file, so when two processes start together
-    // on one data folder one secret wins and neither reads a half-written one.
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(tmp, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
-    try {
-      fs.linkSync(tmp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-  }
-  const secret = fs.readFileSync(file, 'utf8').trim();
-  if (secret.length < 32) throw new Error(`${file} holds no usable secret; remove it to have a new one made`);
-  return secret;
+  return secretInDataDir(dataDir, 'auth-secret');
 }

@@ -7,8 +7,8 @@ import { ApiError } from '../errors.js';
 import type { Acceptable } from '../http/accept.js';
 import type { OutPart } from '../http/multipart.js';
 import type { Reply } from '../http/reply.js';
-import { abilityOf, conversionFor, type Asked, type Conversion } from '../retrieve.js';
-import { MAX_CONVERT_BYTES, transcodeInstance } from '../transcode.js';
+import { abilityOf, conversionFor, transcodedInstance, type Asked, type Conversion } from '../retrieve.js';
+import { MAX_CONVERT_BYTES } from '../transcode.js';
 import { deidentifyPart10, keptAsStored, WithheldError } from './part10.js';
 import { withheldReason } from './profile.js';
 import type { DeidView } from './research.js';
@@ -75,7 +75,7 @@ async function instances(deps: Deps, view: DeidView, caller: Caller, accepts: Ac
     const c = chosen[i];
     let contentType = c.contentType;
     if (c.kind === 'transcode') {
-      const made = r.size > MAX_CONVERT_BYTES ? null : await transcoded(bytes, c, deps);
+      const made = r.size > MAX_CONVERT_BYTES ? null : await transcodedInstance(bytes, c, deps);
       if (made) bytes = made;
       else contentType = `application/dicom; transfer-syntax=${r.transferSyntaxUid}`;
     }
@@ -88,16 +88,6 @@ async function instances(deps: Deps, view: DeidView, caller: Caller, accepts: Ac
   if (held.length) headers.Warning = `299 cairn "${held.length} instance(s) withheld from this de-identified view: they may carry burned-in identifying text"`;
   if (asked.one && parts.length === 1 && !chosen[0].multipart) return { multipart: false, part: { ...parts[0], length: parts[0].length! }, headers };
   return { multipart: true, partType: 'application/dicom', parts, headers };
-}
-
-/** A de-identified instance in the syntax asked; null where a default conversion cannot be made (sent as stored then). */
-async function transcoded(bytes: Buffer, c: Extract<Conversion, { kind: 'transcode' }>, deps: Deps): Promise<Buffer | null> {
-  try {
-    return await (deps.pixels ? deps.pixels.transcode(bytes, c.to) : transcodeInstance(bytes, c.to));
-  } catch (err) {
-    if (c.fallback && err instanceof ApiError && err.status === 406) return null;
-    throw err;
-  }
 }
 
 async function deidentified(deps: Deps, d: DeidView['deidentifier'], r: StoredInstance, opts: Parameters<typeof deidentifyPart10>[2], held: string[]) {

@@ -1,6 +1,5 @@
-import { createHmac, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { secretInDataDir } from '../secret-file.js';
+import { createHmac } from 'node:crypto';
 import { permits, ROLES, type Caller, type DeidChoice, type Principal, type Role } from '../access.js';
 import type { DeidConfig } from '../config.js';
 import type { Db } from '../db/knex.js';
@@ -204,21 +203,5 @@ function mapUrl(url: string, d: Deidentifier): string {
 /** The secret project keys derive from: DEID_KEY, or one Cairn generates once in the data folder. */
 export function deidSecret(config: DeidConfig, dataDir: string): string {
   if (config.key) return config.key;
-  const file = path.join(dataDir, 'deid-secret');
-  fs.mkdirSync(dataDir, { recursive: true });
-  if (!fs.existsSync(file)) {
-    // Written whole under a name of its own, then linked into place, so two processes starting together agree.
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(tmp, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
-    try {
-      fs.linkSync(tmp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(tmp, { force: true });
-    }
-  }
-  const secret = fs.readFileSync(file, 'utf8').trim();
-  if (secret.length < 32) throw new Error(`${file} holds no usable secret; remove it to have a new one made`);
-  return secret;
+  return secretInDataDir(dataDir, 'deid-secret');
 }

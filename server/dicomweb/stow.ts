@@ -10,6 +10,8 @@ import { storeJsonParts } from './stow-json.js';
 import { storeResponse, storeStatus } from './store-response.js';
 
 const IN_FLIGHT = 8;
+/** The multipart types STOW-RS takes: instances, or metadata (JSON or XML) with bulk data (PS3.18 §10.5.1.4). */
+const STOW_TYPES = ['application/dicom', 'application/dicom+json', 'application/dicom+xml'];
 
 /** STOW-RS (PS3.18 §10.5): POST /studies and /studies/{study}, multipart/related of application/dicom. */
 export function store(deps: AppDeps) {
@@ -23,19 +25,16 @@ export function store(deps: AppDeps) {
       );
     }
     const partType = ct.params.type?.toLowerCase();
-    if (partType !== undefined && partType !== 'application/dicom' && partType !== 'application/dicom+json' && partType !== 'application/dicom+xml') {
-      throw new ApiError(
-        415,
-        'UnsupportedMediaType',
-        `multipart/related type "${ct.params.type}" is not supported; only application/dicom, or application/dicom+json or application/dicom+xml with bulk data`,
-      );
+    if (partType !== undefined && !STOW_TYPES.includes(partType)) {
+      const types = `${STOW_TYPES[0]}, or ${STOW_TYPES.slice(1).join(' or ')} with bulk data`;
+      throw new ApiError(415, 'UnsupportedMediaType', `multipart/related type "${ct.params.type}" is not supported; only ${types}`);
     }
     if (!ct.params.boundary) throw new ApiError(400, 'MalformedMultipart', 'multipart/related Content-Type has no boundary parameter');
     const studyUid = ctx.params.studyUid;
     const reader = new MultipartReader(ctx.req, ct.params.boundary);
     // PS3.18 §10.5.1.4: metadata and bulk data, made into instances here.
     const { outcomes, unread } =
-      partType === 'application/dicom+json' || partType === 'application/dicom+xml'
+      partType !== undefined && partType !== 'application/dicom'
         ? { outcomes: await storeJsonParts(deps, callerOf(ctx), reader, studyUid, partType), unread: undefined }
         : await storeParts(deps, callerOf(ctx), reader, studyUid);
     if (!outcomes.length) throw new ApiError(400, 'MalformedMultipart', 'the request holds no parts');

@@ -161,7 +161,8 @@ export function wadoUriRequestOf(query: Query): WadoUriRequest & { studyUid: str
   throw new ApiError(
     406,
     'NotAcceptable',
-    `WADO-URI answers ${[DICOM, ...RENDERED_TYPES, ...REPORT_TYPES].join(', ')} and an encapsulated document's own type; contentType "${contentType}" names none of them`,
+    `WADO-URI answers ${[DICOM, ...RENDERED_TYPES, ...REPORT_TYPES].join(', ')} and an encapsulated document's own type; ` +
+      `contentType "${contentType}" names none of them`,
   );
 }
 
@@ -222,7 +223,8 @@ function wadoUri(deps: Deps) {
         'NotAcceptable',
         doc.kind === 'other'
           ? `contentType "${req.documents.join(', ')}" is for reports and documents; this instance is neither`
-          : `this ${doc.kind === 'report' ? 'report is sent as text/html or text/plain' : `document is sent as ${doc.mimeType}`}, which contentType "${req.documents.join(', ')}" does not allow`,
+          : `this ${doc.kind === 'report' ? `report is sent as ${REPORT_TYPES.join(' or ')}` : `document is sent as ${doc.mimeType}`}, ` +
+              `which contentType "${req.documents.join(', ')}" does not allow`,
       );
     // A de-identified view never shows the pixels of an instance it withholds (burned-in text, PS3.15 E.1.1).
     if (view) {

@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binaryParser, createTestArchive, parseMultipart, type TestArchive } from '../helpers.js';
+import { binaryParser, createTestArchive, parseMultipart, type RelatedPart, relatedBody, type TestArchive } from '../helpers.js';
 import { uid } from '../synthetic.js';
 
 // STOW-RS of metadata and bulk data (PS3.18 §10.5.1.4): DICOM JSON plus bulk
@@ -17,22 +16,8 @@ afterAll(async () => {
   await a?.close();
 });
 
-interface Part {
-  type: string;
-  location?: string;
-  body: Buffer;
-}
-
-function body(parts: Part[]): { body: Buffer; contentType: string } {
-  const boundary = `cairn-${randomUUID()}`;
-  const chunks: Buffer[] = [];
-  for (const p of parts) {
-    const loc = p.location ? `Content-Location: ${p.location}\r\n` : '';
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type}\r\n${loc}\r\n`), p.body, Buffer.from('\r\n'));
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom+json"; boundary=${boundary}` };
-}
+type Part = RelatedPart;
+const body = (parts: Part[]) => relatedBody('application/dicom+json', parts);
 
 async function stowJson(datasets: unknown, bulk: Part[], path = '/dicom-web/studies') {
   const meta: Part = { type: 'application/dicom+json', body: Buffer.from(JSON.stringify(datasets)) };

@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { itemDepth, NativeXmlError, nativeXmlToJson } from '../../server/dicom/native-xml.js';
-import { binaryParser, createTestArchive, parseMultipart, type TestArchive } from '../helpers.js';
+import { binaryParser, createTestArchive, parseMultipart, type RelatedPart, relatedBody, type TestArchive } from '../helpers.js';
 import { uid } from '../synthetic.js';
 
 // STOW-RS with application/dicom+xml metadata (PS3.18 §10.5.1.4): each
@@ -17,22 +16,8 @@ afterAll(async () => {
   await a?.close();
 });
 
-interface Part {
-  type: string;
-  location?: string;
-  body: Buffer;
-}
-
-function multipart(parts: Part[]): { body: Buffer; contentType: string } {
-  const boundary = `cairn-${randomUUID()}`;
-  const chunks: Buffer[] = [];
-  for (const p of parts) {
-    const loc = p.location ? `Content-Location: ${p.location}\r\n` : '';
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type}\r\n${loc}\r\n`), p.body, Buffer.from('\r\n'));
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom+xml"; boundary=${boundary}` };
-}
+type Part = RelatedPart;
+const multipart = (parts: Part[]) => relatedBody('application/dicom+xml', parts);
 
 const stow = (parts: Part[]) => {
   const b = multipart(parts);
