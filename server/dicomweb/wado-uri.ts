@@ -9,14 +9,14 @@ import { isValidUid } from '../dicom/uid.js';
 import { ApiError } from '../errors.js';
 import { parseAccept, typeMatches, type Acceptable } from '../http/accept.js';
 import { callerOf, guard } from '../http/guard.js';
-import { sendReply, type Reply } from '../http/reply.js';
-import { parseInstance } from '../dicom/parse.js';
-import { documentBytes, documentKind, REPORT_TYPES, reportHtml, reportText, type DocumentKind } from '../render/document.js';
+import { sendReply } from '../http/reply.js';
+import { documentKind, REPORT_TYPES } from '../render/document.js';
 import { parseQuality, RENDERED_TYPES, type RenderedType, type Viewport } from '../render/encode.js';
 import { windowProblem, type Window } from '../render/pipeline.js';
 import { renderImage, renderSlots, type RenderSlots } from '../render/render.js';
 import { retrieveBytes } from '../retrieve.js';
 import { notFound, targetOf } from './target.js';
+import { documentReply, documentType } from './wado-uri-document.js';
 
 // WADO-URI (PS3.18 §9): one GET whose query names an instance and how to
 // send it. A thin adapter: application/dicom goes through the bytes seam
@@ -215,7 +215,7 @@ function wadoUri(deps: Deps) {
     if (!rows.length) throw notFound(t);
     // A report or an encapsulated document is sent as text or as its document when the contentType allows (or names nothing).
     const doc = documentKind(JSON.parse(rows[0].metadata) as DicomJson);
-    const type = documentType(doc, req);
+    const type = documentType(doc, { documents: req.documents, defaulted: req.kind === 'image' && req.defaulted });
     if (type) return sendReply(ctx, await documentReply(deps, caller, rows[0], type));
     if (req.kind === 'document')
       throw new ApiError(
@@ -245,76 +245,6 @@ function wadoUri(deps: Deps) {
     });
     return sendReply(ctx, { multipart: false, part: { contentType: req.type, length: image.length, body: () => image } });
   };
-}
-
-/**
- * The type a report or an encapsulated document is sent in: the first of
- * the contentType list it can be made in; without contentType, text/html for
- * a report and the document's own type (the default of their resource
- * categories, PS3.18 §9.3 and Table 8.7.4-1). Undefined when the instance is
- * an image, or when the list allows neither.
- */
-function documentType(doc: DocumentKind, req: Exclude<WadoUriRequest, { kind: 'dicom' }>): string | undefined {
-  if (doc.kind === 'other') return undefined;
-  const defaulted = req.kind === 'image' && req.defaulted;
-  if (doc.kind === 'report') return defaulted ? 'text/html' : req.documents.find((d) => REPORT_TYPES.some((r) => typeMatches(d, r)) && d !== '*/*');
-  if (defaulted) return doc.mimeType;
-  return req.documents.some((d) => typeMatches(d, doc.mimeType)) ? doc.mimeType : undefined;
-}
-
-/** Most bytes of an instance read whole to show it as a report or a document. */
-const MAX_DOCUMENT_INSTANCE = 64 * 1024 * 1024;
-
-/**
- * A report as text, or the document an instance holds: read from the bytes
- * this caller would get as application/dicom (so a de-identified view sends
- * its own de-identified report), never from the index.
- */
-async function documentReply(deps: Deps, caller: ReturnType<typeof callerOf>, row: RenderableInstance, type: string): Promise<Reply> {
-  const rows = await findInstances(deps.db, caller, { studyUid: row.studyUid, seriesUid: row.seriesUid, sopInstanceUid: row.sopInstanceUid });
-  if (!rows.length) throw new ApiError(404, 'InstanceNotFound', 'the instance is no longer there');
-  if (rows[0].size > MAX_DOCUMENT_INSTANCE)
-    throw new ApiError(
-      406,
-      'TooLargeToShow',
-      `the instance is larger than Cairn reads whole to show it (${MAX_DOCUMENT_INSTANCE} bytes); ask for application/dicom`,
-    );
-  const reply = await retrieveBytes(deps, caller, [{ multipart: false, type: DICOM, transferSyntax: '*', q: 1 }], { kind: 'instances', rows, one: true });
-  const part = reply.multipart ? reply.parts[0] : reply.part;
-  const bytes = await collect(await part.body());
-  const parsed = await parseInstance(
-    (async function* () {
-      yield bytes;
-    })(),
-    {
-      bulkThreshold: deps.config.bulkDataThreshold,
-      maxHeaderBytes: Math.max(deps.config.maxHeaderBytes, bytes.length),
-      maxSequenceDepth: deps.config.maxSequenceDepth,
-      maxDataElements: deps.config.maxDataElements,
-    },
-  );
-  let body: Buffer;
-  let contentType = type;
-  if (type === 'text/html' || type === 'text/plain') {
-    body = Buffer.from(type === 'text/html' ? reportHtml(parsed.dataset) : reportText(parsed.dataset), 'utf8');
-    contentType = `${type}; charset=utf-8`;
-  } else {
-    const el = parsed.bulk[ENCAPSULATED_DOCUMENT];
-    const inline = parsed.dataset[ENCAPSULATED_DOCUMENT]?.InlineBinary;
-    const value = el ? bytes.subarray(el.offset, el.offset + el.length) : inline ? Buffer.from(inline, 'base64') : undefined;
-    if (!value) throw new ApiError(404, 'DocumentNotFound', 'the instance holds no Encapsulated Document (0042,0011)');
-    body = documentBytes(value, parsed.dataset);
-  }
-  return { multipart: false, part: { contentType, length: body.length, body: () => body } };
-}
-
-const ENCAPSULATED_DOCUMENT = '00420011';
-
-async function collect(body: Buffer | AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return body;
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-  return Buffer.concat(chunks);
 }
 
 /** WADO-URI at /wado, where clients commonly look for it, and beside the DICOMweb services at /dicom-web/wado. */
