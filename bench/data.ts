@@ -64,7 +64,8 @@ export interface InstanceRef {
   sop: string;
 }
 
-const LAST = [
+/** Surnames of the synthetic patients (the fill's SQL generator names its patients the same way). */
+export const LAST = [
   'SMITH',
   'JOHNSON',
   'WILLIAMS',
@@ -106,7 +107,7 @@ const LAST = [
   'HILL',
   'FLORES',
 ];
-const FIRST = [
+export const FIRST = [
   'JAMES',
   'MARY',
   'ROBERT',

@@ -2,6 +2,7 @@
 //   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
 //   [--no-memory] [--memory-request-mb 1024] [--memory-instance-mb 500]
 //   [--no-cstore] [--dimse-port P [--dimse-ae TITLE]] [--cstore-dir DIR]
+//   [--fill sql|stow] [--database-url URL] [--stow-fill-max N]
 import { parseArgs } from 'node:util';
 import { rmSync, writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
@@ -24,6 +25,7 @@ import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js'
 import { renderPhases } from './render.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 import { importPhase, type ImportResult } from './import.js';
+import { sqlFill, type Template } from './fill.js';
 import { BENCH_AE, cstorePhase, storescuInstalled, writeCStoreFiles, type CStoreResult, type CStoreTarget } from './cstore.js';
 
 const { values: a } = parseArgs({
@@ -45,6 +47,9 @@ const { values: a } = parseArgs({
     'dimse-port': { type: 'string' },
     'dimse-ae': { type: 'string', default: 'CAIRN' },
     'cstore-dir': { type: 'string' },
+    fill: { type: 'string' },
+    'database-url': { type: 'string' },
+    'stow-fill-max': { type: 'string', default: '100000' },
   },
 });
 if (a.orthanc) {
@@ -66,6 +71,7 @@ const sizes = String(a.sizes)
   .sort((x, y) => x - y);
 const fillBatch = Math.max(1, Number(a['fill-batch']));
 const fillDeadline = Date.now() + Number(a['fill-minutes']) * 60_000;
+const stowFillMax = Number(a['stow-fill-max']);
 let sampler: RssSampler | undefined;
 const log = (m: string): void => {
   if (sampler) sampler.phase = m;
@@ -88,6 +94,12 @@ if (a.base) {
   pid = cairn.pid;
   setDefaultHeaders({ Authorization: `Bearer ${cairn.token}` });
 }
+// The index fill: rows generated in Cairn's PostgreSQL (bench/fill.ts) when the bench can reach
+// it (the Cairn it started, or --database-url), else STOW-RS of small instances.
+const dbUrl = a['database-url'] ?? cairn?.dbUrl;
+const fillMode = a.fill ?? (dbUrl ? 'sql' : 'stow');
+if (fillMode !== 'sql' && fillMode !== 'stow') throw new Error(`--fill is sql or stow, not ${fillMode}`);
+if (fillMode === 'sql' && !dbUrl) throw new Error('--fill sql needs the Cairn the bench starts, or --database-url of the --base server');
 sampler = pid ? new RssSampler(pid).start() : undefined;
 const onSignal = (): void => {
   void cairn?.stop().finally(() => process.exit(130));
@@ -175,20 +187,25 @@ log(`STOW: ${stowN} instances of ${ROWS}x${ROWS} 16-bit, ${conc} clients x 10 in
 // The requests are built before the clock starts (about 0.5 MB each instance,
 // so stowN of them in the bench's memory): building them cost the client
 // about 2 ms of CPU an instance, taken from the server on a small machine.
-const t0Gen = performance.now();
-const stowBatches = [
-  ...batches(
-    (function* () {
-      for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]);
-    })(),
-    10,
-    ROWS,
-    stowN,
-  ),
-];
-const stowGenMs = performance.now() - t0Gen;
-const st = await stowAll(stowBatches.values(), 600_000, true);
-stowBatches.length = 0;
+async function stowPhase(): Promise<StowRun & { genMs: number }> {
+  const t0Gen = performance.now();
+  const stowBatches = [
+    ...batches(
+      (function* () {
+        for (;;) yield newStudy(newPatient(), [SERIES, SERIES, SERIES, SERIES]);
+      })(),
+      10,
+      ROWS,
+      stowN,
+    ),
+  ];
+  const genMs = performance.now() - t0Gen;
+  const run = await stowAll(stowBatches.values(), 600_000, true);
+  stowBatches.length = 0;
+  return { ...run, genMs };
+}
+const st = await stowPhase();
+const stowGenMs = st.genMs;
 stored += st.instances;
 // A failed phase is reported as failed; the phases after it still run (and report their own errors).
 if (!st.refs.length || !st.first) log(`STOW phase stored nothing: ${st.firstError ?? 'unknown error'}`);
@@ -278,20 +295,40 @@ const meta500 = await latency(10, 60_000, () => get(`${seriesUrl(bigRef)}/metada
 
 const patients: string[] = [];
 const surnames = new Set<string>();
+const fillStudyUids: string[] = [];
 const fillStudies = (function* () {
   for (;;) {
     const p = newPatient();
     patients.push(p.id);
     surnames.add(p.name.split('^')[0]);
-    yield newStudy(p, [10, 10]);
+    const s = newStudy(p, [10, 10]);
+    fillStudyUids.push(s.uid);
+    yield s;
   }
 })();
 interface SizeResult {
   targetInstances: number;
   storedByThisRun: number;
-  fill: { status: 'ok' | 'failed'; instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null };
-  patientId: Lat & { emptyResults: number };
-  patientName: Lat & { emptyResults: number };
+  /** Why this size was not measured (a STOW fill past --stow-fill-max). */
+  skipped?: string;
+  fill?: {
+    mode: 'sql' | 'stow';
+    status: 'ok' | 'failed';
+    instances: number;
+    failed: number;
+    seconds: number | null;
+    instancesPerSec: number | null;
+    mbPerSec: number | null;
+    /** SQL fill: VACUUM (ANALYZE) and CHECKPOINT after the rows were written. */
+    settleSeconds?: number | null;
+    error?: string;
+  };
+  patientId?: Lat & { emptyResults: number };
+  patientName?: Lat & { emptyResults: number };
+  /** Series metadata of the 500-instance series stored by STOW-RS, at this index size. */
+  seriesMetadata500?: Lat;
+  /** The STOW phase again, full-size instances into the index of this size, beside the empty-archive figure. */
+  stow?: { status: 'ok' | 'failed'; instances: number; failed: number; instancesPerSec: number | null; mbPerSec: number | null; pctOfEmpty: number | null };
 }
 const qido: SizeResult[] = [];
 /** QIDO latency loop that also counts 200 replies without any matching study. */
@@ -304,31 +341,100 @@ async function qidoLoop(url: (i: number) => string): Promise<Lat & { emptyResult
   });
   return { ...lat(r), emptyResults: empty };
 }
+const emptyStowRate = st.failed ? null : st.instances / (st.ms / 1000);
+let nextGenerated = 0;
 for (const size of sizes) {
+  if (fillMode === 'stow' && size > stowFillMax) {
+    log(`size ${size} skipped: a STOW fill stops at --stow-fill-max ${stowFillMax}`);
+    qido.push({ targetInstances: size, storedByThisRun: stored, skipped: `STOW fill stops at --stow-fill-max ${stowFillMax}` });
+    continue;
+  }
   // At least one study of the fill's own patients, so there is a patient to search for even when the
-  // earlier phases (STOW, import, C-STORE) already stored more instances than this size.
-  const need = Math.max(patients.length ? 0 : 20, size - stored);
-  log(`fill to ${size} instances (+${need} of ${FILL_ROWS}x${FILL_ROWS}, ${fillBatch}/request)`);
-  const f = await stowAll(batches({ next: () => fillStudies.next() }, fillBatch, FILL_ROWS, need), Math.max(0, fillDeadline - Date.now()), false);
-  stored += f.instances;
-  if (f.firstError) log(`fill error: ${f.firstError}`);
+  // earlier phases (STOW, import, C-STORE) already stored more instances than this size. An SQL fill
+  // clones that study (real rows, real blobs), and the 500-instance series, for the rest.
+  const first = patients.length ? 0 : 20;
+  const need = Math.max(first, size - stored);
+  let fill: NonNullable<SizeResult['fill']>;
+  if (fillMode === 'stow') {
+    log(`fill to ${size} instances (+${need} of ${FILL_ROWS}x${FILL_ROWS}, ${fillBatch}/request)`);
+    const f = await stowAll(batches({ next: () => fillStudies.next() }, fillBatch, FILL_ROWS, need), Math.max(0, fillDeadline - Date.now()), false);
+    stored += f.instances;
+    if (f.firstError) log(`fill error: ${f.firstError}`);
+    fill = {
+      mode: 'stow',
+      status: f.failed || stored < size ? 'failed' : 'ok',
+      instances: f.instances,
+      failed: f.failed,
+      seconds: round(f.ms / 1000),
+      instancesPerSec: round(f.instances / (f.ms / 1000), 1),
+      mbPerSec: mbps(f.bytes, f.ms),
+    };
+  } else {
+    const t = first ? await stowAll(batches({ next: () => fillStudies.next() }, fillBatch, FILL_ROWS, first), 120_000, false) : undefined;
+    if (t) stored += t.instances;
+    const rest = size - stored;
+    fill = {
+      mode: 'sql',
+      status: 'ok',
+      instances: t?.instances ?? 0,
+      failed: t?.failed ?? 0,
+      seconds: null,
+      instancesPerSec: null,
+      mbPerSec: null,
+      settleSeconds: null,
+    };
+    if (t?.failed) {
+      fill.status = 'failed';
+      fill.error = `the template study was not stored: ${t.firstError}`;
+    } else if (rest > 0) {
+      log(`fill to ${size} instances: +${rest} generated in PostgreSQL from the stored studies (bench/fill.ts)`);
+      const templates: Template[] = [];
+      // About one study in a thousand is a copy of the 500-instance series, the rest of the 2 x 10 study.
+      if (big.instances === BIG_SERIES && !big.failed) templates.push({ studyUid: bigStudy.uid, every: 1000, slot: 999 });
+      templates.push({ studyUid: fillStudyUids[0], every: 1, slot: 0 });
+      try {
+        const r = await sqlFill(dbUrl!, templates, rest, nextGenerated, log);
+        nextGenerated = r.nextStudy;
+        stored += r.instances;
+        patients.push(...r.patients);
+        for (const n of r.surnames) surnames.add(n);
+        fill.instances += r.instances;
+        fill.seconds = round(r.insertSeconds);
+        fill.instancesPerSec = round(r.instances / r.insertSeconds, 1);
+        fill.settleSeconds = round(r.settleSeconds);
+      } catch (e) {
+        fill.status = 'failed';
+        fill.error = String((e as Error).message ?? e);
+        log(`sql fill failed: ${fill.error}`);
+      }
+    }
+  }
   if (!patients.length) break;
-  log(`QIDO at ${stored} instances`);
+  log(`QIDO and series metadata (500) at ${stored} instances`);
   const pick = (i: number): string => patients[(i * 7919) % patients.length];
   const patientId = await qidoLoop((i) => `${base}/studies?PatientID=${encodeURIComponent(pick(i))}`);
   const prefixes = [...surnames];
   const patientName = await qidoLoop((i) => `${base}/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length] + '*')}`);
+  const seriesMetadata500 = lat(await latency(10, 60_000, () => get(`${seriesUrl(bigRef)}/metadata`, 'application/dicom+json')));
+  const atSize = stored;
+  log(`STOW with ${stored} instances indexed: ${stowN} instances of ${ROWS}x${ROWS}, as the empty-archive phase`);
+  const s = await stowPhase();
+  stored += s.instances;
+  const rate = s.instances / (s.ms / 1000);
   qido.push({
     targetInstances: size,
-    storedByThisRun: stored,
+    storedByThisRun: atSize,
+    fill,
     patientId,
     patientName,
-    fill: {
-      status: f.failed || stored < size ? 'failed' : 'ok',
-      instances: f.instances,
-      failed: f.failed,
-      instancesPerSec: round(f.instances / (f.ms / 1000), 1),
-      mbPerSec: mbps(f.bytes, f.ms),
+    seriesMetadata500,
+    stow: {
+      status: s.failed || !s.instances ? 'failed' : 'ok',
+      instances: s.instances,
+      failed: s.failed,
+      instancesPerSec: round(rate, 1),
+      mbPerSec: mbps(s.bytes, s.ms),
+      pctOfEmpty: emptyStowRate ? round((100 * rate) / emptyStowRate, 1) : null,
     },
   });
 }
@@ -366,8 +472,9 @@ const result = {
     rows: ROWS,
     fillRows: FILL_ROWS,
     fillBatch,
+    fill: fillMode,
     sizes,
-    note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill uses ${FILL_ROWS}x${FILL_ROWS} instances`,
+    note: `throughput phases use ${ROWS}x${ROWS} 16-bit CT (~${(instanceBytes / 1e6).toFixed(2)} MB); index fill ${fillMode === 'sql' ? `generates rows in PostgreSQL from ${FILL_ROWS}x${FILL_ROWS} studies stored by STOW` : `stores ${FILL_ROWS}x${FILL_ROWS} instances by STOW`}`,
   },
   stow: {
     status: st.failed || !st.instances ? 'failed' : 'ok',
@@ -491,12 +598,24 @@ const rows: Row[] = [
   ],
 ];
 for (const q of qido) {
-  rows.push([
-    `Index ${q.storedByThisRun} instances`,
-    `${failed(q.fill.status === 'ok')}(stored by this run; fill +${q.fill.instances} at ${fmt(q.fill.instancesPerSec, ' inst/s')}, ${q.fill.failed} failed)`,
-  ]);
+  if (q.skipped || !q.fill || !q.patientId || !q.patientName) {
+    rows.push([`Index ${q.targetInstances} instances`, `skipped: ${q.skipped ?? 'no patient to search for'}`]);
+    continue;
+  }
+  const f = q.fill;
+  const how =
+    f.mode === 'sql'
+      ? `fill +${f.instances}, generated in PostgreSQL in ${fmt(f.seconds, ' s')} (${fmt(f.instancesPerSec, ' inst/s')}) + vacuum/analyze/checkpoint ${fmt(f.settleSeconds ?? null, ' s')}`
+      : `stored by this run; fill +${f.instances} by STOW at ${fmt(f.instancesPerSec, ' inst/s')}, ${f.failed} failed`;
+  rows.push([`Index ${q.storedByThisRun} instances`, `${failed(f.status === 'ok')}(${how})${f.error ? '  ' + f.error.slice(0, 120) : ''}`]);
   rows.push(['  QIDO /studies?PatientID=', fmtLat(q.patientId) + (q.patientId.emptyResults ? `  EMPTY ${q.patientId.emptyResults}` : '')]);
   rows.push(['  QIDO /studies?PatientName=X*', fmtLat(q.patientName) + (q.patientName.emptyResults ? `  EMPTY ${q.patientName.emptyResults}` : '')]);
+  if (q.seriesMetadata500) rows.push(['  Series metadata (500)', fmtLat(q.seriesMetadata500)]);
+  if (q.stow)
+    rows.push([
+      `  STOW (${conc} clients x 10/request)`,
+      `${failed(q.stow.status === 'ok')}${fmt(q.stow.instancesPerSec, ' inst/s')}  ${fmt(q.stow.mbPerSec, ' MB/s')}  = ${fmt(q.stow.pctOfEmpty, '%')} of the empty-archive figure (${q.stow.instances} stored, ${q.stow.failed} failed)`,
+    ]);
 }
 if (memory) {
   const m = memory;

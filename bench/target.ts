@@ -40,6 +40,8 @@ export interface Cairn {
   env: NodeJS.ProcessEnv;
   /** The port of its DIMSE listener (AE title CAIRN), when started with one. */
   dimsePort?: number;
+  /** Its PostgreSQL: DATABASE_URL when set, else the embedded server it starts (server/db/embedded-pg.ts: user postgres, database cairn). */
+  dbUrl: string;
 }
 
 /**
@@ -95,6 +97,7 @@ export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } 
     if (exited === undefined) child.kill('SIGTERM');
   });
   const base = `http://127.0.0.1:${port}/dicom-web`;
+  const dbUrl = env.DATABASE_URL || `postgres://postgres:cairn-embedded@127.0.0.1:${env.EMBEDDED_PG_PORT}/cairn`;
   const stop = async (): Promise<void> => {
     if (exited === undefined) {
       child.kill('SIGTERM');
@@ -122,7 +125,7 @@ export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } 
         2000,
       );
       if (r.status === 404 || r.status === 200)
-        return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token, env, dimsePort };
+        return { base, pid: child.pid ?? 0, dataDir, stop, log: () => out, exitCode: () => exited, token, env, dimsePort, dbUrl };
       last = `HTTP ${r.status}`;
     } catch {
       /* not listening yet */
