@@ -48,7 +48,7 @@ export interface Cairn {
  * Builds Cairn and spawns it as `npm start` runs it (`node dist/server/main.js`)
  * on a free port with a fresh DATA_DIR, and waits until it answers.
  */
-export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } = {}): Promise<Cairn> {
+export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string; dataDir?: string } = {}): Promise<Cairn> {
   const port = await freePort();
   const pgPort = await freePort();
   // With a DIMSE listener on loopback for the C-STORE phase, the calling AE registered as an uploader.
@@ -56,7 +56,8 @@ export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } 
   const dimse: NodeJS.ProcessEnv = opts.dimseAe
     ? { DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1', DIMSE_AES: JSON.stringify([{ title: opts.dimseAe, host: '127.0.0.1', roles: ['uploader'] }]) }
     : {};
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'cairn-bench-'));
+  // A given data folder (an archive kept from an earlier run, BENCH_KEEP_DATA) is used as it is and kept.
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), 'cairn-bench-'));
   // mkdtemp makes a 0700 directory; when run as root the embedded postgres runs initdb as
   // a separate "postgres" user, which must be able to traverse DATA_DIR.
   chmodSync(dataDir, 0o755);
@@ -104,7 +105,7 @@ export async function startCairn(timeoutMs = 60_000, opts: { dimseAe?: string } 
       for (let i = 0; i < 100 && exited === undefined; i++) await sleep(100);
       if (exited === undefined) child.kill('SIGKILL');
     }
-    if (!process.env.BENCH_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP_DATA && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   const t0 = Date.now();
   let last = 'no answer';
