@@ -120,6 +120,35 @@ describe('the bench SQL fill', () => {
     }
   });
 
+  it('goes on from where the last fill stopped, each study a copy of the template its number picks', async () => {
+    const other = newStudy(newPatient(), [4]);
+    const { body, contentType } = multipartBody([...batches([other], 100, 16)][0].files.map((f) => Buffer.from(f)));
+    expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
+    // Study k copies `other` when k % 3 === 2, else the first template: 43, 44 → 5 + 4 instances.
+    const more = await sqlFill(
+      a.dbUrl,
+      [
+        { studyUid: other.uid, every: 3, slot: 2 },
+        { studyUid: tmpl.uid, every: 1, slot: 0 },
+      ],
+      6,
+      fill.nextStudy,
+    );
+    expect(more).toMatchObject({ studies: 2, instances: 9, nextStudy: 45 });
+    const counts: { patient_id: string; n: number }[] = await a.deps
+      .db('studies as s')
+      .join('instances as i', 'i.study_uid', 's.study_uid')
+      .whereIn('s.patient_id', [43, 44].map(generatedPatientId))
+      .groupBy('s.patient_id')
+      .orderBy('s.patient_id')
+      .select('s.patient_id', a.deps.db.raw('count(*)::int as n'));
+    expect(counts).toEqual([
+      { patient_id: generatedPatientId(43), n: 5 },
+      { patient_id: generatedPatientId(44), n: 4 },
+    ]);
+    expect(await a.deps.db('instances').count({ n: '*' }).first()).toEqual({ n: 33 });
+  });
+
   it('serves a generated series metadata from the index, each instance under its own UIDs', async () => {
     const st = await a.deps
       .db('studies')
