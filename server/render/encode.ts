@@ -96,7 +96,8 @@ export async function encodeFrame(p: RenderedPixels, o: EncodeOptions): Promise<
   let out: Buffer;
   if (o.type === 'image/png') out = await img.png({ compressionLevel: 6 }).toBuffer();
   else if (o.type === 'image/gif') out = await img.gif().toBuffer();
-  else out = await img.jpeg({ quality: o.quality ?? 90 }).toBuffer();
+  // The standard Huffman tables of ISO 10918-1 Annex K: optimised tables save a tenth of the bytes for twice the CPU.
+  else out = await img.jpeg({ quality: o.quality ?? 90, optimiseCoding: false }).toBuffer();
   lowerLibvipsThreads();
   return out;
 }

@@ -58,4 +58,14 @@ describe('an image made in one trip to a worker', () => {
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 422, code: 'RenderingNotSupported' });
   });
+
+  it('codes JPEG with the standard Huffman tables of ISO 10918-1 Annex K, not optimised ones', async () => {
+    const ct = await sampleFrames('CT_small.dcm');
+    const jpeg = await pooled.image(ct.transferSyntaxUid, ct.frames[0], ct.module, CT, { type: 'image/jpeg' });
+    // Table K.3, luminance DC: code lengths 0 1 5 1 1 1 1 1 1 0 0 0 0 0 0 0, values 0-11.
+    const dcLuminance = Buffer.from([0x00, 0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const dht = jpeg.indexOf(Buffer.from([0xff, 0xc4]));
+    expect(dht).toBeGreaterThan(0);
+    expect(jpeg.indexOf(dcLuminance, dht)).toBeGreaterThan(dht);
+  });
 });
