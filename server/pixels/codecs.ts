@@ -63,6 +63,12 @@ function own(b: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(b);
 }
 
+/** The caller's bytes as they are when they are the whole of their ArrayBuffer (moved to the worker, not copied), else a copy. */
+function movable(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer && b.byteLength > 0;
+  return whole ? (b as Uint8Array<ArrayBuffer>) : own(b);
+}
+
 /** Cairn's pixel codecs: decoding and encoding in a pool of worker threads (piscina), started on first use. */
 export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
   const workers = Math.max(1, opts.workers ?? Math.min(2, availableParallelism()));
@@ -156,7 +162,7 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
         return encodeImage(renderFrame(await decodeFrame(uid, frame, module, limits), options), encode);
       // libvips loaded by this thread before any worker loads it (see loadSharp).
       await loadSharp();
-      const copy = own(frame);
+      const copy = movable(frame);
       return (await submit({ op: 'image', transferSyntaxUid: uid, frame: copy, module, limits, options, encode }, copy.buffer)).bytes;
     },
     async transcode(file, to): Promise<Buffer> {

@@ -66,6 +66,8 @@ export interface PixelCodecs {
    * As `render`, then encoded as an image (server/render/encode.ts), all in
    * one trip to a worker: the image's bytes come back instead of its pixels,
    * and every step of the image runs at the low priority of pixel work.
+   * A `frame` that is the whole of its ArrayBuffer is moved to the worker,
+   * not copied: the caller must not read it afterwards.
    */
   image(transferSyntaxUid: string, frame: Buffer, module: PixelModule, options: RenderOptions, encode: EncodeOptions): Promise<Buffer>;
   /**

@@ -100,11 +100,17 @@ export function renderSlots(slots = Math.max(1, availableParallelism() - 1), que
   };
 }
 
+/**
+ * The bytes of `spans`, in one buffer that is the whole of its own
+ * ArrayBuffer, so the pixel pool can move it to a worker instead of copying.
+ */
 async function readSpans(blobs: BlobStore, key: string, spans: Span[]): Promise<Buffer> {
   const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
-  const chunks: Buffer[] = [];
-  for await (const c of await readRanges(blobs, key, ranges)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  const out = Buffer.allocUnsafeSlow(ranges.reduce((n, r) => n + r.end - r.start + 1, 0));
+  let at = 0;
+  for await (const c of await readRanges(blobs, key, ranges)) at += (c as Buffer).copy(out, at);
+  // A blob shorter than its index says gives a short frame, which decoding answers as truncated pixel data.
+  return at === out.length ? out : out.subarray(0, at);
 }
 
 /** A top-level bulk data element of the instance, in little-endian order. */

@@ -35,7 +35,7 @@ describe.runIf(fs.existsSync('/proc/thread-self'))('the priority of pixel work',
 
   it('runs libvips threads below the event loop once an image is made', async () => {
     const ct = await sampleFrames('CT_small.dcm');
-    await pooled.image(ct.transferSyntaxUid, ct.frames[0], ct.module, CT, { type: 'image/jpeg' });
+    await pooled.image(ct.transferSyntaxUid, Buffer.from(ct.frames[0]), ct.module, CT, { type: 'image/jpeg' });
     await inline.image(ct.transferSyntaxUid, ct.frames[0], ct.module, CT, { type: 'image/png' });
     const vips = threads().filter((t) => t.name.startsWith('libvips'));
     expect(vips.length).toBeGreaterThan(0);
@@ -49,6 +49,18 @@ describe('an image made in one trip to a worker', () => {
     const here = await encodeFrame(renderFrame(await inline.decode(ct.transferSyntaxUid, ct.frames[0], ct.module), CT), { type: 'image/png' });
     const made = await pooled.image(ct.transferSyntaxUid, ct.frames[0], ct.module, CT, { type: 'image/png' });
     expect(made.equals(here)).toBe(true);
+  });
+
+  it('moves a frame that is the whole of its memory to the worker, and copies one that is a view of more', async () => {
+    const ct = await sampleFrames('CT_small.dcm');
+    const whole = Buffer.from(ct.frames[0]);
+    const file = Buffer.concat([Buffer.alloc(128), ct.frames[0]]);
+    const view = file.subarray(128);
+    const a = await pooled.image(ct.transferSyntaxUid, whole, ct.module, CT, { type: 'image/png' });
+    const b = await pooled.image(ct.transferSyntaxUid, view, ct.module, CT, { type: 'image/png' });
+    expect(a.equals(b)).toBe(true);
+    expect(whole.byteLength).toBe(0);
+    expect(view.equals(ct.frames[0])).toBe(true);
   });
 
   it('keeps the status and code of what cannot be rendered', async () => {
