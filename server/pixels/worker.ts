@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ApiError } from '../errors.js';
 import { transferSyntax } from '../dicom/transfer-syntax.js';
@@ -14,8 +15,8 @@ import type { PixelCodecs, PixelModule } from './types.js';
 // are values, never thrown errors, because an error crossing threads loses
 // its status and code; the result's pixel buffer is moved, not copied.
 
-// Pixel work yields the CPU to the event loop and the database (priority.ts).
-lowerOwnPriority();
+// Pixel work yields the CPU to the event loop and the database (priority.ts); never the main thread, should it import this module.
+if (!isMainThread) lowerOwnPriority();
 
 export type PixelTask =
   | { op: 'decode'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits }

@@ -33,6 +33,11 @@ describe.runIf(fs.existsSync('/proc/thread-self'))('the priority of pixel work',
     expect(after.find((t) => t.tid === process.pid)?.nice).toBe(0);
   });
 
+  it('leaves the main thread at its priority when it loads the worker module itself', async () => {
+    await import('../../server/pixels/worker.js');
+    expect(threads().find((t) => t.tid === process.pid)?.nice).toBe(0);
+  });
+
   it('runs libvips threads below the event loop once an image is made', async () => {
     const ct = await sampleFrames('CT_small.dcm');
     await pooled.image(ct.transferSyntaxUid, Buffer.from(ct.frames[0]), ct.module, CT, { type: 'image/jpeg' });
