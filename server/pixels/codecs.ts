@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
 import { EXPLICIT_VR_LE, transferSyntax } from '../dicom/transfer-syntax.js';
+import { encodeFrame as encodeImage, loadSharp } from '../render/encode.js';
 import { renderFrame, type RenderedPixels } from '../render/pipeline.js';
 import { CannotEncode, transcodeInstance } from '../transcode.js';
 import { decodeFrame } from './decode.js';
@@ -60,6 +61,12 @@ function workerEntry(url: URL | undefined): { filename: string; execArgv?: strin
  */
 function own(b: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(b);
+}
+
+/** The caller's bytes as they are when they are the whole of their ArrayBuffer (moved to the worker, not copied), else a copy. */
+function movable(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer && b.byteLength > 0;
+  return whole ? (b as Uint8Array<ArrayBuffer>) : own(b);
 }
 
 /** Cairn's pixel codecs: decoding and encoding in a pool of worker threads (piscina), started on first use. */
@@ -146,6 +153,17 @@ export function createPixelCodecs(opts: PixelCodecOptions = {}): PixelCodecs {
       const out = await submit({ op: 'render', transferSyntaxUid: uid, frame: copy, module, limits, options }, copy.buffer);
       if (!out.image) throw new PixelError(500, 'PixelWorkerFailed', 'the pixel worker answered a render without an image');
       return { ...out.image, data: out.bytes };
+    },
+    async image(uid, frame, module, options, encode): Promise<Buffer> {
+      checkModule(module, limits);
+      const codec = transferSyntax(uid).codec;
+      if (!codec) throw new PixelError(406, 'UnsupportedTransferSyntax', `frames in transfer syntax ${uid} cannot be decoded by this server`);
+      if ((codec === 'native' || codec === 'native-be') && module.rows * module.columns <= inlineRenderPixels)
+        return encodeImage(renderFrame(await decodeFrame(uid, frame, module, limits), options), encode);
+      // libvips loaded by this thread before any worker loads it (see loadSharp).
+      await loadSharp();
+      const copy = movable(frame);
+      return (await submit({ op: 'image', transferSyntaxUid: uid, frame: copy, module, limits, options, encode }, copy.buffer)).bytes;
     },
     async transcode(file, to): Promise<Buffer> {
       if (file.length <= inlineTranscodeBytes) return transcodeInstance(file, to, this);

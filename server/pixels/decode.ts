@@ -4,7 +4,7 @@ import { bytesPerSample, checkModule, corrupt, type PixelLimits } from './limits
 import { decodeNative, planarToPixel } from './native.js';
 import { decodeRle } from './rle.js';
 import { PixelError, type DecodedFrame, type PixelModule } from './types.js';
-import { codecModule, dropCodecModule, losslessDecoder, using, type CodecModules, type WasmDecoder } from './wasm.js';
+import { codecModule, dropCodecModule, dropJpeg12Codec, jpeg12Codec, losslessDecoder, using, type CodecModules, type WasmDecoder } from './wasm.js';
 
 // Decoding one stored frame, in whatever transfer syntax, into the form of
 // DecodedFrame (server/pixels/types.ts). Runs in a pool worker; native frames
@@ -52,12 +52,41 @@ function checkEoi(b: Uint8Array, what: string): void {
 async function decodeJpeg(frame: Uint8Array, m: PixelModule): Promise<DecodedFrame> {
   const h = readJpegHeader(frame);
   checkHeader(h, m, 'JPEG');
-  if (h.precision > 8) {
-    // libjpeg-turbo's 8-bit build is the JPEG codec here; a 12-bit process 4 codestream needs another one.
-    throw new PixelError(406, 'UnsupportedPixelData', `this server cannot decode ${h.precision}-bit JPEG (process 4) frames, only 8-bit ones`);
-  }
   checkEoi(frame, 'JPEG');
+  if (h.precision > 8) return decodeJpeg12(frame, m, h);
   return decodeWasm('jpeg', 'JPEG', frame, m, h);
+}
+
+/**
+ * ISO 10918-1 §4.11: the DCT processes code 8- or 12-bit samples; 12-bit ones
+ * (JPEG Extended, process 4) are decoded by IJG libjpeg's 12-bit build, as
+ * unsigned samples in 16 bits (PS3.5 §8.2.1: signed data is coded as its
+ * two's complement bits, sign-extended in finish()).
+ */
+async function decodeJpeg12(frame: Uint8Array, m: PixelModule, h: CodestreamHeader): Promise<DecodedFrame> {
+  if (h.precision !== 12) throw corrupt(`the JPEG codestream has ${h.precision}-bit samples; the JPEG DCT processes code 8 or 12 bits`);
+  if (m.samplesPerPixel !== 1)
+    throw new PixelError(406, 'UnsupportedPixelData', `this server decodes 12-bit JPEG frames of one sample per pixel, not ${m.samplesPerPixel}`);
+  const codec = await jpeg12Codec();
+  let raw: Uint8Array;
+  try {
+    const context = new codec.Context({
+      width: m.columns,
+      height: m.rows,
+      bitsAllocated: 16,
+      bitsStored: 12,
+      samplesPerPixel: 1,
+      pixelRepresentation: 0,
+      planarConfiguration: 0,
+      photometricInterpretation: m.photometricInterpretation,
+      encodedBuffer: frame,
+    });
+    raw = new Uint8Array(codec.NativeCodecs.decodeJpeg(context, {}).getDecodedBuffer());
+  } catch (err) {
+    dropJpeg12Codec();
+    throw corrupt(`the 12-bit JPEG codec could not decode the frame: ${message(err)}`);
+  }
+  return finish(raw, 2, h, m, NONE);
 }
 
 function decodeJpegLossless(frame: Uint8Array, m: PixelModule): DecodedFrame {

@@ -1,4 +1,5 @@
 import { ApiError } from '../errors.js';
+import type { EncodeOptions } from '../render/encode.js';
 import type { RenderedPixels, RenderOptions } from '../render/pipeline.js';
 
 // The contract between Cairn's pixel codecs (decode and encode, run in a
@@ -61,6 +62,14 @@ export interface PixelCodecs {
    * event loop.
    */
   render(transferSyntaxUid: string, frame: Buffer, module: PixelModule, options: RenderOptions): Promise<RenderedPixels>;
+  /**
+   * As `render`, then encoded as an image (server/render/encode.ts), all in
+   * one trip to a worker: the image's bytes come back instead of its pixels,
+   * and every step of the image runs at the low priority of pixel work.
+   * A `frame` that is the whole of its ArrayBuffer is moved to the worker,
+   * not copied: the caller must not read it afterwards.
+   */
+  image(transferSyntaxUid: string, frame: Buffer, module: PixelModule, options: RenderOptions, encode: EncodeOptions): Promise<Buffer>;
   /**
    * A whole stored Part-10 instance in another transfer syntax
    * (server/transcode.ts): parsing, byte swapping, decoding, encoding and

@@ -99,3 +99,55 @@ export function losslessDecoder(): LosslessDecoder {
   lossless ??= require('jpeg-lossless-decoder-js') as { Decoder: new () => LosslessDecoder };
   return new lossless.Decoder();
 }
+
+/** The parts of dcmjs-codecs Cairn calls (its own typings describe its transcoder, which Cairn does not use). */
+interface Jpeg12Context {
+  getDecodedBuffer(): Uint8Array;
+}
+interface Jpeg12Module {
+  NativeCodecs: {
+    initializeAsync(opts: { logCodecsInfo: boolean; logCodecsTrace: boolean }): Promise<void>;
+    decodeJpeg(context: Jpeg12Context, params: object): Jpeg12Context;
+    release(): void;
+  };
+  Context: new (attrs: {
+    width: number;
+    height: number;
+    bitsAllocated: number;
+    bitsStored: number;
+    samplesPerPixel: number;
+    pixelRepresentation: number;
+    planarConfiguration: number;
+    photometricInterpretation: string;
+    encodedBuffer: Uint8Array;
+  }) => Jpeg12Context;
+  log: { setLevel(level: string): void };
+}
+
+let jpeg12: Promise<Jpeg12Module> | undefined;
+
+/**
+ * dcmjs-codecs' WebAssembly build of the IJG libjpeg with its 12-bit
+ * decoder, for JPEG Extended (process 2 & 4) frames of more than 8 bits,
+ * which the 8-bit libjpeg-turbo build cannot decode; initialised once per
+ * worker on first use, its messages silenced (a warning is not a failure).
+ */
+export function jpeg12Codec(): Promise<Jpeg12Module> {
+  if (!jpeg12) {
+    const m = require('dcmjs-codecs') as Jpeg12Module;
+    m.log.setLevel('silent');
+    const started = m.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false }).then(() => m);
+    jpeg12 = started;
+    started.catch(() => {
+      jpeg12 = undefined;
+    });
+  }
+  return jpeg12;
+}
+
+/** Drops the 12-bit codec's instance after a failure inside it, so the next frame gets a fresh one. */
+export function dropJpeg12Codec(): void {
+  const was = jpeg12;
+  jpeg12 = undefined;
+  void was?.then((m) => m.NativeCodecs.release()).catch(() => undefined);
+}

@@ -1,21 +1,28 @@
+import { isMainThread } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ApiError } from '../errors.js';
 import { transferSyntax } from '../dicom/transfer-syntax.js';
+import { encodeFrame as encodeImage, type EncodeOptions } from '../render/encode.js';
 import { renderFrame, type RenderOptions } from '../render/pipeline.js';
 import { CannotEncode, transcodeInstance } from '../transcode.js';
 import { decodeFrame } from './decode.js';
 import { canEncodeModule, encodeFrame } from './encode.js';
 import { checkModule, type PixelLimits } from './limits.js';
-import { PixelError, type PixelCodecs, type PixelModule } from './types.js';
+import { lowerOwnPriority } from './priority.js';
+import type { PixelCodecs, PixelModule } from './types.js';
 
 // The pool worker (piscina): one task decodes, encodes or renders one frame. Answers
 // are values, never thrown errors, because an error crossing threads loses
 // its status and code; the result's pixel buffer is moved, not copied.
 
+// Pixel work yields the CPU to the event loop and the database (priority.ts); never the main thread, should it import this module.
+if (!isMainThread) lowerOwnPriority();
+
 export type PixelTask =
   | { op: 'decode'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits }
   | { op: 'encode'; transferSyntaxUid: string; pixels: Uint8Array; module: PixelModule; limits: PixelLimits; quality?: number }
   | { op: 'render'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits; options: RenderOptions }
+  | { op: 'image'; transferSyntaxUid: string; frame: Uint8Array; module: PixelModule; limits: PixelLimits; options: RenderOptions; encode: EncodeOptions }
   | { op: 'transcode'; transferSyntaxUid: string; file: Uint8Array; limits: PixelLimits };
 
 export type PixelReply =
@@ -85,6 +92,10 @@ async function perform(task: PixelTask): Promise<Done> {
     const r = renderFrame(d, task.options);
     return { bytes: r.data, module: d.module, image: { width: r.width, height: r.height, channels: r.channels } };
   }
+  if (task.op === 'image') {
+    const d = await decodeFrame(task.transferSyntaxUid, task.frame, task.module, task.limits);
+    return { bytes: await encodeImage(renderFrame(d, task.options), task.encode) };
+  }
   return encodeFrame(
     task.transferSyntaxUid,
     { module: task.module, pixels: Buffer.from(task.pixels.buffer, task.pixels.byteOffset, task.pixels.byteLength) },
@@ -109,6 +120,10 @@ function here(limits: PixelLimits): PixelCodecs {
     async render(uid, frame, module, options) {
       checkModule(module, limits);
       return renderFrame(await decodeFrame(uid, frame, module, limits), options);
+    },
+    async image(uid, frame, module, options, encode) {
+      checkModule(module, limits);
+      return encodeImage(renderFrame(await decodeFrame(uid, frame, module, limits), options), encode);
     },
     transcode: (file, to) => transcodeInstance(file, to, here(limits)),
     close: async () => undefined,

@@ -1,9 +1,11 @@
 import type { Sharp } from 'sharp';
 import { ApiError } from '../errors.js';
+import { lowerLibvipsThreads } from '../pixels/priority.js';
 import type { RenderedPixels } from './pipeline.js';
 
 // Encoding and resizing of rendered pixels with sharp (libvips), which does
-// its work on libuv's thread pool, off the event loop.
+// its work on libuv's thread pool and libvips' own threads, off the event
+// loop; those threads run at the low priority of pixel work (priority.ts).
 
 /** The rendered media types Cairn makes (PS3.18 §8.7.4, Table 8.7.4-1). */
 export const RENDERED_TYPES = ['image/jpeg', 'image/png', 'image/gif'] as const;
@@ -64,7 +66,13 @@ function regionOf(p: RenderedPixels, v: Viewport | undefined) {
 // sharp (libvips, about 20 MB resident) is loaded with the first image made,
 // so an archive that never renders does not carry it.
 let sharpModule: Promise<typeof import('sharp')> | undefined;
-async function loadSharp(): Promise<typeof import('sharp')['default']> {
+/**
+ * sharp itself. The pixel pool's workers encode with it too, and on glibc
+ * Linux the main thread must hold libvips loaded before a worker does, so
+ * that a worker's exit never unloads it under the others (sharp's
+ * documentation on worker threads): the pool loads it here first.
+ */
+export async function loadSharp(): Promise<typeof import('sharp')['default']> {
   sharpModule ??= import('sharp');
   return (await sharpModule).default;
 }
@@ -85,9 +93,13 @@ async function shaped(p: RenderedPixels, v: Viewport | undefined): Promise<Sharp
 /** Encodes one rendered frame. */
 export async function encodeFrame(p: RenderedPixels, o: EncodeOptions): Promise<Buffer> {
   const img = await shaped(p, o.viewport);
-  if (o.type === 'image/png') return img.png({ compressionLevel: 6 }).toBuffer();
-  if (o.type === 'image/gif') return img.gif().toBuffer();
-  return img.jpeg({ quality: o.quality ?? 90 }).toBuffer();
+  let out: Buffer;
+  if (o.type === 'image/png') out = await img.png({ compressionLevel: 6 }).toBuffer();
+  else if (o.type === 'image/gif') out = await img.gif().toBuffer();
+  // The standard Huffman tables of ISO 10918-1 Annex K: optimised tables save a tenth of the bytes for twice the CPU.
+  else out = await img.jpeg({ quality: o.quality ?? 90, optimiseCoding: false }).toBuffer();
+  lowerLibvipsThreads();
+  return out;
 }
 
 /** Several rendered frames of one size as an animated GIF (PS3.18 §8.7.4: image/gif may hold several frames). */
@@ -98,7 +110,9 @@ export async function encodeAnimation(frames: RenderedPixels[], o: EncodeOptions
   const { width, height, channels } = pages[0].info;
   const all = Buffer.concat(pages.map((x) => x.data));
   const sharp = await loadSharp();
-  return sharp(all, { raw: { width, height: height * frames.length, channels: channels as 1 | 3, pageHeight: height } })
+  const out = await sharp(all, { raw: { width, height: height * frames.length, channels: channels as 1 | 3, pageHeight: height } })
     .gif({ loop: 0, delay: Array(frames.length).fill(o.delayMs ?? 100) })
     .toBuffer();
+  lowerLibvipsThreads();
+  return out;
 }

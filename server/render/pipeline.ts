@@ -126,7 +126,7 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
     : o.rescale
       ? (s: number) => s * o.rescale!.slope + o.rescale!.intercept
       : (s: number) => s;
-  const indexed = m.bitsStored <= 16 && m.bitsAllocated <= 16 ? storedIndices(frame) : undefined;
+  const indexed = m.bitsStored <= 16 && m.bitsAllocated <= 16 ? storedSource(frame) : undefined;
   const [min, max] = storedRange(m);
   let voi: (x: number) => number;
   if (o.window) {
@@ -147,7 +147,8 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
     };
     if (indexed) {
       const seen = new Uint8Array(max - min + 1);
-      for (let i = 0; i < count; i++) seen[indexed[i]] = 1;
+      const { src, shift, mask, flip } = indexed;
+      for (let i = 0; i < count; i++) seen[((src[i] >> shift) & mask) ^ flip] = 1;
       for (let k = 0; k < seen.length; k++) if (seen[k]) note(k + min);
     } else {
       const value = storedValues(frame);
@@ -164,7 +165,8 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
     // One table entry per possible stored value: the per-pixel work is a lookup.
     const table = new Uint8Array(max - min + 1);
     for (let s = min; s <= max; s++) table[s - min] = display(s);
-    for (let i = 0; i < count; i++) out[i] = table[indexed[i]];
+    const { src, shift, mask, flip } = indexed;
+    for (let i = 0; i < count; i++) out[i] = table[((src[i] >> shift) & mask) ^ flip];
   } else {
     const value = storedValues(frame);
     for (let i = 0; i < count; i++) out[i] = display(value(i));
@@ -174,10 +176,11 @@ function grey(frame: DecodedFrame, o: RenderOptions, invert: boolean): RenderedP
 
 /**
  * Each pixel's stored value as an index from the lowest value the module can
- * hold (value − min), for data of at most 16 bits: bits outside Bits Stored
- * dropped; for two's complement the sign bit flipped, which is the same.
+ * hold, for data of at most 16 bits: ((sample >> shift) & mask) ^ flip drops
+ * the bits outside Bits Stored and, for two's complement, flips the sign bit,
+ * which is value − min. Read in place, without a copy of the frame.
  */
-function storedIndices(frame: DecodedFrame): Uint16Array | Uint8Array {
+function storedSource(frame: DecodedFrame): { src: Uint16Array | Uint8Array; shift: number; mask: number; flip: number } {
   const m = frame.module;
   const count = m.rows * m.columns;
   const p = frame.pixels;
@@ -188,10 +191,7 @@ function storedIndices(frame: DecodedFrame): Uint16Array | Uint8Array {
   if (m.bitsAllocated === 8) src = new Uint8Array(p.buffer, p.byteOffset, count);
   else if (p.byteOffset % 2 === 0) src = new Uint16Array(p.buffer, p.byteOffset, count);
   else src = new Uint16Array(new Uint8Array(p.subarray(0, count * 2)).buffer);
-  if (!shift && !flip && mask === (m.bitsAllocated === 8 ? 0xff : 0xffff)) return src;
-  const out = new Uint16Array(count);
-  for (let i = 0; i < count; i++) out[i] = ((src[i] >> shift) & mask) ^ flip;
-  return out;
+  return { src, shift, mask, flip };
 }
 
 /** PS3.3 §C.7.6.3.1.5: each stored value indexes the red, green and blue tables; entries scaled to 8 bits. */

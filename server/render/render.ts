@@ -8,7 +8,7 @@ import { transferSyntax } from '../dicom/transfer-syntax.js';
 import { ApiError } from '../errors.js';
 import { PixelError, type PixelCodecs } from '../pixels/types.js';
 import { renderAttributesOf } from './attributes.js';
-import { encodeAnimation, encodeFrame, type RenderedType, type Viewport } from './encode.js';
+import { encodeAnimation, type RenderedType, type Viewport } from './encode.js';
 import type { RenderOptions, RenderedPixels, Window } from './pipeline.js';
 
 // Rendered images of stored instances (PS3.18 §10.4.1.1.3 rendered
@@ -67,11 +67,12 @@ export async function renderImage(deps: RenderDeps, row: RenderableInstance, num
   for (const n of numbers) stored.push(await readSpans(deps.blobs, row.blobKey, row.frames![n - 1]));
   const run: RenderSlots = deps.slots ?? ((work) => work());
   return run(async () => {
+    // Decoded, rendered and (one frame) encoded in the pixel pool (server/pixels/codecs.ts), off the event loop.
+    if (stored.length === 1)
+      return deps.pixels.image(row.transferSyntaxUid, stored[0], module, opts, { type: req.type, viewport: req.viewport, quality: req.quality });
     const pixels: RenderedPixels[] = [];
-    // Decoded and rendered in the pixel pool (server/pixels/codecs.ts), off the event loop.
     for (const bytes of stored) pixels.push(await deps.pixels.render(row.transferSyntaxUid, bytes, module, opts));
-    if (pixels.length > 1) return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
-    return encodeFrame(pixels[0], { type: req.type, viewport: req.viewport, quality: req.quality });
+    return encodeAnimation(pixels, { type: req.type, viewport: req.viewport });
   });
 }
 
@@ -99,11 +100,17 @@ export function renderSlots(slots = Math.max(1, availableParallelism() - 1), que
   };
 }
 
+/**
+ * The bytes of `spans`, in one buffer that is the whole of its own
+ * ArrayBuffer, so the pixel pool can move it to a worker instead of copying.
+ */
 async function readSpans(blobs: BlobStore, key: string, spans: Span[]): Promise<Buffer> {
   const ranges = spans.filter((s) => s.length).map((s) => ({ start: s.offset, end: s.offset + s.length - 1 }));
-  const chunks: Buffer[] = [];
-  for await (const c of await readRanges(blobs, key, ranges)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  const out = Buffer.allocUnsafeSlow(ranges.reduce((n, r) => n + r.end - r.start + 1, 0));
+  let at = 0;
+  for await (const c of await readRanges(blobs, key, ranges)) at += (c as Buffer).copy(out, at);
+  // A blob shorter than its index says gives a short frame, which decoding answers as truncated pixel data.
+  return at === out.length ? out : out.subarray(0, at);
 }
 
 /** A top-level bulk data element of the instance, in little-endian order. */
