@@ -6,7 +6,9 @@ import { searchIndex } from '../db/search.js';
 import { PROFILE_OPTIONS, PROJECT_PATTERN, parseProfile } from '../deid/settings.js';
 import type { AppDeps } from '../deps.js';
 import { isValidUid } from '../dicom/uid.js';
-import { dicomwebRouter } from '../dicomweb/routes.js';
+import { capabilitiesAnswer } from '../dicomweb/capabilities.js';
+import { dicomwebRouter, slotsOf } from '../dicomweb/routes.js';
+import { wadoUriChain } from '../dicomweb/wado-uri.js';
 import { parseQidoQuery } from '../dicomweb/qido-params.js';
 import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
@@ -59,7 +61,15 @@ export function collectionRouters(deps: AppDeps): Router[] {
   // The whole collection as a zip with a DICOMDIR (server/export/), read through the same scope as its DICOMweb root.
   const zip = new Router({ prefix: '/collections/:collectionId' });
   zip.get('/export.zip', collectionScope(deps, directory), guard('retrieve', 'export'), downloadCollection(deps));
-  return [managementRouter(deps, directory), root, zip, shareLinkRouter(deps, directory), stewardPageRouter()];
+  // WADO-URI (PS3.18 §9) and the Capabilities transaction (PS3.18 §8.9) of
+  // the collection's root, behind the same scope: members only, in the
+  // collection's de-identified view. The description lists what the root
+  // serves, its reads, at the root's own base.
+  const more = new Router({ prefix: '/collections/:collectionId' });
+  more.get('/wado', collectionScope(deps, directory), ...wadoUriChain(deps, slotsOf(deps)));
+  const capabilities = capabilitiesAnswer(deps, root, (route) => route.method === 'GET' && route.path !== '/changes');
+  for (const path of ['/dicom-web', '/dicom-web/']) more.options(path, collectionScope(deps, directory), guard('search', 'collection-read'), capabilities);
+  return [managementRouter(deps, directory), root, zip, more, shareLinkRouter(deps, directory), stewardPageRouter()];
 }
 
 function managementRouter(deps: AppDeps, directory: CollectionDirectory): Router {

@@ -34,7 +34,10 @@ export function collectionScope(deps: AppDeps, directory: CollectionDirectory) {
       audit.action = SEARCH.test(ctx.path) ? 'search' : 'retrieve';
       audit.detail = { ...audit.detail, collection: id };
     }
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
+    // OPTIONS on the root itself is the Capabilities transaction (PS3.18 §8.9), a read like the others.
+    const capabilities = ctx.method === 'OPTIONS' && /\/dicom-web\/?$/.test(ctx.path);
+    if (capabilities && audit) audit.action = 'collection-read';
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && !capabilities)
       throw new ApiError(405, 'MethodNotAllowed', "a collection's DICOMweb root is read-only: it serves searches and retrievals", { Allow: 'GET, HEAD' });
     if (ctx.path.endsWith('/changes')) throw new ApiError(404, 'NotFound', "the change feed is not served through a collection's DICOMweb root");
     if (!deps.research) throw new ApiError(503, 'DeidentificationUnavailable', 'collections are served de-identified, and de-identification is not set up');
