@@ -142,6 +142,24 @@ describe('a live query collection', () => {
   });
 });
 
+describe('the lease on a live collection', () => {
+  it('a replica that died holding it is replaced once its lease runs out', async () => {
+    const c = await createCollection({ name: 'leased', query: 'ModalitiesInStudy=NM' });
+    // A runner that took the collection and died: its lease runs for 2 s more, and nobody else works on it meanwhile.
+    await a.deps
+      .db('collections')
+      .where({ id: c.id })
+      .update({ lease_owner: 'replica-gone', lease_until: a.deps.db.raw("now() + interval '2 seconds'") });
+    const nm = syntheticInstance({ Modality: 'NM', BurnedInAnnotation: 'NO' });
+    await store(a.request, nm);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await membersOf(a.request, c.id)).toEqual([]);
+    expect(await until(a.request, c.id, (s) => s.length === 1)).toEqual([nm.studyUid]);
+    const row = await a.deps.db('collections').where({ id: c.id }).first('lease_owner');
+    expect(['replica-a', 'replica-b']).toContain(row.lease_owner);
+  });
+});
+
 describe('a frozen query collection', () => {
   it('made frozen, takes in nothing stored later', async () => {
     const frozen = await createCollection({ name: 'frozen', query: 'ModalitiesInStudy=DX', live: false });
