@@ -90,6 +90,9 @@ describe.skipIf(inject('s3'))('collections in a browser', () => {
     await page.locator('#name').fill('CT from the list');
     await page.getByRole('button', { name: 'Create the collection' }).click();
     await expect.poll(() => page.locator('#create-status').textContent(), { timeout: 30_000 }).toContain('with 1 members');
+    await expect.poll(() => page.locator('#detail-query').textContent(), { timeout: 30_000 }).toBe('Live query: ModalitiesInStudy=CT');
+    await page.getByRole('button', { name: 'Freeze: take in no more studies' }).click();
+    await expect.poll(() => page.locator('#detail-query').textContent(), { timeout: 30_000 }).toBe('Frozen query: ModalitiesInStudy=CT');
     await page.locator('#recipient').fill('Partner');
     await page.getByRole('button', { name: 'Share' }).click();
     await expect.poll(() => page.locator('#share-status').textContent(), { timeout: 30_000 }).toContain('/open#cairnshare_');
