@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { newCaller, toRoles, type Caller } from '../access.js';
 import { openAudit, recordAudit, type AuditDeps } from '../audit.js';
-import { latestChange, readChanges } from '../db/changes.js';
+import { latestChange, readChanges, type ChangePage } from '../db/changes.js';
 import type { Db } from '../db/knex.js';
 import { searchIndex } from '../db/search.js';
 import type { AppDeps } from '../deps.js';
@@ -74,9 +74,16 @@ export function startCollectionGrower(deps: Deps, options: GrowerOptions = {}): 
     while (!stopping) {
       try {
         const held = await claimLiveCollections(deps.db, o.owner, o.leaseSeconds, o.batch);
+        // Collections at the same position (most, once they have caught up) share each read of the changes.
+        const pages = new Map<number, Promise<ChangePage>>();
+        const readPage = (from: number) => {
+          let page = pages.get(from);
+          if (!page) pages.set(from, (page = readChanges(deps.db, FEED_READER, from, PAGE)));
+          return page;
+        };
         for (const c of held) {
           if (stopping) break;
-          await bringForward(deps, audit, o.owner, c, () => stopping);
+          await bringForward(deps, audit, o.owner, c, readPage, () => stopping);
         }
       } catch (err) {
         deps.log.warn({ err }, 'live collections not brought forward; tried again at the next poll');
@@ -107,11 +114,18 @@ const FEED_READER = newCaller(
   'live collections follow every change',
 );
 
-async function bringForward(deps: Deps, audit: AuditDeps, owner: string, c: LiveCollection, stopping: () => boolean): Promise<void> {
+async function bringForward(
+  deps: Deps,
+  audit: AuditDeps,
+  owner: string,
+  c: LiveCollection,
+  readPage: (from: number) => Promise<ChangePage>,
+  stopping: () => boolean,
+): Promise<void> {
   const maker = makerCaller(c);
   let position = c.feedSeq;
   for (let turn = 0; turn < PAGES_PER_TURN && !stopping(); turn++) {
-    const page = await readChanges(deps.db, FEED_READER, position, PAGE);
+    const page = await readPage(position);
     if (page.next <= position) return;
     const studies = [...new Set(page.changes.map((x) => x.studyUid))];
     const matched = await matchingStudies(deps.db, maker, c.query, studies);
