@@ -83,7 +83,10 @@ export function startCollectionGrower(deps: Deps, options: GrowerOptions = {}): 
         };
         for (const c of held) {
           if (stopping) break;
-          await bringForward(deps, audit, o.owner, c, readPage, () => stopping);
+          // One collection that cannot be brought forward now holds back no other.
+          await bringForward(deps, audit, o.owner, c, readPage, () => stopping).catch((err) =>
+            deps.log.warn({ err, collection: c.id }, 'live collection not brought forward; tried again at the next poll'),
+          );
         }
       } catch (err) {
         deps.log.warn({ err }, 'live collections not brought forward; tried again at the next poll');
@@ -133,10 +136,15 @@ async function bringForward(
     if (!settled) return; // frozen, removed, or taken over since it was claimed
     if (settled.joined.length || settled.left.length) {
       deps.log.info({ collection: c.id, joined: settled.joined.length, left: settled.left.length }, 'live collection changed');
-      // Audited as the maker's own change of the collection, naming the studies that joined and left.
+      // Audited as the maker's own change of the collection; the row's study UIDs are those that joined and left.
       const changed = newCaller(maker.principal, maker.via);
       changed.touched.noteAll([...settled.joined, ...settled.left].map((studyUid) => ({ studyUid })));
-      await recordAudit(audit, changed, 'collection-change', 'success', { collection: c.id, live: true, joined: settled.joined, left: settled.left });
+      await recordAudit(audit, changed, 'collection-change', 'success', {
+        collection: c.id,
+        live: true,
+        joined: settled.joined.length,
+        left: settled.left.length,
+      });
     }
     position = page.next;
   }

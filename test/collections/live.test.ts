@@ -97,6 +97,10 @@ describe('a live query collection', () => {
     expect(joined.sort()).toEqual([here.studyUid, there.studyUid].sort());
     // Each replica reads the same members, and serves them through the collection's root.
     expect((await membersOf(replica, c.id)).sort()).toEqual(joined);
+    // Each join is audited as the maker's change of the collection, naming the study.
+    const audited = await a.deps.db('audit_events').where({ action: 'collection-change' }).whereRaw("detail->>'collection' = ?", [c.id]);
+    expect(audited.every((e) => e.sub === STEWARD.sub && e.detail.live === true)).toBe(true);
+    expect(audited.flatMap((e) => e.study_uids).sort()).toEqual(joined);
     const share = await a.as(STEWARD).post(`/api/collections/${c.id}/shares`).send({ expiresInSeconds: 600 });
     const found = await replica
       .get(`/collections/${c.id}/dicom-web/studies`)
