@@ -6,6 +6,7 @@ import { boot } from './boot.js';
 import { loadConfig } from './config.js';
 import { EmbeddedPgError } from './db/embedded-pg.js';
 import { startExportRunner } from './export/runner.js';
+import { startCollectionGrower } from './collections/grow.js';
 import { countUsers } from './db/users.js';
 import { createLogger } from './log.js';
 
@@ -60,6 +61,8 @@ timer.unref();
 
 // Push jobs to other archives (server/export/runner.ts): every replica runs them, each job held by one at a time.
 const exporter = startExportRunner(deps);
+// Live query collections follow the change sequence (server/collections/grow.ts): every replica runs one, each collection held by one at a time.
+const grower = startCollectionGrower(deps);
 // Rejected instances (IHE IOCM) are deleted for good once REJECTION_RETENTION_DAYS
 // have passed since their rejection: at start and hourly, by one replica at a
 // time (the purge holds an advisory lock; the others skip their turn), audited
@@ -95,7 +98,7 @@ async function stop(signal: string) {
   server.closeIdleConnections();
   const grace = setTimeout(() => server.closeAllConnections(), 10_000);
   // The export runner finishes the batch in hand and gives its job up, for another replica or the next start.
-  await Promise.all([drained, dimse?.close(10_000), exporter.stop()]);
+  await Promise.all([drained, dimse?.close(10_000), exporter.stop(), grower.stop()]);
   clearTimeout(grace);
   await deps.shutdown();
   log.flush();

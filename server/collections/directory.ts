@@ -31,8 +31,12 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** Why a share token is refused, or the share it opens. */
-export type ShareCheck = { ok: true; share: Share } | { ok: false; reason: string };
+/**
+ * Why a share token is refused, or the share it opens. A token whose secret
+ * is right but whose share has ended says which share, and how it ended:
+ * its holder is told when and whom to ask (share-link.ts).
+ */
+export type ShareCheck = { ok: true; share: Share } | { ok: false; reason: string; ended?: { how: 'expired' | 'revoked'; share: Share } };
 
 const MAX_REMEMBERED = 10_000;
 
@@ -64,9 +68,9 @@ export class CollectionDirectory {
     const id = m[1].replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
     const row = await this.remembered(this.shares, id, () => findShare(this.db, id));
     if (!row || !timingSafeEqual(row.tokenSha256, sha256(m[2]))) return { ok: false, reason: 'the share token is not known' };
-    if (row.revokedAt) return { ok: false, reason: 'the share has been revoked' };
-    if (row.expiresAt.getTime() <= Date.now()) return { ok: false, reason: 'the share has expired' };
     const { tokenSha256: _, ...share } = row;
+    if (row.revokedAt) return { ok: false, reason: 'the share has been revoked', ended: { how: 'revoked', share } };
+    if (row.expiresAt.getTime() <= Date.now()) return { ok: false, reason: 'the share has expired', ended: { how: 'expired', share } };
     return { ok: true, share };
   }
 

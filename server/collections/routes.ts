@@ -6,7 +6,9 @@ import { searchIndex } from '../db/search.js';
 import { PROFILE_OPTIONS, PROJECT_PATTERN, parseProfile } from '../deid/settings.js';
 import type { AppDeps } from '../deps.js';
 import { isValidUid } from '../dicom/uid.js';
-import { dicomwebRouter } from '../dicomweb/routes.js';
+import { capabilitiesAnswer } from '../dicomweb/capabilities.js';
+import { dicomwebRouter, slotsOf } from '../dicomweb/routes.js';
+import { wadoUriChain } from '../dicomweb/wado-uri.js';
 import { parseQidoQuery } from '../dicomweb/qido-params.js';
 import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
@@ -32,7 +34,10 @@ import {
   visibleStudies,
   type Collection,
   type Member,
+  type NewMember,
+  type QueryOrigin,
 } from './rows.js';
+import { feedPosition } from './grow.js';
 import { stewardPageRouter } from './page.js';
 import { collectionScope } from './scope.js';
 import { shareLinkRouter } from './share-link.js';
@@ -56,7 +61,15 @@ export function collectionRouters(deps: AppDeps): Router[] {
   // The whole collection as a zip with a DICOMDIR (server/export/), read through the same scope as its DICOMweb root.
   const zip = new Router({ prefix: '/collections/:collectionId' });
   zip.get('/export.zip', collectionScope(deps, directory), guard('retrieve', 'export'), downloadCollection(deps));
-  return [managementRouter(deps, directory), root, zip, shareLinkRouter(deps, directory), stewardPageRouter()];
+  // WADO-URI (PS3.18 §9) and the Capabilities transaction (PS3.18 §8.9) of
+  // the collection's root, behind the same scope: members only, in the
+  // collection's de-identified view. The description lists what the root
+  // serves, its reads, at the root's own base.
+  const more = new Router({ prefix: '/collections/:collectionId' });
+  more.get('/wado', collectionScope(deps, directory), ...wadoUriChain(deps, slotsOf(deps)));
+  const capabilities = capabilitiesAnswer(deps, root, (route) => route.method === 'GET' && route.path !== '/changes');
+  for (const path of ['/dicom-web', '/dicom-web/']) more.options(path, collectionScope(deps, directory), guard('search', 'collection-read'), capabilities);
+  return [managementRouter(deps, directory), root, zip, more, shareLinkRouter(deps, directory), stewardPageRouter()];
 }
 
 function managementRouter(deps: AppDeps, directory: CollectionDirectory): Router {
@@ -133,6 +146,12 @@ function profileOf(body: Record<string, unknown>): string | undefined {
   return profile;
 }
 
+function liveOf(body: Record<string, unknown>): boolean | undefined {
+  const v = body.live;
+  if (v !== undefined && typeof v !== 'boolean') throw new ApiError(400, 'InvalidCollection', 'live must be true or false');
+  return v;
+}
+
 function projectOf(body: Record<string, unknown>): string | undefined {
   const project = text(body, 'project', 64, false);
   if (project !== undefined && !PROJECT_PATTERN.test(project))
@@ -154,7 +173,7 @@ function uidList(body: Record<string, unknown>, name: string): string[] {
  * any other is refused, naming it) and `query`, a QIDO-RS query string of
  * study-level matching keys resolved now to the studies the caller can see.
  */
-async function membersOf(deps: AppDeps, caller: Caller, body: Record<string, unknown>): Promise<{ studyUid: string; seriesUid: string | null }[]> {
+async function membersOf(deps: AppDeps, caller: Caller, body: Record<string, unknown>, live = false): Promise<NewMember[]> {
   const studies = uidList(body, 'studies');
   const series = uidList(body, 'series');
   const seen = new Set(await visibleStudies(deps.db, caller, studies));
@@ -163,8 +182,11 @@ async function membersOf(deps: AppDeps, caller: Caller, body: Record<string, unk
   if (missing.length)
     throw new ApiError(400, 'UnknownMembers', `${missing.length} of the UIDs name no study or series: ${missing.slice(0, 10).join(', ')}`, {}, { missing });
   const fromQuery = body.query === undefined ? [] : await resolveQuery(deps, caller, body.query);
+  const named = new Set(studies);
   return [
-    ...[...new Set([...studies, ...fromQuery])].map((studyUid) => ({ studyUid, seriesUid: null })),
+    ...studies.map((studyUid) => ({ studyUid, seriesUid: null })),
+    // A study only the live query found leaves when the query no longer finds it (grow.ts).
+    ...[...new Set(fromQuery)].filter((u) => !named.has(u)).map((studyUid) => ({ studyUid, seriesUid: null, byQuery: live })),
     ...seenSeries.map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid })),
   ];
 }
@@ -199,17 +221,30 @@ function list(deps: AppDeps) {
 function create(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
     const body = await readFields(ctx);
-    const known = new Set(['name', 'description', 'profile', 'project', 'studies', 'series', 'query']);
+    const known = new Set(['name', 'description', 'profile', 'project', 'studies', 'series', 'query', 'live']);
     const unknown = Object.keys(body).find((k) => !known.has(k));
     if (unknown) throw new ApiError(400, 'InvalidCollection', `unknown field "${unknown}" (known: ${[...known].join(', ')})`);
     const name = text(body, 'name', 200, true)!;
     const description = text(body, 'description', 2000, false) ?? null;
     const profile = profileOf(body) ?? DEFAULT_PROFILE;
     const project = projectOf(body);
+    const live = liveOf(body);
+    if (live !== undefined && body.query === undefined) throw new ApiError(400, 'InvalidCollection', 'live applies to a collection made from a query only');
     const caller = callerOf(ctx);
-    const members = await membersOf(deps, caller, body);
-    const c = await insertCollection(deps.db, { name, description, profile, project, createdBy: caller.principal.sub }, members);
-    auditRecordOf(ctx).detail = { collection: c.id, name, profile, project: c.project, members: members.length };
+    // The position is taken before the query is resolved: a study stored in between is looked at again, never missed.
+    const origin: QueryOrigin | undefined =
+      typeof body.query === 'string'
+        ? {
+            query: body.query.replace(/^\?/, ''),
+            live: live ?? true,
+            makerRoles: caller.principal.roles,
+            makerClearances: caller.principal.clearances,
+            feedSeq: await feedPosition(deps.db),
+          }
+        : undefined;
+    const members = await membersOf(deps, caller, body, origin?.live ?? false);
+    const c = await insertCollection(deps.db, { name, description, profile, project, createdBy: caller.principal.sub, origin }, members);
+    auditRecordOf(ctx).detail = { collection: c.id, name, profile, project: c.project, members: members.length, ...(origin ? { live: origin.live } : {}) };
     deps.log.info({ collection: c.id, members: members.length }, 'collection created');
     ctx.status = 201;
     ctx.set('Location', `/api/collections/${c.id}`);
@@ -230,10 +265,20 @@ function change(deps: AppDeps, directory: CollectionDirectory) {
   return async (ctx: RouterContext): Promise<void> => {
     const c = await named(ctx, deps);
     const body = await readFields(ctx);
-    const known = new Set(['name', 'description', 'profile', 'project']);
+    const known = new Set(['name', 'description', 'profile', 'project', 'live']);
     const unknown = Object.keys(body).find((k) => !known.has(k));
     if (unknown) throw new ApiError(400, 'InvalidCollection', `unknown field "${unknown}" (known: ${[...known].join(', ')})`);
+    const live = liveOf(body);
+    if (live === true && !c.live)
+      throw new ApiError(
+        400,
+        'InvalidCollection',
+        c.query === null
+          ? 'only a collection made from a query can be live'
+          : 'a frozen collection stays frozen: make a new collection from its query to follow the archive again',
+      );
     const patch = {
+      ...(live === false ? { live } : {}),
       ...(body.name !== undefined ? { name: text(body, 'name', 200, true) } : {}),
       ...(body.description !== undefined ? { description: text(body, 'description', 2000, false) ?? null } : {}),
       ...(body.profile !== undefined ? { profile: profileOf(body) } : {}),

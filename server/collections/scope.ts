@@ -7,7 +7,7 @@ import { ApiError } from '../errors.js';
 import type { CollectionDirectory } from './directory.js';
 import { isShareToken } from './directory.js';
 import { UUID } from './rows.js';
-import { SHARE_COOKIE } from './share-link.js';
+import { SHARE_COOKIE, shareEndedError } from './share-link.js';
 
 // The first middleware below /collections/{id}/dicom-web, before each
 // route's guard (http/guard.ts): it decides who reads through the
@@ -34,7 +34,10 @@ export function collectionScope(deps: AppDeps, directory: CollectionDirectory) {
       audit.action = SEARCH.test(ctx.path) ? 'search' : 'retrieve';
       audit.detail = { ...audit.detail, collection: id };
     }
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
+    // OPTIONS on the root itself is the Capabilities transaction (PS3.18 §8.9), a read like the others.
+    const capabilities = ctx.method === 'OPTIONS' && /\/dicom-web\/?$/.test(ctx.path);
+    if (capabilities && audit) audit.action = 'collection-read';
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && !capabilities)
       throw new ApiError(405, 'MethodNotAllowed', "a collection's DICOMweb root is read-only: it serves searches and retrievals", { Allow: 'GET, HEAD' });
     if (ctx.path.endsWith('/changes')) throw new ApiError(404, 'NotFound', "the change feed is not served through a collection's DICOMweb root");
     if (!deps.research) throw new ApiError(503, 'DeidentificationUnavailable', 'collections are served de-identified, and de-identification is not set up');
@@ -58,6 +61,12 @@ async function admit(ctx: RouterContext, directory: CollectionDirectory, id: str
     ctx.state.authFailure = undefined;
     ctx.state.identity = undefined;
     const check = await directory.share(bearer);
+    if (!check.ok && check.ended) {
+      if (check.ended.share.collectionId !== id) throw NOT_FOUND(id);
+      // RFC 6750 §3.1: an expired or revoked token is answered 401 invalid_token; the body says when it ended and whom to ask.
+      if (ctx.state.audit) ctx.state.audit.detail = { ...ctx.state.audit.detail, share: check.ended.share.id, ended: check.ended.how };
+      throw shareEndedError(check.ended, 401);
+    }
     if (!check.ok) {
       ctx.state.authFailure = new AuthFailure('invalid_token', check.reason);
       return;

@@ -15,6 +15,7 @@ import * as m20261203150000 from '../../migrations/20261203150000_aes.js';
 import * as m20261203160000 from '../../migrations/20261203160000_collections.js';
 import * as m20261203170000 from '../../migrations/20261203170000_export.js';
 import * as m20261203180000 from '../../migrations/20261203180000_change_feed_iocm.js';
+import * as m20261203191000 from '../../migrations/20261203191000_collection_queries.js';
 
 // Return BIGINT (sizes, counts) as JS numbers: blob sizes stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -52,6 +53,7 @@ const migrations: Record<string, Knex.Migration> = {
   '20261203160000_collections': m20261203160000,
   '20261203170000_export': m20261203170000,
   '20261203180000_change_feed_iocm': m20261203180000,
+  '20261203191000_collection_queries': m20261203191000,
 };
 
 const migrationSource: Knex.MigrationSource<string> = {

@@ -216,21 +216,29 @@ function method(r: DescribedRoute): string {
  */
 export function capabilitiesRouter(deps: AppDeps): Router {
   // The route table is a function of the dependencies alone: this copy is the one the app serves.
-  const table = dicomwebRouter(deps);
+  const answer = capabilitiesAnswer(deps, dicomwebRouter(deps));
   const r = new Router();
-  const answer = async (ctx: RouterContext): Promise<void> => {
+  r.options('/dicom-web', answer);
+  r.options('/dicom-web/', answer);
+  return r;
+}
+
+/**
+ * The Capabilities transaction for a route table, its routes those `keep`
+ * leaves (a collection's root describes what it serves), at the base the
+ * request reached (http/base-url.ts).
+ */
+export function capabilitiesAnswer(deps: AppDeps, table: Router, keep: (r: DescribedRoute) => boolean = () => true) {
+  return async (ctx: RouterContext): Promise<void> => {
     // The first acceptable form by q: the WADL document (also for */*), or its JSON form.
     const form = parseAccept(ctx.get('accept') || undefined)
       .map((a) => (typeMatches(a.type, WADL) || typeMatches(a.type, 'application/xml') ? 'wadl' : a.type === 'application/json' ? 'json' : undefined))
       .find((f) => f !== undefined);
     if (!form) throw new ApiError(406, 'NotAcceptable', `the capabilities description is sent as ${WADL} (PS3.18 Annex H) or as application/json`);
-    const routes = describedRoutes(table);
+    const routes = describedRoutes(table).filter(keep);
     ctx.set('Allow', 'OPTIONS');
     ctx.set('Vary', 'Accept');
     ctx.type = form === 'wadl' ? WADL : 'application/json';
     ctx.body = form === 'wadl' ? wadl(routes, dicomwebBase(ctx, deps.config)) : capabilitiesJson(routes, dicomwebBase(ctx, deps.config));
   };
-  r.options('/dicom-web', answer);
-  r.options('/dicom-web/', answer);
-  return r;
 }

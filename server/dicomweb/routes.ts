@@ -23,7 +23,7 @@ const INSTANCE = `${SERIES}/instances/:sopInstanceUid`;
 /** One render queue per app, whichever DICOMweb root (the archive's, a collection's) a render comes through. */
 const SLOTS = new WeakMap<AppDeps, RenderSlots>();
 
-function slotsOf(deps: AppDeps): RenderSlots {
+export function slotsOf(deps: AppDeps): RenderSlots {
   let slots = SLOTS.get(deps);
   if (!slots) SLOTS.set(deps, (slots = renderSlots()));
   return slots;

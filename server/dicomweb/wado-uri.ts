@@ -250,8 +250,12 @@ function wadoUri(deps: Deps) {
 /** WADO-URI at /wado, where clients commonly look for it, and beside the DICOMweb services at /dicom-web/wado. */
 export function wadoUriRouter(deps: AppDeps): Router {
   const r = new Router();
-  const retrieving = withPseudonyms(deps, guard('retrieve', 'retrieve'));
-  const handler = wadoUri({ ...deps, slots: renderSlots() });
-  for (const path of ['/wado', '/dicom-web/wado']) r.get(path, parseQuery, retrieving, handler);
+  const chain = wadoUriChain(deps, renderSlots());
+  for (const path of ['/wado', '/dicom-web/wado']) r.get(path, ...chain);
   return r;
+}
+
+/** The middlewares of a WADO-URI route, for a collection's own (server/collections/) behind its scope. */
+export function wadoUriChain(deps: AppDeps, slots: RenderSlots) {
+  return [parseQuery, withPseudonyms(deps, guard('retrieve', 'retrieve')), wadoUri({ ...deps, slots })] as const;
 }

@@ -65,6 +65,22 @@ describe.skipIf(inject('s3'))('collections in a browser', () => {
     await page.context().close();
   }, 180_000);
 
+  it('a revoked share lands the viewer on a page saying so, not on the login page', async () => {
+    const a = cairn.archive;
+    const c = await a.request.post('/api/collections').send({ name: 'revoked in the viewer', studies: [CT_STUDY] });
+    const s = await a.request.post(`/api/collections/${c.body.id}/shares`).send({ expiresInSeconds: 3600 });
+    const { page } = await preparePage(browser, cairn.origin);
+    await page.goto(new URL(s.body.link).pathname + new URL(s.body.link).hash);
+    await page.waitForURL(`**/collections/${c.body.id}/`);
+    await expect.poll(() => page.locator('tr[aria-selected]').count(), { timeout: 60_000 }).toBe(1);
+    expect((await a.request.delete(`/api/collections/${c.body.id}/shares/${s.body.id}`)).status).toBe(200);
+    await page.reload();
+    await page.waitForURL(`**/collections/${c.body.id}/share-ended?next=*`, { timeout: 60_000 });
+    await expect.poll(() => page.locator('#message').textContent(), { timeout: 30_000 }).toMatch(/This share link was revoked at .*Ask /);
+    keepScreenshot('collection-share-revoked.png', await page.screenshot());
+    await page.context().close();
+  }, 180_000);
+
   it("a steward makes a collection from the study list's filter", async () => {
     const { page, problems } = await preparePage(browser, cairn.origin, STEWARD);
     await page.goto('/collections?modalities=CT');
@@ -74,6 +90,9 @@ describe.skipIf(inject('s3'))('collections in a browser', () => {
     await page.locator('#name').fill('CT from the list');
     await page.getByRole('button', { name: 'Create the collection' }).click();
     await expect.poll(() => page.locator('#create-status').textContent(), { timeout: 30_000 }).toContain('with 1 members');
+    await expect.poll(() => page.locator('#detail-query').textContent(), { timeout: 30_000 }).toBe('Live query: ModalitiesInStudy=CT');
+    await page.getByRole('button', { name: 'Freeze: take in no more studies' }).click();
+    await expect.poll(() => page.locator('#detail-query').textContent(), { timeout: 30_000 }).toBe('Frozen query: ModalitiesInStudy=CT');
     await page.locator('#recipient').fill('Partner');
     await page.getByRole('button', { name: 'Share' }).click();
     await expect.poll(() => page.locator('#share-status').textContent(), { timeout: 30_000 }).toContain('/open#cairnshare_');

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestArchive, multipartBody, sample, type TestArchive, type Who } from '../helpers.js';
 import { parseDeidViews } from '../../server/deid/settings.js';
 
@@ -90,6 +90,108 @@ describe('a share link in a browser', () => {
     expect((await a.anonymous.get('/dicom-web/studies').set('Cookie', pair)).status).toBe(401);
     expect((await a.as(STEWARD).delete(`/api/collections/${id}/shares/${s.id}`)).status).toBe(200);
     expect((await a.anonymous.get(url).set('Cookie', pair)).status).toBe(401);
-    expect((await a.anonymous.post(`/collections/${id}/share-session`).set('Authorization', `Bearer ${s.token}`)).status).toBe(401);
+    expect((await a.anonymous.post(`/collections/${id}/share-session`).set('Authorization', `Bearer ${s.token}`)).status).toBe(410);
+  });
+});
+
+describe('an ended share in the viewer', () => {
+  /** What the CT sample and the collection hold that its holder must not be shown by these pages. */
+  const PRIVATE = ['CompressedSamples', 'JFK IMAGING', CT_STUDY, 'viewed'];
+
+  async function openShare(): Promise<{ share: { id: string; token: string; expiresAt: string }; cookie: string }> {
+    const share = (await a.as(STEWARD).post(`/api/collections/${id}/shares`).send({ expiresInSeconds: 600 })).body;
+    const opened = await a.anonymous.post(`/collections/${id}/share-session`).set('Authorization', `Bearer ${share.token}`);
+    expect(opened.status).toBe(204);
+    return { share, cookie: (opened.headers['set-cookie'][0] as string).split(';')[0] };
+  }
+  const ended = (cookie: string, accept = 'text/html') =>
+    a.anonymous
+      .get(`/collections/${id}/share-ended?next=${encodeURIComponent(`/collections/${id}/viewer?StudyInstanceUIDs=1.2.3`)}`)
+      .set('Cookie', cookie)
+      .set('Accept', accept);
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("the collection's viewer sends a refused browser to the share-ended page, the archive's to the login page", async () => {
+    expect((await a.anonymous.get(`/collections/${id}/app-config.js`)).text).toContain(`'/collections/${id}/share-ended' + '?next='`);
+    expect((await a.anonymous.get('/app-config.js')).text).toContain(`'/login' + '?next='`);
+  });
+
+  it('a revoked share: a page saying so and whom to ask, 410, naming nothing of the collection', async () => {
+    const { share, cookie } = await openShare();
+    expect((await a.as(STEWARD).delete(`/api/collections/${id}/shares/${share.id}`)).status).toBe(200);
+    const r = await ended(cookie);
+    expect(r.status).toBe(410);
+    expect(r.headers['content-type']).toMatch(/^text\/html/);
+    expect(r.text).toMatch(/was revoked at \d{4}-\d\d-\d\dT/);
+    expect(r.text).toContain(`Ask ${STEWARD.sub}, who shared it, for a new link.`);
+    for (const p of PRIVATE) expect(r.text).not.toContain(p);
+  });
+
+  it('an expired share: JSON for an API client, 410, with when it ended and whom to ask', async () => {
+    const { share, cookie } = await openShare();
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date(share.expiresAt).getTime() + 1000 });
+    const r = await ended(cookie, 'application/json');
+    expect(r.status).toBe(410);
+    expect(r.body).toMatchObject({ error: 'ShareExpired', ended: 'expired', endedAt: share.expiresAt, contact: STEWARD.sub });
+    expect(r.body.message).toMatch(/expired at/);
+    expect(JSON.stringify(r.body)).not.toContain(CT_STUDY);
+    const html = await ended(cookie);
+    expect(html.status).toBe(410);
+    expect(html.text).toContain('This share link expired at');
+  });
+
+  it("the DICOMweb root answers an ended share's reads 401 invalid_token, its body saying it ended", async () => {
+    const { share, cookie } = await openShare();
+    expect((await a.as(STEWARD).delete(`/api/collections/${id}/shares/${share.id}`)).status).toBe(200);
+    const r = await a.anonymous.get(`/collections/${id}/dicom-web/studies`).set('Cookie', cookie).set('Accept', 'application/dicom+json');
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    expect(JSON.parse(r.text)).toMatchObject({ error: 'ShareRevoked', contact: STEWARD.sub });
+  });
+
+  it('the share cookie outlives the share, so that a browser can be told it ended', async () => {
+    const { share } = await openShare();
+    const opened = await a.anonymous.post(`/collections/${id}/share-session`).set('Authorization', `Bearer ${share.token}`);
+    const expires = /expires=([^;]+)/i.exec(opened.headers['set-cookie'][0] as string)?.[1];
+    expect(new Date(expires!).getTime()).toBeGreaterThan(new Date(share.expiresAt).getTime());
+  });
+
+  it('a share still open goes back to the viewer path it came from, and never elsewhere', async () => {
+    const { cookie } = await openShare();
+    const r = await ended(cookie);
+    expect(r.status).toBe(303);
+    expect(r.headers.location).toBe(`/collections/${id}/viewer?StudyInstanceUIDs=1.2.3`);
+    for (const next of [
+      '//evil.example/x',
+      'https://evil.example/',
+      `/collections/${id}/../../api/collections`,
+      '/collections/00000000-0000-0000-0000-000000000000/',
+    ]) {
+      const away = await a.anonymous
+        .get(`/collections/${id}/share-ended?next=${encodeURIComponent(next)}`)
+        .set('Cookie', cookie)
+        .set('Accept', 'text/html');
+      expect(away.headers.location).toBe(`/collections/${id}/`);
+    }
+  });
+
+  it('without a share token, a browser goes to the login page and an API client gets 401', async () => {
+    const r = await a.anonymous.get(`/collections/${id}/share-ended?next=${encodeURIComponent(`/collections/${id}/viewer`)}`).set('Accept', 'text/html');
+    expect(r.status).toBe(303);
+    expect(r.headers.location).toBe(`/login?next=${encodeURIComponent(`/collections/${id}/viewer`)}`);
+    const api = await a.anonymous.get(`/collections/${id}/share-ended`).set('Accept', 'application/json');
+    expect(api.status).toBe(401);
+    expect(api.body.error).toBe('AuthenticationRequired');
+  });
+
+  it('an ended share link opened again says it ended: 410 from the share session', async () => {
+    const { share } = await openShare();
+    expect((await a.as(STEWARD).delete(`/api/collections/${id}/shares/${share.id}`)).status).toBe(200);
+    const r = await a.anonymous.post(`/collections/${id}/share-session`).set('Authorization', `Bearer ${share.token}`);
+    expect(r.status).toBe(410);
+    expect(r.body).toMatchObject({ error: 'ShareRevoked', contact: STEWARD.sub });
   });
 });
