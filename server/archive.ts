@@ -9,7 +9,9 @@ import {
   deleteInstances,
   deleteRejected,
   indexedBlobKeys,
+  batchIndexer,
   indexInstance,
+  type InstanceIndexer,
   rejectedBefore,
   rejectInstances,
   restoreInstances,
@@ -44,14 +46,24 @@ export interface ArchiveContext {
   config: Config;
   /** Where the archive reports what went wrong (blob deletes that failed, index errors). */
   log: (entry: Record<string, unknown>) => void;
+  /**
+   * Writes the index rows of the instances stored through this context
+   * (db/write.ts): batchIndexer writes those that are ready together. Without
+   * one, each instance is written by its own statement.
+   */
+  indexer?: InstanceIndexer;
 }
 
 /** The same context under the name the store path has always used. */
 export type StoreContext = ArchiveContext;
 
-/** The archive's context from an app's or a command's dependencies, reporting at warn level. */
+/**
+ * The archive's context from an app's or a command's dependencies, reporting
+ * at warn level. The instances stored through one context (one STOW-RS
+ * request) share its batch indexer.
+ */
 export function archiveContext(deps: { db: Db; blobs: BlobStore; config: Config; log: Logger }): ArchiveContext {
-  return { db: deps.db, blobs: deps.blobs, config: deps.config, log: (entry) => deps.log.warn(entry) };
+  return { db: deps.db, blobs: deps.blobs, config: deps.config, log: (entry) => deps.log.warn(entry), indexer: batchIndexer(deps.db) };
 }
 
 /** Writes are checked here too, not only by the HTTP guard: a DIMSE or command-line adapter gets the same rule. */
@@ -162,7 +174,7 @@ export async function receiveInstance(
   body: AsyncIterable<Buffer>,
   expectStudyUid?: string,
   announced?: AnnouncedInstance,
-): Promise<{ outcome: Promise<StoreOutcome> }> {
+): Promise<Received> {
   const scope = storeScope(caller);
   const key = newInstanceKey(randomUUID());
   const sink = new PassThrough({ highWaterMark: 1024 * 1024 });
@@ -226,13 +238,16 @@ export async function receiveInstance(
     }
     if (err instanceof ParseError) {
       const { message, sopInstanceUid, sopClassUid } = err.failure;
-      return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }) };
+      return { outcome: Promise.resolve({ ok: false, reason: failureReason(err), message, sopInstanceUid, sopClassUid }), written: Promise.resolve() };
     }
     // The request itself broke (a malformed body, a client that hung up): the caller ends the request.
     if (err instanceof ApiError || (err as NodeJS.ErrnoException).code) throw err;
     // Anything else is a fault in reading this one instance: it fails alone.
     ctx.log({ msg: 'instance could not be processed', error: String((err as Error).stack ?? err) });
-    return { outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }) };
+    return {
+      outcome: Promise.resolve({ ok: false, reason: DicomStatus.ProcessingFailure, message: 'the instance could not be processed' }),
+      written: Promise.resolve(),
+    };
   }
   // A parsed instance began with "DICM", so its blob write was started.
   const outcome = finish(
@@ -245,7 +260,24 @@ export async function receiveInstance(
     announced,
   );
   outcome.catch(() => undefined);
-  return { outcome };
+  // Settles after finish() has seen the blob write settle (its reaction was registered first).
+  const written = (put ?? Promise.resolve()).then(
+    () => undefined,
+    () => undefined,
+  );
+  return { outcome, written };
+}
+
+/** A part read to its end by receiveInstance. */
+export interface Received {
+  /** Settles when the blob is durable and the index committed, or the instance failed. */
+  outcome: Promise<StoreOutcome>;
+  /**
+   * Settles (never rejects) once the blob write has ended, well or not: the
+   * instance's bytes are then no longer held in memory, and its index rows,
+   * if it has any, are with the context's indexer.
+   */
+  written: Promise<void>;
 }
 
 /**
@@ -340,7 +372,9 @@ async function finish(
   try {
     outcome = derived
       ? await indexDerived(ctx.db, caller, parsed, rows)
-      : await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite', reject);
+      : reject || !ctx.indexer
+        ? await indexInstance(ctx.db, rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite', reject)
+        : await ctx.indexer.write(rows.study, rows.series, rows.instance, ctx.config.duplicatePolicy === 'overwrite');
   } catch (err) {
     // Nothing was indexed, so nothing may remain: the blob goes too.
     ctx.log({ msg: 'index write failed', error: String(err), sopInstanceUid: parsed.sopInstanceUid });

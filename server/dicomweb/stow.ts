@@ -56,8 +56,12 @@ export function store(deps: AppDeps) {
 
 /**
  * Stores each part in turn. The next part is read while earlier ones are
- * still being flushed and committed (at most IN_FLIGHT tails at once, so
- * memory stays bounded); the outcomes come back in part order.
+ * still being written (at most IN_FLIGHT blob writes at once, so memory stays
+ * bounded); the outcomes come back in part order. The index rows of the
+ * instances whose blobs are durable wait with the indexer (corked) and are
+ * written together once every blob of the request is written: one statement
+ * and one commit for the request's instances (db/write.ts), each still
+ * succeeding or failing alone.
  *
  * A request holds at most MAX_STOW_PARTS parts: each costs work of its own
  * (a parse, a blob, an index row, a line of the answer) however few its
@@ -74,9 +78,11 @@ async function storeParts(
   studyUid: string | undefined,
 ): Promise<{ outcomes: StoreOutcome[]; unread?: StoreOutcome & { ok: false } }> {
   const pending: Promise<StoreOutcome>[] = [];
+  const written: Promise<void>[] = [];
   const ctx = archiveContext(deps);
   const max = deps.config.maxStowParts;
   let unread: (StoreOutcome & { ok: false }) | undefined;
+  ctx.indexer?.cork();
   try {
     for (let part = await reader.next(); part; part = await reader.next()) {
       if (pending.length === max) {
@@ -93,12 +99,18 @@ async function storeParts(
         pending.push(Promise.resolve({ ok: false, reason: DicomStatus.CannotUnderstand, message: `part media type ${type} is not application/dicom` }));
         continue;
       }
-      if (pending.length >= IN_FLIGHT) await pending[pending.length - IN_FLIGHT];
-      pending.push(failAlone((await receiveInstance(ctx, caller, part.body, studyUid)).outcome));
+      if (written.length >= IN_FLIGHT) await written[written.length - IN_FLIGHT];
+      const received = await receiveInstance(ctx, caller, part.body, studyUid);
+      pending.push(failAlone(received.outcome));
+      written.push(received.written);
     }
+    await Promise.all(written);
   } catch (err) {
+    ctx.indexer?.uncork();
     await Promise.allSettled(pending);
     throw err;
+  } finally {
+    ctx.indexer?.uncork();
   }
   const outcomes = await Promise.all(pending);
   if (unread) outcomes.push(unread);
