@@ -117,6 +117,23 @@ describe('batchIndexer', () => {
     ]);
   });
 
+  it('writes a row that waited while corked after a short while, without waiting for the uncork', async () => {
+    const [first, second] = [await rowsOf(), await rowsOf()];
+    const indexer = batchIndexer(a.deps.db);
+    indexer.cork();
+    try {
+      const one = indexer.write(first.rows.study, first.rows.series, first.rows.instance, false);
+      const two = indexer.write(second.rows.study, second.rows.series, second.rows.instance, false);
+      // Still corked: a slow client's long request must not keep stored instances out of the index.
+      expect(await Promise.all([one, two])).toEqual([{ kind: 'stored' }, { kind: 'stored' }]);
+      const [w1, w2] = await writers([first.inst.sopInstanceUid, second.inst.sopInstanceUid]);
+      expect(w1).not.toBe('missing');
+      expect(w2).toBe(w1);
+    } finally {
+      indexer.uncork();
+    }
+  });
+
   it('writes at once, without waiting for more, when it is not corked', async () => {
     const { rows, inst } = await rowsOf();
     const indexer = batchIndexer(a.deps.db);

@@ -158,12 +158,17 @@ export interface InstanceIndexer {
 /** Most instances one batch statement writes: a corked indexer writes when this many wait. */
 const MAX_BATCH = 32;
 
+/** Longest a ready row waits in a corked indexer before it is written with whatever else waits. */
+const CORK_MS = 100;
+
 /**
  * An indexer that writes the instances of one ingest (a STOW-RS request)
  * together: those that are ready while it is corked, or while the previous
  * statement is still running, go in one statement, one round trip and one
- * commit (group commit without a timer: uncorked, a lone instance is written
- * at once). Each instance still succeeds or fails alone (PS3.18 §10.5.3): one
+ * commit (uncorked, a lone instance is written at once). Corked, no row
+ * waits longer than CORK_MS: a slow client sending a long request still sees
+ * each instance indexed soon after its blob is durable, as a viewer watching
+ * the study would expect, and rows held in memory stay few. Each instance still succeeds or fails alone (PS3.18 §10.5.3): one
  * the batch statement did not write (a duplicate, a series of another study,
  * a rejected UID) is written by indexInstance, which says why; and if the
  * batch statement fails as a whole, every instance of it is written by
@@ -174,16 +179,31 @@ export function batchIndexer(db: Db): InstanceIndexer {
   let queue: Pending[] = [];
   let running = false;
   let corked = false;
+  // Set when the oldest waiting row has waited CORK_MS: what waits is then written, however few.
+  let due = false;
+  let timer: NodeJS.Timeout | undefined;
+  const ready = () => queue.length > 0 && (!corked || due || queue.length >= MAX_BATCH);
+  const arm = () => {
+    if (!corked || timer || !queue.length) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      due = queue.length > 0;
+      kick();
+    }, CORK_MS);
+    timer.unref();
+  };
   const drain = async () => {
-    while (queue.length && (!corked || queue.length >= MAX_BATCH)) {
+    while (ready()) {
+      due = false;
       const batch = queue.slice(0, MAX_BATCH);
       queue = queue.slice(MAX_BATCH);
       await indexBatch(db, batch);
     }
     running = false;
+    arm();
   };
   const kick = () => {
-    if (running || !queue.length || (corked && queue.length < MAX_BATCH)) return;
+    if (running || !ready()) return;
     running = true;
     // Instances that became ready in the same turn of the event loop go together.
     queueMicrotask(() => void drain());
@@ -192,6 +212,7 @@ export function batchIndexer(db: Db): InstanceIndexer {
     write: (study, series, instance, overwrite) =>
       new Promise<IndexOutcome>((resolve, reject) => {
         queue.push({ study, series, instance, overwrite, resolve, reject });
+        arm();
         kick();
       }),
     cork: () => {
@@ -199,6 +220,8 @@ export function batchIndexer(db: Db): InstanceIndexer {
     },
     uncork: () => {
       corked = false;
+      clearTimeout(timer);
+      timer = undefined;
       kick();
     },
   };
