@@ -1,5 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
+import type { ShiftKey } from '../db/search.js';
+import { vrOf } from '../dicom/tags.js';
 import { TABLE_E1_1, type BasicAction } from './table-e1-1.js';
 
 // The Basic Application Level Confidentiality Profile (PS3.15 Annex E),
@@ -40,6 +42,12 @@ export interface ProfileOptions {
   /** Serve instances that may carry burned-in identifying text (E.1.1 rule on Burned In Annotation); default false. */
   readonly allowBurnedIn?: boolean;
 }
+
+/** The most days the Modified Dates option moves a patient's dates back; the least is 1. */
+export const SHIFT_SPAN = 3650;
+
+/** How a query key on an attribute matches what a view shows of it. */
+export type ViewMatching = 'stored' | 'shifted' | 'none';
 
 /** What one action does to one attribute once the options have been applied. */
 type Action = 'D' | 'Z' | 'X' | 'K' | 'C' | 'U';
@@ -216,16 +224,55 @@ export class Deidentifier {
       .toUpperCase()}`;
   }
 
-  /** Days every date of a patient moves back under the Modified Dates option: one shift per patient, 1 to 3650 days. */
+  /**
+   * Days every date of a patient moves back under the Modified Dates option:
+   * one shift per patient, 1 to SHIFT_SPAN days. search.ts evaluates the same
+   * function in SQL (shiftKey()): the two must change together.
+   */
   shiftDays(attrs: DicomJson): number {
-    return 1 + (this.mac(`shift:${patientKeyOf(attrs)}`).readUInt32BE(0) % 3650);
+    return 1 + (this.mac(`shift:${patientKeyOf(attrs)}`).readUInt32BE(0) % SHIFT_SPAN);
+  }
+
+  /**
+   * The key of shiftDays() as the two padded key blocks of HMAC-SHA256 (RFC
+   * 2104): HMAC(k, m) = SHA-256(outer ‖ SHA-256(inner ‖ m)). With them SQL
+   * evaluates a patient's shift with its built-in sha256(), the key passed as
+   * a query parameter and never stored (server/db/search.ts).
+   */
+  shiftKey(): ShiftKey {
+    const block = Buffer.alloc(64);
+    (this.key.length > 64 ? createHash('sha256').update(this.key).digest() : this.key).copy(block);
+    return { inner: block.map((b) => b ^ 0x36) as Buffer, outer: block.map((b) => b ^ 0x5c) as Buffer, span: SHIFT_SPAN };
+  }
+
+  /**
+   * How a QIDO matching key on `tag` matches what this profile shows of it:
+   * as stored when the value is kept (K, and C on a time: whole-day shifts
+   * leave times as they are); a date cleaned by the Modified Dates option as
+   * the shifted date; otherwise never, since the value shown is empty, absent
+   * or a dummy and a non-universal key matches no empty value (PS3.4
+   * §C.2.2.2: zero-length values match universal matching only; PS3.18
+   * §8.3.4.5: without emptyvaluematching).
+   */
+  matchingOf(tag: string): ViewMatching {
+    const action = this.actionFor(tag) ?? 'K';
+    if (action === 'K') return 'stored';
+    if (action !== 'C') return 'none';
+    const vr = vrOf(tag);
+    if (vr === 'TM') return 'stored';
+    if (vr === 'DA') return this.options.retainLongitudinal === 'modified' ? 'shifted' : 'stored';
+    return 'none';
   }
 
   /** A de-identified copy of `attrs` (the original is not changed), with the attributes PS3.15 §E.1.1 and §E.3 require added. */
-  apply(attrs: DicomJson): DicomJson {
-    const ctx: Ctx = { shift: this.options.retainLongitudinal === 'modified' ? this.shiftDays(attrs) : 0, secrets: secretsOf(attrs, this), attrs };
+  apply(attrs: DicomJson, patient?: DicomJson): DicomJson {
+    // A QIDO result of a lower level may carry no patient attribute: its patient is then told apart by `patient`, its study's attributes.
+    const who = patient && !(PATIENT_ID in attrs) && !(PATIENT_NAME in attrs) ? patient : attrs;
+    // Cleaned text must not repeat the patient's identifying values, wherever they are kept.
+    const secrets = secretsOf(patient ? { ...patient, ...attrs } : attrs, this);
+    const ctx: Ctx = { shift: this.options.retainLongitudinal === 'modified' ? this.shiftDays(who) : 0, secrets, attrs };
     const out = this.dataset(attrs, ctx, true);
-    const pseudonym = this.patientPseudonym(attrs);
+    const pseudonym = this.patientPseudonym(who);
     // PS3.15 §E.1.1 Z: "a non-zero length value that may be a dummy value"; a keyed pseudonym lets a study be grouped by patient.
     if (PATIENT_NAME in out) out[PATIENT_NAME] = { vr: 'PN', Value: [{ Alphabetic: pseudonym }] };
     if (PATIENT_ID in out) out[PATIENT_ID] = { vr: 'LO', Value: [pseudonym] };
@@ -397,13 +444,24 @@ function mapValues(attr: JsonAttribute, f: (v: unknown) => unknown): JsonAttribu
   return attr.Value ? { vr: attr.vr, Value: attr.Value.map((v) => (v === null || v === undefined ? v : f(v))) } : { vr: attr.vr };
 }
 
-/** A DA value moved back `days` days; a value that is not a date is removed rather than kept. */
+/**
+ * A DA value moved back `days` days. A value that is not a calendar date of
+ * years 0001–9999, or that would move before year 1, is removed rather than
+ * kept. search.ts's shifted matching tests the same, so a query never finds
+ * a date a view does not show.
+ */
 export function shiftDate(da: string, days: number): string | null {
   const m = /^(\d{4})(\d{2})(\d{2})$/.exec(da);
   if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0–99 as 1900–1999.
+  date.setUTCFullYear(y, mo - 1, d);
+  if (y < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
   if (!days) return da;
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) - days * 86_400_000;
-  return new Date(t).toISOString().slice(0, 10).replaceAll('-', '');
+  date.setUTCDate(date.getUTCDate() - days);
+  if (date.getUTCFullYear() < 1) return null;
+  return date.toISOString().slice(0, 10).replaceAll('-', '');
 }
 
 function isPrivate(tag: string): boolean {

@@ -268,3 +268,31 @@ describe('burned-in annotation', () => {
     expect(withheldReason(PATIENT, {})).toBeUndefined();
   });
 });
+
+describe('shifted dates', () => {
+  it('moves a calendar date back by whole days, across months, years and leap days', () => {
+    expect(shiftDate('20240301', 1)).toBe('20240229');
+    expect(shiftDate('20230101', 365)).toBe('20220101');
+    expect(shiftDate('20240315', 0)).toBe('20240315');
+  });
+
+  it('reads years 0001–0099 as themselves, not as 1900–1999', () => {
+    expect(shiftDate('00500315', 14)).toBe('00500301');
+  });
+
+  it('shows no date for a value that is no calendar date, or that would move before year 1', () => {
+    for (const v of ['20230231', '20231301', '00000101', '2023-01-01', '202301']) expect(shiftDate(v, 10), v).toBeNull();
+    expect(shiftDate('00010105', 10)).toBeNull();
+  });
+
+  it('says how a query key matches what each profile shows of it', () => {
+    const modified = d({ retainLongitudinal: 'modified' });
+    expect(modified.matchingOf('00080020')).toBe('shifted');
+    expect(modified.matchingOf('00400244')).toBe('shifted');
+    expect(modified.matchingOf('00080030')).toBe('stored');
+    expect(modified.matchingOf('00100030')).toBe('none');
+    expect(d({ retainLongitudinal: 'full' }).matchingOf('00080020')).toBe('stored');
+    expect(d().matchingOf('00080020')).toBe('none');
+    expect(d().matchingOf('00080060')).toBe('stored');
+  });
+});
