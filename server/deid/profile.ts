@@ -176,8 +176,16 @@ const DUMMY_TEXT = 'ANONYMIZED';
 const NUMERIC_VRS = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'UV', 'SV', 'FL', 'FD', 'AT']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN', 'CS', 'AE', 'UR']);
+/** Text a person types (coded strings, CS, are not): cleaned inside structured content. */
+const FREE_TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN']);
 const PATIENT_ID = '00100020';
 const PATIENT_NAME = '00100010';
+/**
+ * Content Sequence (0040,A730): the content tree of a structured report,
+ * whose items carry free text (Text Value (0040,A160) has no row of its own
+ * in Table E.1-1) and so are not kept as they are under any action.
+ */
+const CONTENT_SEQUENCE = '0040A730';
 
 /**
  * A de-identification profile bound to one project's key. The key makes the
@@ -306,7 +314,8 @@ export class Deidentifier {
         if (this.keepPrivate(tag, creators)) out[tag] = structuredClone(attr);
         continue;
       }
-      const action = this.actionFor(tag) ?? 'K';
+      // In cleaned structured content, text without a row of its own (a TEXT item's Text Value, say) is cleaned like any text (§E.3.4).
+      const action = this.actionFor(tag) ?? (ctx.structured && FREE_TEXT_VRS.has(attr.vr) ? 'C' : 'K');
       const result = this.act(tag, attr, action, ctx);
       if (result) out[tag] = result;
     }
@@ -336,7 +345,7 @@ export class Deidentifier {
         if (attr.vr === 'SQ') return this.keep(attr, ctx);
         return attr.vr === 'UI' ? mapValues(attr, (v) => this.uid(String(v))) : this.dummy(attr, ctx);
       case 'D':
-        return this.dummy(attr, ctx);
+        return this.dummy(attr, ctx, tag);
       case 'C':
         return this.clean(tag, attr, ctx);
     }
@@ -349,8 +358,10 @@ export class Deidentifier {
   }
 
   /** D: a non-zero length dummy value consistent with the VR. */
-  private dummy(attr: JsonAttribute, ctx: Ctx): JsonAttribute {
+  private dummy(attr: JsonAttribute, ctx: Ctx, tag?: string): JsonAttribute {
     const vr = attr.vr;
+    // PS3.15 Table E.1-1 gives the Content Sequence D, keeping structured content only under the Clean Structured Content Option (§E.3.4, C): a dummy of one empty item, nothing of the report.
+    if (tag === CONTENT_SEQUENCE) return { vr: 'SQ', Value: [{}] };
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'UI') return attr.Value ? mapValues(attr, (v) => this.uid(String(v))) : { vr, Value: [this.uid('dummy')] };
     if (BINARY_VRS.has(vr)) return { vr, InlineBinary: 'AAA=' };
@@ -369,6 +380,7 @@ export class Deidentifier {
    */
   private clean(tag: string, attr: JsonAttribute, ctx: Ctx): JsonAttribute | undefined {
     const vr = attr.vr;
+    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: true });
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'DA') return mapValues(attr, (v) => shiftDate(String(v), ctx.shift));
     if (vr === 'DT') return mapValues(attr, (v) => shiftDate(String(v).slice(0, 8), ctx.shift) + String(v).slice(8));
@@ -385,6 +397,8 @@ export class Deidentifier {
 }
 
 interface Ctx {
+  /** Inside a Content Sequence cleaned by the Clean Structured Content Option. */
+  structured?: boolean;
   shift: number;
   secrets: RegExp | undefined;
   attrs: DicomJson;

@@ -296,3 +296,35 @@ describe('shifted dates', () => {
     expect(d().matchingOf('00080060')).toBe('stored');
   });
 });
+
+describe('structured content', () => {
+  const SR: DicomJson = {
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Quixote^Zebulon' }] },
+    '00100020': { vr: 'LO', Value: ['MRN-77'] },
+    '0040A730': {
+      vr: 'SQ',
+      Value: [
+        {
+          '0040A040': { vr: 'CS', Value: ['TEXT'] },
+          '0040A043': { vr: 'SQ', Value: [{ '00080104': { vr: 'LO', Value: ['Finding'] } }] },
+          '0040A160': { vr: 'UT', Value: ['Zebulon Quixote has no acute findings'] },
+        },
+      ],
+    },
+  };
+
+  it('transcribes the Content Sequence row as PS3.15 Table E.1-1 gives it: D, and C under Clean Structured Content', () => {
+    expect(TABLE_E1_1.find(([tag]) => tag === '0040A730')).toEqual(['0040A730', 'Content Sequence', 'D', '--------C-']);
+  });
+
+  it('replaces the Content Sequence by a dummy under the Basic Profile (D): nothing of the report is kept', () => {
+    expect(d().apply(SR)['0040A730']).toEqual({ vr: 'SQ', Value: [{}] });
+  });
+
+  it('cleans it item by item under the Clean Structured Content Option: free text loses every identifying value', () => {
+    const [item] = d({ cleanStructuredContent: true }).apply(SR)['0040A730'].Value as DicomJson[];
+    expect(item['0040A160'].Value).toEqual(['******* ******* has no acute findings']);
+    expect(item['0040A040'].Value).toEqual(['TEXT']);
+    expect((item['0040A043'].Value as DicomJson[])[0]['00080104'].Value).toEqual(['Finding']);
+  });
+});
