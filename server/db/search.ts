@@ -240,13 +240,18 @@ const PATIENT_SHIFT = `(1 + ('x' || encode(substr(sha256(?::bytea || sha256(?::b
 /**
  * A stored DA value as the date it is, or null when it is no calendar date
  * of years 0001–9999 (shiftDate() in server/deid/profile.ts shows no such
- * value). Nested CASEs, since only CASE fixes the order of evaluation and
- * make_date / to_date raise on what the outer tests exclude.
+ * value). Nested CASEs, since only CASE fixes the order of evaluation: the
+ * casts and to_date() raise on what the outer test excludes. The day is
+ * checked against its month's length in integers, cheaper per row than a
+ * round trip through make_date() and to_char().
  */
-const calendarDate = (col: string) =>
-  `case when ${col} ~ '^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$' and left(${col}, 4) <> '0000' then
-    case when to_char(make_date(left(${col}, 4)::int, substr(${col}, 5, 2)::int, 1) + (right(${col}, 2)::int - 1), 'YYYYMMDD') = ${col}
+const calendarDate = (col: string) => {
+  const y = `left(${col}, 4)::int`;
+  const leap = `case when ${y} % 4 = 0 and (${y} % 100 <> 0 or ${y} % 400 = 0) then 29 else 28 end`;
+  return `case when ${col} ~ '^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$' and left(${col}, 4) <> '0000' then
+    case when right(${col}, 2)::int <= case substr(${col}, 5, 2) when '02' then ${leap} when '04' then 30 when '06' then 30 when '09' then 30 when '11' then 30 else 31 end
     then to_date(${col}, 'YYYYMMDD') end end`;
+};
 
 /**
  * Shifted dates. A shifted range is no single stored range, since every

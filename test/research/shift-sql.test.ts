@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCaller } from '../../server/access.js';
-import { Deidentifier } from '../../server/deid/profile.js';
+import { Deidentifier, shiftDate } from '../../server/deid/profile.js';
 import { searchQuery } from '../../server/db/search.js';
 import { Tag } from '../../server/dicom/tags.js';
 import { createTestArchive, type TestArchive } from '../helpers.js';
@@ -56,6 +56,50 @@ describe('the date shift in SQL', () => {
         );
         expect(rows[0].days, `${id} / ${name}`).toBe(d.shiftDays(attrs));
       }
+    }
+  });
+
+  it('matches a stored date exactly when the view shows one: calendar dates of years 0001–9999 that do not move before year 1', async () => {
+    const d = new Deidentifier(Buffer.from('project-one-key-0123456789abcdef'), { retainLongitudinal: 'modified' });
+    const key = d.shiftKey();
+    const caller = newCaller({ sub: 'r', roles: ['researcher'], clearances: [] }, { protocol: 'cli', command: 'test' });
+    const q = searchQuery(a.deps.db, caller, {
+      level: 'study',
+      matches: [{ tag: Tag.StudyDate, cond: { op: 'shifted', key } }],
+      scope: {},
+      limit: 1,
+      offset: 0,
+      load: { study: false, studyCounts: false, series: false, seriesCount: false, metadata: false },
+    }).toSQL();
+    const exists = /exists \(select 1 from \(select [\s\S]*?between \?::date and \?::date\)/.exec(q.sql)?.[0] ?? '';
+    const bindings = q.bindings.slice(q.bindings.indexOf(key.outer), q.bindings.indexOf(key.outer) + 5);
+    const days = d.shiftDays({ '00100020': { vr: 'LO', Value: ['PAT-1'] } });
+    const values = [
+      '20240229',
+      '20230229',
+      '19000229',
+      '20000229',
+      '21000229',
+      '20231131',
+      '20231231',
+      '20231301',
+      '20230100',
+      '00000101',
+      '99991231',
+      '2023-01-01',
+      '2023010',
+      '202301011',
+      '',
+      'abcdefgh',
+      '0001' + '0101',
+      `0001${'0'}1${String(days).padStart(2, '0').slice(-2)}`,
+    ];
+    for (const v of values) {
+      const { rows } = await a.deps.db.raw(
+        `select ${exists.replaceAll('"', '')} as hit from (select 'PAT-1'::text as patient_id, null::text as patient_name, ?::text as study_date) as s`,
+        [...bindings, v],
+      );
+      expect(rows[0].hit, v).toBe(shiftDate(v, days) !== null);
     }
   });
 });
