@@ -176,8 +176,20 @@ const DUMMY_TEXT = 'ANONYMIZED';
 const NUMERIC_VRS = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'UV', 'SV', 'FL', 'FD', 'AT']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN', 'CS', 'AE', 'UR']);
-/** Text a person types (coded strings, CS, are not): cleaned inside structured content. */
+/** Text a person types (coded strings, CS, are not). */
 const FREE_TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN']);
+
+/**
+ * The action on an attribute of structured content that has no row of its
+ * own (a TEXT item's Text Value (0040,A160), say): free text takes the
+ * Content Sequence's action, D a dummy, C cleaned; the codes of the Code
+ * Sequence Macro, (0008,01xx), which give the report its structure, are
+ * cleaned (any identifying value blotted out) under either; the rest is kept.
+ */
+function structuredAction(tag: string, vr: string, action: 'D' | 'C'): Action {
+  if (!FREE_TEXT_VRS.has(vr)) return 'K';
+  return tag.startsWith('000801') ? 'C' : action;
+}
 const PATIENT_ID = '00100020';
 const PATIENT_NAME = '00100010';
 /**
@@ -314,8 +326,7 @@ export class Deidentifier {
         if (this.keepPrivate(tag, creators)) out[tag] = structuredClone(attr);
         continue;
       }
-      // In cleaned structured content, text without a row of its own (a TEXT item's Text Value, say) is cleaned like any text (§E.3.4).
-      const action = this.actionFor(tag) ?? (ctx.structured && FREE_TEXT_VRS.has(attr.vr) ? 'C' : 'K');
+      const action = this.actionFor(tag) ?? (ctx.structured ? structuredAction(tag, attr.vr, ctx.structured) : 'K');
       const result = this.act(tag, attr, action, ctx);
       if (result) out[tag] = result;
     }
@@ -360,8 +371,8 @@ export class Deidentifier {
   /** D: a non-zero length dummy value consistent with the VR. */
   private dummy(attr: JsonAttribute, ctx: Ctx, tag?: string): JsonAttribute {
     const vr = attr.vr;
-    // PS3.15 Table E.1-1 gives the Content Sequence D, keeping structured content only under the Clean Structured Content Option (§E.3.4, C): a dummy of one empty item, nothing of the report.
-    if (tag === CONTENT_SEQUENCE) return { vr: 'SQ', Value: [{}] };
+    // PS3.15 Table E.1-1 gives the Content Sequence D, and C only under the Clean Structured Content Option (§E.3.4): item by item, its free text becomes a dummy.
+    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: 'D' });
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'UI') return attr.Value ? mapValues(attr, (v) => this.uid(String(v))) : { vr, Value: [this.uid('dummy')] };
     if (BINARY_VRS.has(vr)) return { vr, InlineBinary: 'AAA=' };
@@ -380,7 +391,7 @@ export class Deidentifier {
    */
   private clean(tag: string, attr: JsonAttribute, ctx: Ctx): JsonAttribute | undefined {
     const vr = attr.vr;
-    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: true });
+    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: 'C' });
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'DA') return mapValues(attr, (v) => shiftDate(String(v), ctx.shift));
     if (vr === 'DT') return mapValues(attr, (v) => shiftDate(String(v).slice(0, 8), ctx.shift) + String(v).slice(8));
@@ -397,8 +408,8 @@ export class Deidentifier {
 }
 
 interface Ctx {
-  /** Inside a Content Sequence cleaned by the Clean Structured Content Option. */
-  structured?: boolean;
+  /** Inside a Content Sequence: its action, D (Basic Profile) or C (Clean Structured Content Option). */
+  structured?: 'D' | 'C';
   shift: number;
   secrets: RegExp | undefined;
   attrs: DicomJson;

@@ -317,8 +317,11 @@ describe('structured content', () => {
     expect(TABLE_E1_1.find(([tag]) => tag === '0040A730')).toEqual(['0040A730', 'Content Sequence', 'D', '--------C-']);
   });
 
-  it('replaces the Content Sequence by a dummy under the Basic Profile (D): nothing of the report is kept', () => {
-    expect(d().apply(SR)['0040A730']).toEqual({ vr: 'SQ', Value: [{}] });
+  it('replaces the free text of the Content Sequence by a dummy, item by item, under the Basic Profile (D)', () => {
+    const [item] = d().apply(SR)['0040A730'].Value as DicomJson[];
+    expect(item['0040A160'].Value).toEqual(['ANONYMIZED']);
+    expect(item['0040A040'].Value).toEqual(['TEXT']);
+    expect((item['0040A043'].Value as DicomJson[])[0]['00080104'].Value).toEqual(['Finding']);
   });
 
   it('cleans it item by item under the Clean Structured Content Option: free text loses every identifying value', () => {
