@@ -1,4 +1,5 @@
 import { visibilityShape, visibilityValues, visibleText, type Caller } from '../access.js';
+import { insertAuditFrom, readAuditValues, type ReadAudit } from './audit.js';
 import { prepared, type Db } from './knex.js';
 import type { Span } from './rows.js';
 
@@ -52,51 +53,85 @@ const PLACE: Columns = [
   ['sop_instance_uid', 'sopInstanceUid'],
 ];
 
-async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns): Promise<T[]> {
+const ORDER = 'i.series_uid, i.instance_number nulls last, i.sop_instance_uid';
+
+async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns, audit?: ReadAudit): Promise<T[]> {
   const uids = [t.studyUid, t.seriesUid, t.sopInstanceUid];
   const depth = t.sopInstanceUid ? 3 : t.seriesUid ? 2 : 1;
-  const name = `cairn_${read}_${depth}${visibilityShape(caller)}`;
+  const name = `cairn_${read}_${depth}${visibilityShape(caller)}${audit ? '_audited' : ''}`;
+  const values = [...uids.slice(0, depth), ...visibilityValues(caller)];
   let text = statements.get(name);
   if (!text) {
     const where = UIDS.slice(0, depth)
       .map((c, i) => `i.${c} = $${i + 1}`)
       .join(' and ');
-    text = `select ${[...PLACE, ...columns].map(([c, p]) => `i.${c} as "${p}"`).join(', ')}
-      from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
-      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1, caller)}
-      order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`;
+    const all = [...PLACE, ...columns];
+    const from = `from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
+      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1, caller)}`;
+    text = audit
+      ? // One round trip for the read and its audit row: the row is written
+        // from the rows found, in the same statement, so it exists before any
+        // of their data can leave.
+        `with found as (select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')}, row_number() over (order by ${ORDER}) as ord ${from}),
+        logged as (${insertAuditFrom('found', values.length + 1)})
+        select ${all.map(([, p]) => `found."${p}"`).join(', ')}, logged.id as "auditId", logged.at as "auditAt"
+        from found, logged order by found.ord`
+      : `select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')} ${from} order by ${ORDER}`;
     statements.set(name, text);
   }
-  const rows = await prepared<T>(db, name, text, [...uids.slice(0, depth), ...visibilityValues(caller)]);
+  if (!audit) {
+    const rows = await prepared<T>(db, name, text, values);
+    caller.touched.noteAll(rows);
+    return rows;
+  }
+  const logged = await prepared<T & { auditId: string; auditAt: Date }>(db, name, text, [...values, ...readAuditValues(audit.event)]);
+  if (!logged.length) return [];
+  const { auditId, auditAt } = logged[0];
+  const rows = logged.map(({ auditId: _, auditAt: __, ...row }) => row as unknown as T);
   caller.touched.noteAll(rows);
+  audit.written({ id: Number(auditId), at: auditAt });
   return rows;
 }
 
 /** The instances under a study, series or instance that the caller may see, in series and instance order. */
-export function findInstances(db: Db, caller: Caller, t: Target): Promise<StoredInstance[]> {
-  return scoped<StoredInstance>(db, caller, t, 'instances', [
-    ['blob_key', 'blobKey'],
-    ['size', 'size'],
-    ['transfer_syntax_uid', 'transferSyntaxUid'],
-    ['sop_class_uid', 'sopClassUid'],
-  ]);
+export function findInstances(db: Db, caller: Caller, t: Target, audit?: ReadAudit): Promise<StoredInstance[]> {
+  return scoped<StoredInstance>(
+    db,
+    caller,
+    t,
+    'instances',
+    [
+      ['blob_key', 'blobKey'],
+      ['size', 'size'],
+      ['transfer_syntax_uid', 'transferSyntaxUid'],
+      ['sop_class_uid', 'sopClassUid'],
+    ],
+    audit,
+  );
 }
 
 /** The stored DICOM JSON texts of those instances. */
-export async function findMetadata(db: Db, caller: Caller, t: Target): Promise<string[]> {
-  const rows = await scoped<InstanceUids & { metadata: string }>(db, caller, t, 'metadata', [['metadata', 'metadata']]);
+export async function findMetadata(db: Db, caller: Caller, t: Target, audit?: ReadAudit): Promise<string[]> {
+  const rows = await scoped<InstanceUids & { metadata: string }>(db, caller, t, 'metadata', [['metadata', 'metadata']], audit);
   return rows.map((r) => r.metadata);
 }
 
-export async function findFramedInstance(db: Db, caller: Caller, t: Required<Target>): Promise<FramedInstance | undefined> {
-  const [row] = await scoped<FramedInstance>(db, caller, t, 'framed', [
-    ['blob_key', 'blobKey'],
-    ['transfer_syntax_uid', 'transferSyntaxUid'],
-    ['frames', 'frames'],
-    ['bulk', 'bulk'],
-    ['bits_allocated', 'bitsAllocated'],
-    ['samples_per_pixel', 'samplesPerPixel'],
-  ]);
+export async function findFramedInstance(db: Db, caller: Caller, t: Required<Target>, audit?: ReadAudit): Promise<FramedInstance | undefined> {
+  const [row] = await scoped<FramedInstance>(
+    db,
+    caller,
+    t,
+    'framed',
+    [
+      ['blob_key', 'blobKey'],
+      ['transfer_syntax_uid', 'transferSyntaxUid'],
+      ['frames', 'frames'],
+      ['bulk', 'bulk'],
+      ['bits_allocated', 'bitsAllocated'],
+      ['samples_per_pixel', 'samplesPerPixel'],
+    ],
+    audit,
+  );
   return row;
 }
 
