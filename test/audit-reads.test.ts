@@ -165,3 +165,21 @@ describe('a read that ends otherwise than its row says', () => {
     }
   });
 });
+
+describe('a frame is read from its blob', () => {
+  it('with one read at its offset, not a stream', async () => {
+    const read = vi.spyOn(a.deps.blobs, 'read');
+    const get = vi.spyOn(a.deps.blobs, 'get');
+    try {
+      const res = await a.request.get(`${inst()}/frames/2`).set('Accept', OCTETS).buffer(true).parse(binaryParser);
+      expect(res.status).toBe(200);
+      expect(res.body.includes(first.frameBytes[1])).toBe(true);
+      expect(get).not.toHaveBeenCalled();
+      expect(read).toHaveBeenCalledTimes(1);
+      expect(read.mock.calls[0][3]).toBeGreaterThan(0);
+    } finally {
+      read.mockRestore();
+      get.mockRestore();
+    }
+  });
+});

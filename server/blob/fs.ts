@@ -74,7 +74,7 @@ export function createFsBlobStore(root: string): BlobStore {
       return fh.createReadStream({ ...opts, highWaterMark: 256 * 1024 }) as Readable;
     },
 
-    async read(key, size, into) {
+    async read(key, size, into, offset = 0) {
       // With the size known from the index: one open, one read, one close, on
       // plain descriptors (cheaper than FileHandle objects on this hot path).
       const fd = await fdOpen(resolve(key), 'r');
@@ -82,8 +82,8 @@ export function createFsBlobStore(root: string): BlobStore {
         const buf = into ?? Buffer.allocUnsafe(size);
         let got = 0;
         while (got < size) {
-          const bytesRead = await fdRead(fd, buf, got, size - got, got);
-          if (bytesRead === 0) throw new Error(`blob ${key} is shorter than its recorded ${size} bytes`);
+          const bytesRead = await fdRead(fd, buf, got, size - got, offset + got);
+          if (bytesRead === 0) throw new Error(`blob ${key} is shorter than its recorded ${offset + size} bytes`);
           got += bytesRead;
         }
         return buf;
