@@ -52,24 +52,13 @@ async function read(url: string, accept: string, headers: Record<string, string>
 
 const audited = (statements: string[]) => statements.filter((s) => /insert into audit_events/i.test(s));
 
-describe('a read and its audit row are one statement', () => {
+describe('a read of one instance and its audit row are one statement', () => {
   it.each([
-    ['an instance', () => inst(), 'application/dicom; transfer-syntax=*', [first.sopInstanceUid]],
-    [
-      'a series',
-      () => `/dicom-web/studies/${studyUid}/series/${seriesUid}`,
-      'multipart/related; type="application/dicom"',
-      [first.sopInstanceUid, second.sopInstanceUid],
-    ],
-    ['a frame', () => `${inst()}/frames/2`, OCTETS, [first.sopInstanceUid]],
-    ['bulk data', () => `${inst()}/bulkdata/7FE00010`, 'application/octet-stream', [first.sopInstanceUid]],
-    [
-      'series metadata',
-      () => `/dicom-web/studies/${studyUid}/series/${seriesUid}/metadata`,
-      'application/dicom+json',
-      [first.sopInstanceUid, second.sopInstanceUid],
-    ],
-  ] as const)('%s: one row, written by the lookup itself', async (_what, url, accept, instances) => {
+    ['an instance', () => inst(), 'application/dicom; transfer-syntax=*'],
+    ['a frame', () => `${inst()}/frames/2`, OCTETS],
+    ['bulk data', () => `${inst()}/bulkdata/7FE00010`, 'application/octet-stream'],
+    ['instance metadata', () => `${inst()}/metadata`, 'application/dicom+json'],
+  ] as const)('%s: one row, written by the lookup itself', async (_what, url, accept) => {
     const { res, rows, statements } = await read(url(), accept);
     expect(res.status).toBe(200);
     const writes = audited(statements);
@@ -86,10 +75,24 @@ describe('a read and its audit row are one statement', () => {
       outcome: 'success',
       study_uids: [studyUid],
       series_uids: [seriesUid],
-      instance_uids: instances,
+      instance_uids: [first.sopInstanceUid],
       break_glass: false,
       protocol: 'http',
     });
+  });
+
+  it.each([
+    ['a series', () => `/dicom-web/studies/${studyUid}/series/${seriesUid}`, 'multipart/related; type="application/dicom"'],
+    ['series metadata', () => `/dicom-web/studies/${studyUid}/series/${seriesUid}/metadata`, 'application/dicom+json'],
+  ] as const)('%s: one row, written after the lookup of its many instances', async (_what, url, accept) => {
+    const { res, rows, statements } = await read(url(), accept);
+    expect(res.status).toBe(200);
+    const writes = audited(statements);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).not.toMatch(/from instances/);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 200, outcome: 'success', study_uids: [studyUid], series_uids: [seriesUid] });
+    expect(rows[0].instance_uids.length).toBeGreaterThanOrEqual(2);
   });
 
   it('the row keeps the query string, the break-glass reason and how the credentials came', async () => {

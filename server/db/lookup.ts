@@ -55,9 +55,14 @@ const PLACE: Columns = [
 
 const ORDER = 'i.series_uid, i.instance_number nulls last, i.sop_instance_uid';
 
-async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns, audit?: ReadAudit): Promise<T[]> {
+async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns, asked?: ReadAudit): Promise<T[]> {
   const uids = [t.studyUid, t.seriesUid, t.sopInstanceUid];
   const depth = t.sopInstanceUid ? 3 : t.seriesUid ? 2 : 1;
+  // Only the read of one instance writes its audit row in its own statement:
+  // for a series or study PostgreSQL spends more on the WITH query over many
+  // rows (the metadata of 500 instances) than the second round trip costs,
+  // so there the audit trail's middleware writes the row, as for any request.
+  const audit = depth === 3 ? asked : undefined;
   const name = `cairn_${read}_${depth}${visibilityShape(caller)}${audit ? '_audited' : ''}`;
   const values = [...uids.slice(0, depth), ...visibilityValues(caller)];
   let text = statements.get(name);
@@ -71,11 +76,13 @@ async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target,
     text = audit
       ? // One round trip for the read and its audit row: the row is written
         // from the rows found, in the same statement, so it exists before any
-        // of their data can leave.
+        // of their data can leave. The rows come back in the order of `ord`
+        // as the WITH query made them; inOrder() makes sure, rather than a
+        // second sort of wide rows (a series' metadata) in PostgreSQL.
         `with found as (select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')}, row_number() over (order by ${ORDER}) as ord ${from}),
         logged as (${insertAuditFrom('found', values.length + 1)})
-        select ${all.map(([, p]) => `found."${p}"`).join(', ')}, logged.id as "auditId", logged.at as "auditAt"
-        from found, logged order by found.ord`
+        select ${all.map(([, p]) => `found."${p}"`).join(', ')}, found.ord, logged.id as "auditId", extract(epoch from logged.at)::float8 * 1000 as "auditAt"
+        from found, logged`
       : `select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')} ${from} order by ${ORDER}`;
     statements.set(name, text);
   }
@@ -84,12 +91,17 @@ async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target,
     caller.touched.noteAll(rows);
     return rows;
   }
-  const logged = await prepared<T & { auditId: string; auditAt: Date }>(db, name, text, [...values, ...readAuditValues(audit.event)]);
-  if (!logged.length) return [];
-  const { auditId, auditAt } = logged[0];
-  const rows = logged.map(({ auditId: _, auditAt: __, ...row }) => row as unknown as T);
+  // Every row repeats the audit row's id and time (as a number: no Date parsed per row); they are read from the first.
+  const rows = inOrder(await prepared<T & { ord: string; auditId: string; auditAt: number }>(db, name, text, [...values, ...readAuditValues(audit.event)]));
+  if (!rows.length) return [];
   caller.touched.noteAll(rows);
-  audit.written({ id: Number(auditId), at: auditAt });
+  audit.written({ id: Number(rows[0].auditId), at: new Date(rows[0].auditAt) });
+  return rows;
+}
+
+/** Rows by their `ord` (bigint, as text): as they came when they came in order, which is the rule; sorted when not. */
+function inOrder<R extends { ord: string }>(rows: R[]): R[] {
+  for (let i = 1; i < rows.length; i++) if (Number(rows[i].ord) < Number(rows[i - 1].ord)) return rows.sort((a, b) => Number(a.ord) - Number(b.ord));
   return rows;
 }
 
