@@ -2,7 +2,7 @@ import type { Context, Next } from 'koa';
 import type { Caller } from './access.js';
 import { createSyslogSink, type AuditSink } from './audit-syslog.js';
 import type { Config } from './config.js';
-import { appendAuditEvent, type AuditEvent } from './db/audit.js';
+import { appendAuditEvent, type AuditEvent, type ReadAudit } from './db/audit.js';
 import type { Db } from './db/knex.js';
 import type { AppDeps } from './deps.js';
 import { ApiError } from './errors.js';
@@ -103,11 +103,19 @@ export async function recordAudit(
   detail?: Record<string, unknown>,
   http?: HttpRequestFacts,
 ): Promise<void> {
+  const event = eventOf(who, action, outcome, detail, http);
+  const start = performance.now();
+  const { at } = await appendAuditEvent(deps.db, event);
+  deps.metrics?.auditWrite((performance.now() - start) / 1000);
+  deps.syslog?.send({ ...event, at });
+}
+
+function eventOf(who: Audited, action: AuditAction, outcome: string, detail?: Record<string, unknown>, http?: HttpRequestFacts): AuditEvent {
   const { via, principal, touched } = who;
   const more: Record<string, unknown> = { ...detail };
   if (via.protocol === 'dimse') more.callingAe = via.callingAe;
   if (via.protocol === 'cli') more.command = via.command;
-  const event: AuditEvent = {
+  return {
     sub: who.sub ?? principal?.sub ?? null,
     roles: principal ? [...principal.roles] : [],
     protocol: via.protocol,
@@ -125,17 +133,8 @@ export async function recordAudit(
     reason: who.breakGlass ?? null,
     detail: Object.keys(more).length ? more : null,
   };
-  const start = performance.now();
-  const { at } = await appendAuditEvent(deps.db, event);
-  deps.metrics?.auditWrite((performance.now() - start) / 1000);
-  deps.syslog?.send({ ...event, at });
 }
 
-/**
- * The audit trail of HTTP requests: the guard names the action and makes the
- * Caller, handlers may add detail, and this records the row with what only
- * HTTP has (method, path, status, query string, how the credentials came).
- */
 /** The audit record the auditTrail middleware opened for this request; without one the request fails closed. */
 export function auditRecordOf(ctx: Context): AuditRecord {
   const record = ctx.state.audit;
@@ -143,11 +142,84 @@ export function auditRecordOf(ctx: Context): AuditRecord {
   return record;
 }
 
+/** A request's row as a read wrote it with its lookup: what it said, to tell whether the request ended as it said. */
+interface WrittenRead {
+  id: number;
+  status: number;
+  outcome?: string;
+  sub?: string;
+  detail?: Record<string, unknown>;
+  /** How many UIDs the Caller had noted when it was written. */
+  touched: number;
+}
+
+/** Per request: the sinks of its audit trail, and the row its read wrote, if one did. */
+const trails = new WeakMap<AuditRecord, { audit: AuditDeps; written?: WrittenRead }>();
+
+const touchedCount = (caller?: Caller): number => (caller ? caller.touched.studies.size + caller.touched.series.size + caller.touched.instances.size : 0);
+
+/** Who, what detail and which HTTP facts a request's row names. */
+function httpRow(
+  ctx: Context,
+  record: AuditRecord,
+  status: number,
+  failure?: unknown,
+): { who: Audited; detail: Record<string, unknown>; http: HttpRequestFacts } {
+  const caller = ctx.state.caller;
+  const identity = ctx.state.identity;
+  const refused: Audited = { via: httpVia(ctx), principal: identity?.principal, breakGlass: ctx.get('x-break-glass').trim() || undefined };
+  const who: Audited = { ...(caller ?? refused), ...(record.sub !== undefined ? { sub: record.sub } : {}) };
+  const detail: Record<string, unknown> = { ...record.detail };
+  if (ctx.querystring) detail.query = ctx.querystring;
+  if (failure instanceof ApiError) detail.error = failure.code;
+  if (identity?.via) detail.via = identity.via;
+  return { who, detail, http: { method: ctx.method, path: ctx.path, status } };
+}
+
+/**
+ * The audit row of a read, for its lookup to write in the same statement
+ * (server/db/lookup.ts): one round trip instead of two, and the row is in
+ * the table before any data leaves, as the auditTrail middleware's would be.
+ * The row says what the request answers when it goes as expected (`status`,
+ * 200 unless told). If it ends otherwise (a 406 decided from the stored
+ * transfer syntax, a frame the instance lacks, a blob that cannot be read),
+ * the middleware appends a second row for the same request with the real
+ * status and outcome, naming the first as `detail.supersedes`: the table is
+ * append-only, so the first row is never changed. Undefined when the request
+ * has no audit trail to write to, so the read writes nothing and the
+ * middleware writes the row as for any other request.
+ */
+export function auditedRead(ctx: Context, status = 200): ReadAudit | undefined {
+  const record = ctx.state.audit;
+  const trail = record && trails.get(record);
+  if (!record?.action || !trail) return undefined;
+  const { action } = record;
+  const { who, detail, http } = httpRow(ctx, record, status);
+  const { study_uids: _s, series_uids: _se, instance_uids: _i, ...event } = eventOf(who, action, record.outcome ?? outcomeOf(status), detail, http);
+  return {
+    event,
+    written: (row) => {
+      trail.written = { id: row.id, status, outcome: record.outcome, sub: record.sub, detail: record.detail, touched: touchedCount(ctx.state.caller) };
+      // The syslog copy names the UIDs the Caller noted from the rows, as the table's row does.
+      trail.audit.syslog?.send({ ...eventOf(who, action, event.outcome, detail, http), at: row.at });
+    },
+  };
+}
+
+/**
+ * The audit trail of HTTP requests: the guard names the action and makes the
+ * Caller, handlers may add detail, and this records the row with what only
+ * HTTP has (method, path, status, query string, how the credentials came).
+ * A read whose lookup wrote the row (auditedRead) needs no second one unless
+ * the request ended otherwise than that row says.
+ */
 export function auditTrail(deps: AppDeps) {
   const audit = openAudit(deps);
   return async (ctx: Context, next: Next): Promise<void> => {
     const record: AuditRecord = {};
     ctx.state.audit = record;
+    const trail: { audit: AuditDeps; written?: WrittenRead } = { audit };
+    trails.set(record, trail);
     let failure: unknown;
     let status: number;
     try {
@@ -158,16 +230,19 @@ export function auditTrail(deps: AppDeps) {
       const st = (err as { status?: unknown }).status;
       status = typeof st === 'number' && st >= 400 ? st : 500;
     }
-    if (record.action) {
-      const caller = ctx.state.caller;
-      const identity = ctx.state.identity;
-      const refused: Audited = { via: httpVia(ctx), principal: identity?.principal, breakGlass: ctx.get('x-break-glass').trim() || undefined };
-      const who: Audited = { ...(caller ?? refused), ...(record.sub !== undefined ? { sub: record.sub } : {}) };
-      const detail: Record<string, unknown> = { ...record.detail };
-      if (ctx.querystring) detail.query = ctx.querystring;
-      if (failure instanceof ApiError) detail.error = failure.code;
-      if (identity?.via) detail.via = identity.via;
-      await recordAudit(audit, who, record.action, record.outcome ?? outcomeOf(status), detail, { method: ctx.method, path: ctx.path, status });
+    const early = trail.written;
+    const asWritten =
+      early !== undefined &&
+      failure === undefined &&
+      status === early.status &&
+      record.outcome === early.outcome &&
+      record.sub === early.sub &&
+      record.detail === early.detail &&
+      touchedCount(ctx.state.caller) === early.touched;
+    if (record.action && !asWritten) {
+      const { who, detail, http } = httpRow(ctx, record, status, failure);
+      if (early) detail.supersedes = early.id;
+      await recordAudit(audit, who, record.action, record.outcome ?? outcomeOf(status), detail, http);
     }
     if (failure !== undefined) throw failure;
   };

@@ -305,7 +305,9 @@ async function bulk(deps: Deps, accepts: Acceptable[], asked: Extract<Asked, { k
     const r = range ?? { start: 0, end: el.length - 1 };
     if (range) headers['Content-Range'] = `bytes ${r.start}-${r.end}/${el.length}`;
     const span = { offset: el.offset + r.start, length: r.end - r.start + 1 };
-    const part = { contentType: c.contentType, length: span.length, body: () => (el.length ? src.stream([span]) : Buffer.alloc(0)) };
+    const part = el.length
+      ? { ...spanPart(c.contentType, src, [span]), length: span.length }
+      : { contentType: c.contentType, length: 0, body: () => Buffer.alloc(0) };
     return { multipart: false, part, status: range ? 206 : undefined, headers };
   }
   return { multipart: true, partType: OCTETS, parts: partsOf(c, { src, frames: [[el]] }), headers };
@@ -346,6 +348,11 @@ class StoredBytes {
       return Buffer.concat(spans.map((s) => all.subarray(s.offset, s.offset + s.length)));
     }
     return collect(await this.stream(spans), MAX_DECODED_BYTES);
+  }
+
+  /** One span of a blob stored as is, read whole (into `into` when given). */
+  read(span: Span, into?: Buffer): Promise<Buffer> {
+    return this.deps.blobs.read(this.row.blobKey, span.length, into, span.offset);
   }
 
   async stream(spans: Span[]): Promise<Readable> {
@@ -470,11 +477,20 @@ function partsOf(c: Conversion, from: Source): OutPart[] {
       },
     ];
   }
-  return from.frames.map((spans) => ({
-    contentType: c.contentType,
-    length: spans.reduce((a, s) => a + s.length, 0),
-    body: () => from.src.stream(spans),
-  }));
+  return from.frames.map((spans) => spanPart(c.contentType, from.src, spans));
+}
+
+/**
+ * A part of stored spans. A frame or value that is one small span of a blob
+ * stored as is (the common case: a native frame, an encapsulated frame of one
+ * fragment) is read with one read at its offset, straight into the response
+ * where it goes alone; anything else is streamed.
+ */
+function spanPart(contentType: string, src: StoredBytes, spans: Span[]): OutPart {
+  const length = spans.reduce((a, s) => a + s.length, 0);
+  const [span] = spans;
+  if (spans.length !== 1 || src.ts.deflated || length > SMALL_BLOB) return { contentType, length, body: () => src.stream(spans) };
+  return { contentType, length, body: () => src.read(span), fill: (into) => src.read(span, into) };
 }
 
 function withLength(part: OutPart): OutPart & { length: number } {

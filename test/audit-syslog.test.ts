@@ -55,6 +55,16 @@ describe('DICOM audit messages over syslog', () => {
     expect(m).toContain(Buffer.from('trauma call, patient unconscious').toString('base64'));
   });
 
+  it('a retrieve, whose row its lookup writes, is sent too, with the instance it returned', async () => {
+    const res = await a
+      .as({ sub: 'dr-meta', roles: ['clinician'] })
+      .get(`/dicom-web/studies/${inst.studyUid}/series/${inst.seriesUid}/instances/${inst.sopInstanceUid}/metadata`);
+    expect(res.status).toBe(200);
+    const m = await next((x) => x.includes('UserID="dr-meta"'));
+    expect(m).toContain(`ParticipantObjectID="${inst.studyUid}"`);
+    expect(m).toContain('EventOutcomeIndicator="0"');
+  });
+
   it('a refused request is a failure (EventOutcomeIndicator 4)', async () => {
     await a.as({ sub: 'pacs-9', roles: ['uploader'] }).get('/dicom-web/studies');
     const m = await next((x) => x.includes('UserID="pacs-9"'));

@@ -26,8 +26,9 @@ export interface BlobStore {
    * The whole blob, of `size` bytes as the index records, in memory: only for
    * blobs known to be small. With `into` (of `size` bytes) the bytes go there,
    * so a response can be read straight into its place; `into` is returned.
+   * With `offset`, the `size` bytes from there instead (a frame, one read).
    */
-  read(key: string, size: number, into?: Buffer): Promise<Buffer>;
+  read(key: string, size: number, into?: Buffer, offset?: number): Promise<Buffer>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
   ping(): Promise<void>;

@@ -28,6 +28,7 @@ export function createFsBlobStore(root: string): BlobStore {
   };
   const knownDirs = new Set<string>();
   const dirSync = directorySyncer();
+  const open = new OpenFiles();
 
   return {
     async put(key, body) {
@@ -74,25 +75,29 @@ export function createFsBlobStore(root: string): BlobStore {
       return fh.createReadStream({ ...opts, highWaterMark: 256 * 1024 }) as Readable;
     },
 
-    async read(key, size, into) {
-      // With the size known from the index: one open, one read, one close, on
-      // plain descriptors (cheaper than FileHandle objects on this hot path).
-      const fd = await fdOpen(resolve(key), 'r');
+    async read(key, size, into, offset = 0) {
+      // With the size known from the index: one read on a plain descriptor
+      // (cheaper than FileHandle objects on this hot path), kept open for the
+      // next read of the same blob (the frames of a series a viewer scrolls).
+      const lease = open.acquire(key, () => resolve(key));
       try {
+        const fd = await lease.fd;
         const buf = into ?? Buffer.allocUnsafe(size);
         let got = 0;
         while (got < size) {
-          const bytesRead = await fdRead(fd, buf, got, size - got, got);
-          if (bytesRead === 0) throw new Error(`blob ${key} is shorter than its recorded ${size} bytes`);
+          const bytesRead = await fdRead(fd, buf, got, size - got, offset + got);
+          if (bytesRead === 0) throw new Error(`blob ${key} is shorter than its recorded ${offset + size} bytes`);
           got += bytesRead;
         }
         return buf;
       } finally {
-        await fdClose(fd);
+        open.release(lease);
       }
     },
 
     async delete(key) {
+      // Forgotten before the unlink: no read that starts after this sees the blob.
+      open.forget(key);
       await fsp.rm(resolve(key), { force: true });
     },
 
@@ -105,6 +110,93 @@ export function createFsBlobStore(root: string): BlobStore {
       await fsp.access(base, fs.constants.W_OK);
     },
   };
+}
+
+/** How many blobs stay open for reads, and how long one unread stays open. */
+const OPEN_FILES = 64;
+const OPEN_IDLE_MS = 5_000;
+
+/**
+ * Open descriptors of recently read blobs, so that reading a hot blob again
+ * (the next frame, the same series) costs one read instead of open, read and
+ * close, each a trip through the thread pool. A key names one blob for good
+ * (keys are never reused), so a kept descriptor cannot show other bytes;
+ * delete() forgets the key before it unlinks the file. At most OPEN_FILES
+ * are kept, least recently used closed first, and one unread for
+ * OPEN_IDLE_MS is closed, so a blob another process deleted does not keep
+ * its disk space for long. A descriptor is closed only once no read uses it.
+ */
+interface OpenFile {
+  fd: Promise<number>;
+  users: number;
+  kept: boolean;
+  used: number;
+}
+
+class OpenFiles {
+  private readonly files = new Map<string, OpenFile>();
+  private sweeper?: NodeJS.Timeout;
+
+  /** The blob's descriptor, opened now or kept from an earlier read; give it back with release(). */
+  acquire(key: string, file: () => string): OpenFile {
+    let entry = this.files.get(key);
+    if (entry) {
+      // Most recently used last: a Map keeps insertion order.
+      this.files.delete(key);
+    } else {
+      const made: OpenFile = { fd: fdOpen(file(), 'r'), users: 0, kept: true, used: 0 };
+      // A failed open (a missing blob) is not kept.
+      made.fd.catch(() => this.forget(key, made));
+      entry = made;
+    }
+    entry.users++;
+    entry.used = Date.now();
+    this.files.set(key, entry);
+    this.trim();
+    return entry;
+  }
+
+  release(entry: OpenFile): void {
+    entry.users--;
+    this.closeIfDone(entry);
+  }
+
+  /** Keeps the blob's descriptor no longer (`only` that one, if given); it is closed once no read uses it. */
+  forget(key: string, only?: OpenFile): void {
+    const entry = this.files.get(key);
+    if (!entry || (only && entry !== only)) return;
+    this.files.delete(key);
+    entry.kept = false;
+    this.closeIfDone(entry);
+  }
+
+  private closeIfDone(entry: OpenFile): void {
+    if (entry.kept || entry.users > 0) return;
+    entry.fd.then(
+      (fd) => fdClose(fd).catch(() => undefined),
+      () => undefined,
+    );
+  }
+
+  private trim(): void {
+    for (const key of this.files.keys()) {
+      if (this.files.size <= OPEN_FILES) break;
+      this.forget(key);
+    }
+    if (!this.sweeper && this.files.size) {
+      this.sweeper = setInterval(() => this.sweep(), OPEN_IDLE_MS);
+      this.sweeper.unref();
+    }
+  }
+
+  private sweep(): void {
+    const old = Date.now() - OPEN_IDLE_MS;
+    for (const [key, entry] of this.files) if (entry.used < old) this.forget(key);
+    if (!this.files.size) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
 }
 
 async function writeAll(fh: fsp.FileHandle, chunks: Buffer[]): Promise<number> {

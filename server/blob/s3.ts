@@ -228,11 +228,11 @@ export function createS3BlobStore(s: S3Settings, tuning: Partial<S3Tuning> = {})
 
     get: open,
 
-    async read(key, size, into) {
+    async read(key, size, into, offset = 0) {
       return attempt('read', async () => {
         let stream: Readable;
         try {
-          stream = await client.getObject(bucket, key);
+          stream = offset ? await client.getPartialObject(bucket, key, offset, size) : await client.getObject(bucket, key);
         } catch (err) {
           if (isNoSuchKey(err)) throw missing(key);
           throw err;

@@ -49,6 +49,62 @@ export async function appendAuditEvent(db: Db, e: AuditEvent): Promise<{ id: num
   return row;
 }
 
+/** An event's values but its UIDs, which a read's statement takes from the rows it finds (insertAuditFrom). */
+export type ReadAuditEvent = Omit<AuditEvent, 'study_uids' | 'series_uids' | 'instance_uids'>;
+
+/**
+ * An audit row written by the statement of a read itself (server/db/lookup.ts),
+ * so that finding the rows and recording who got them is one round trip, and
+ * the row exists before any of their data can leave.
+ */
+export interface ReadAudit {
+  event: ReadAuditEvent;
+  /** Told the written row's id and time, once the statement that wrote it has returned. */
+  written(row: { id: number; at: Date }): void;
+}
+
+// Typed, because in INSERT … SELECT the parameters are not typed by the columns they fill.
+const READ_AUDIT_VALUES: readonly (readonly [keyof ReadAuditEvent, string])[] = [
+  ['sub', 'text'],
+  ['roles', 'text[]'],
+  ['client', 'text'],
+  ['action', 'text'],
+  ['method', 'text'],
+  ['path', 'text'],
+  ['status', 'integer'],
+  ['outcome', 'text'],
+  ['break_glass', 'boolean'],
+  ['reason', 'text'],
+  ['detail', 'jsonb'],
+  ['protocol', 'text'],
+];
+
+/** The parameters of insertAuditFrom(), in order. */
+export function readAuditValues(e: ReadAuditEvent): unknown[] {
+  return READ_AUDIT_VALUES.map(([k]) => (k === 'detail' ? (e.detail === null ? null : JSON.stringify(e.detail)) : e[k]));
+}
+
+/**
+ * The insert of one audit row as a data-modifying part of a read's
+ * statement: its UIDs are those of the rows of `source` (a WITH query whose
+ * rows have "studyUid", "seriesUid", "sopInstanceUid" and their order
+ * "ord"), in the order the caller's Touched notes them; every other value
+ * is a parameter from `$first` on (readAuditValues). It writes nothing when
+ * `source` is empty: a read that finds nothing leaves its row to the audit
+ * trail's middleware, which writes it with the 404.
+ */
+export function insertAuditFrom(source: string, first: number): string {
+  const columns = READ_AUDIT_VALUES.map(([k]) => k).join(', ');
+  const values = READ_AUDIT_VALUES.map(([, type], i) => `$${first + i}::${type}`).join(', ');
+  return `insert into audit_events (${columns}, study_uids, series_uids, instance_uids)
+    select ${values},
+      array(select distinct "studyUid" from ${source} order by 1),
+      array(select distinct "seriesUid" from ${source} order by 1),
+      array(select "sopInstanceUid" from ${source} order by ord)
+    where exists (select 1 from ${source})
+    returning id, at`;
+}
+
 export interface AuditQuery {
   user?: string;
   study?: string;

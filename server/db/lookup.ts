@@ -1,4 +1,5 @@
 import { visibilityShape, visibilityValues, visibleText, type Caller } from '../access.js';
+import { insertAuditFrom, readAuditValues, type ReadAudit } from './audit.js';
 import { prepared, type Db } from './knex.js';
 import type { Span } from './rows.js';
 
@@ -52,51 +53,97 @@ const PLACE: Columns = [
   ['sop_instance_uid', 'sopInstanceUid'],
 ];
 
-async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns): Promise<T[]> {
+const ORDER = 'i.series_uid, i.instance_number nulls last, i.sop_instance_uid';
+
+async function scoped<T extends InstanceUids>(db: Db, caller: Caller, t: Target, read: string, columns: Columns, asked?: ReadAudit): Promise<T[]> {
   const uids = [t.studyUid, t.seriesUid, t.sopInstanceUid];
   const depth = t.sopInstanceUid ? 3 : t.seriesUid ? 2 : 1;
-  const name = `cairn_${read}_${depth}${visibilityShape(caller)}`;
+  // Only the read of one instance writes its audit row in its own statement:
+  // for a series or study PostgreSQL spends more on the WITH query over many
+  // rows (the metadata of 500 instances) than the second round trip costs,
+  // so there the audit trail's middleware writes the row, as for any request.
+  const audit = depth === 3 ? asked : undefined;
+  const name = `cairn_${read}_${depth}${visibilityShape(caller)}${audit ? '_audited' : ''}`;
+  const values = [...uids.slice(0, depth), ...visibilityValues(caller)];
   let text = statements.get(name);
   if (!text) {
     const where = UIDS.slice(0, depth)
       .map((c, i) => `i.${c} = $${i + 1}`)
       .join(' and ');
-    text = `select ${[...PLACE, ...columns].map(([c, p]) => `i.${c} as "${p}"`).join(', ')}
-      from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
-      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1, caller)}
-      order by i.series_uid, i.instance_number nulls last, i.sop_instance_uid`;
+    const all = [...PLACE, ...columns];
+    const from = `from instances i join series se on se.series_uid = i.series_uid join studies st on st.study_uid = se.study_uid
+      where ${where} and ${visibleText({ study: 'st', series: 'se', instance: 'i' }, depth + 1, caller)}`;
+    text = audit
+      ? // One round trip for the read and its audit row: the row is written
+        // from the rows found, in the same statement, so it exists before any
+        // of their data can leave. The rows come back in the order of `ord`
+        // as the WITH query made them; inOrder() makes sure, rather than a
+        // second sort of wide rows (a series' metadata) in PostgreSQL.
+        `with found as (select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')}, row_number() over (order by ${ORDER}) as ord ${from}),
+        logged as (${insertAuditFrom('found', values.length + 1)})
+        select ${all.map(([, p]) => `found."${p}"`).join(', ')}, found.ord, logged.id as "auditId", extract(epoch from logged.at)::float8 * 1000 as "auditAt"
+        from found, logged`
+      : `select ${all.map(([c, p]) => `i.${c} as "${p}"`).join(', ')} ${from} order by ${ORDER}`;
     statements.set(name, text);
   }
-  const rows = await prepared<T>(db, name, text, [...uids.slice(0, depth), ...visibilityValues(caller)]);
+  if (!audit) {
+    const rows = await prepared<T>(db, name, text, values);
+    caller.touched.noteAll(rows);
+    return rows;
+  }
+  // Every row repeats the audit row's id and time (as a number: no Date parsed per row); they are read from the first.
+  const rows = inOrder(await prepared<T & { ord: string; auditId: string; auditAt: number }>(db, name, text, [...values, ...readAuditValues(audit.event)]));
+  if (!rows.length) return [];
   caller.touched.noteAll(rows);
+  audit.written({ id: Number(rows[0].auditId), at: new Date(rows[0].auditAt) });
+  return rows;
+}
+
+/** Rows by their `ord` (bigint, as text): as they came when they came in order, which is the rule; sorted when not. */
+function inOrder<R extends { ord: string }>(rows: R[]): R[] {
+  for (let i = 1; i < rows.length; i++) if (Number(rows[i].ord) < Number(rows[i - 1].ord)) return rows.sort((a, b) => Number(a.ord) - Number(b.ord));
   return rows;
 }
 
 /** The instances under a study, series or instance that the caller may see, in series and instance order. */
-export function findInstances(db: Db, caller: Caller, t: Target): Promise<StoredInstance[]> {
-  return scoped<StoredInstance>(db, caller, t, 'instances', [
-    ['blob_key', 'blobKey'],
-    ['size', 'size'],
-    ['transfer_syntax_uid', 'transferSyntaxUid'],
-    ['sop_class_uid', 'sopClassUid'],
-  ]);
+export function findInstances(db: Db, caller: Caller, t: Target, audit?: ReadAudit): Promise<StoredInstance[]> {
+  return scoped<StoredInstance>(
+    db,
+    caller,
+    t,
+    'instances',
+    [
+      ['blob_key', 'blobKey'],
+      ['size', 'size'],
+      ['transfer_syntax_uid', 'transferSyntaxUid'],
+      ['sop_class_uid', 'sopClassUid'],
+    ],
+    audit,
+  );
 }
 
 /** The stored DICOM JSON texts of those instances. */
-export async function findMetadata(db: Db, caller: Caller, t: Target): Promise<string[]> {
-  const rows = await scoped<InstanceUids & { metadata: string }>(db, caller, t, 'metadata', [['metadata', 'metadata']]);
+export async function findMetadata(db: Db, caller: Caller, t: Target, audit?: ReadAudit): Promise<string[]> {
+  const rows = await scoped<InstanceUids & { metadata: string }>(db, caller, t, 'metadata', [['metadata', 'metadata']], audit);
   return rows.map((r) => r.metadata);
 }
 
-export async function findFramedInstance(db: Db, caller: Caller, t: Required<Target>): Promise<FramedInstance | undefined> {
-  const [row] = await scoped<FramedInstance>(db, caller, t, 'framed', [
-    ['blob_key', 'blobKey'],
-    ['transfer_syntax_uid', 'transferSyntaxUid'],
-    ['frames', 'frames'],
-    ['bulk', 'bulk'],
-    ['bits_allocated', 'bitsAllocated'],
-    ['samples_per_pixel', 'samplesPerPixel'],
-  ]);
+export async function findFramedInstance(db: Db, caller: Caller, t: Required<Target>, audit?: ReadAudit): Promise<FramedInstance | undefined> {
+  const [row] = await scoped<FramedInstance>(
+    db,
+    caller,
+    t,
+    'framed',
+    [
+      ['blob_key', 'blobKey'],
+      ['transfer_syntax_uid', 'transferSyntaxUid'],
+      ['frames', 'frames'],
+      ['bulk', 'bulk'],
+      ['bits_allocated', 'bitsAllocated'],
+      ['samples_per_pixel', 'samplesPerPixel'],
+    ],
+    audit,
+  );
   return row;
 }
 

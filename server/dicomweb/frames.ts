@@ -1,4 +1,5 @@
 import type { RouterContext } from '@koa/router';
+import { auditedRead } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { findFramedInstance } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
@@ -23,7 +24,7 @@ export function retrieveFrames(deps: AppDeps) {
     const t = targetOf(ctx);
     const frames = parseFrameList(ctx.params.frames);
     const caller = callerOf(ctx);
-    const row = await findFramedInstance(deps.db, caller, t as Required<typeof t>);
+    const row = await findFramedInstance(deps.db, caller, t as Required<typeof t>, auditedRead(ctx));
     if (!row) throw notFound(t);
     await sendReply(ctx, await retrieveBytes(deps, caller, parseAccept(ctx.get('accept')), { kind: 'frames', row, frames }));
   };
@@ -39,9 +40,11 @@ export function retrieveBulkData(deps: AppDeps) {
     const tag = String(ctx.params.tag).toUpperCase();
     if (!/^[0-9A-F]{8}$/.test(tag)) throw new ApiError(400, 'InvalidTag', `"${ctx.params.tag}" is not an 8-digit hexadecimal tag`);
     const caller = callerOf(ctx);
-    const row = await findFramedInstance(deps.db, caller, t as Required<typeof t>);
+    const range = ctx.get('range') || undefined;
+    // With a Range the answer may be 206 or 416: the row is written once the status is known, not with the lookup.
+    const row = await findFramedInstance(deps.db, caller, t as Required<typeof t>, range ? undefined : auditedRead(ctx));
     if (!row) throw notFound(t);
-    const asked = { kind: 'bulk', row, tag, range: ctx.get('range') || undefined } as const;
+    const asked = { kind: 'bulk', row, tag, range } as const;
     await sendReply(ctx, await retrieveBytes(deps, caller, parseAccept(ctx.get('accept')), asked));
   };
 }

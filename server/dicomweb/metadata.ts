@@ -1,4 +1,5 @@
 import type { RouterContext } from '@koa/router';
+import { auditedRead } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { findMetadata } from '../db/lookup.js';
 import { ApiError } from '../errors.js';
@@ -22,7 +23,7 @@ export function retrieveMetadata(deps: AppDeps) {
     }
     const t = targetOf(ctx);
     const caller = callerOf(ctx);
-    const texts = await findMetadata(deps.db, caller, t);
+    const texts = await findMetadata(deps.db, caller, t, auditedRead(ctx));
     if (!texts.length) throw notFound(t);
     ctx.type = 'application/dicom+json';
     ctx.body = present(deps, caller, texts, { set: 'metadata', bulkDataBase: dicomwebBase(ctx, deps.config) });

@@ -1,4 +1,5 @@
 import type { RouterContext } from '@koa/router';
+import { auditedRead } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { findInstances } from '../db/lookup.js';
 import { parseAccept } from '../http/accept.js';
@@ -17,7 +18,7 @@ export function retrieve(deps: AppDeps) {
     const t = targetOf(ctx);
     const accepts = parseAccept(ctx.get('accept'));
     const caller = callerOf(ctx);
-    const rows = await findInstances(deps.db, caller, t);
+    const rows = await findInstances(deps.db, caller, t, auditedRead(ctx));
     if (!rows.length) throw notFound(t);
     await sendReply(ctx, await retrieveBytes(deps, caller, accepts, { kind: 'instances', rows, one: !!t.sopInstanceUid }));
   };

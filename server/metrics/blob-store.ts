@@ -33,7 +33,7 @@ export function measureBlobStore(inner: BlobStore, metrics: Pick<Metrics, 'blobO
       stream.on('error', (err) => metrics.blobError('get', kindOf(err)));
       return stream;
     },
-    read: (key, size, into) => timed('read', () => inner.read(key, size, into)),
+    read: (key, size, into, offset) => timed('read', () => inner.read(key, size, into, offset)),
     delete: (key) => timed('delete', () => inner.delete(key)),
     async *list(prefix) {
       const start = performance.now();

@@ -71,3 +71,16 @@ describe('readRanges', () => {
     expect((await all(await readRanges(a.deps.blobs, key, []))).length).toBe(0);
   });
 });
+
+describe('read at an offset', () => {
+  it('gives the bytes from there, whole, and into a buffer given', async () => {
+    expect((await a.deps.blobs.read(key, 1000, undefined, 300_000)).equals(bytes.subarray(300_000, 301_000))).toBe(true);
+    const into = Buffer.alloc(4096);
+    expect(await a.deps.blobs.read(key, 4096, into, 1)).toBe(into);
+    expect(into.equals(bytes.subarray(1, 4097))).toBe(true);
+  });
+
+  it('refuses a span that runs past the end of the blob', async () => {
+    await expect(a.deps.blobs.read(key, 100, undefined, bytes.length - 10)).rejects.toThrow(/shorter|longer|range|invalid/i);
+  });
+});
