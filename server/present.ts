@@ -11,9 +11,10 @@ export type AttributeSet = 'study' | 'series' | 'instance' | 'metadata';
 
 /**
  * What one caller is sent instead of an attribute set: gets the set as it
- * would otherwise leave (BulkDataURIs absolute), returns the set to send.
+ * would otherwise leave (BulkDataURIs absolute), and its study's attributes
+ * when the set may not say whose it is; returns the set to send.
  */
-export type AttributeView = (attrs: DicomJson, set: AttributeSet) => DicomJson;
+export type AttributeView = (attrs: DicomJson, set: AttributeSet, study?: DicomJson) => DicomJson;
 
 /** The view a caller gets, or undefined for attributes as stored (the default). */
 export type Presenter = (caller: Caller) => AttributeView | undefined;
@@ -22,6 +23,13 @@ export interface Presenting {
   set: AttributeSet;
   /** The DICOMweb root that BulkDataURIs, stored relative to it, are sent under (PS3.18 §F.2.6). */
   bulkDataBase?: string;
+  /** Each set's study attributes as stored (DICOM JSON text), for a view that tells patients apart (a QIDO result of a lower level may carry no patient attribute). */
+  studies?: readonly (string | undefined)[];
+}
+
+/** Whether `caller` gets a view rather than attributes as stored. */
+export function hasView(deps: { presenter?: Presenter }, caller: Caller): boolean {
+  return deps.presenter?.(caller) !== undefined;
 }
 
 /**
@@ -37,10 +45,11 @@ export function present(deps: { presenter?: Presenter }, caller: Caller, texts: 
     // The key `"BulkDataURI":"` cannot occur inside a JSON string value, whose quotes are always escaped.
     return how.bulkDataBase === undefined ? joined : joined.replaceAll('"BulkDataURI":"', `"BulkDataURI":"${how.bulkDataBase}/`);
   }
-  const out = texts.map((text) => {
+  const out = texts.map((text, i) => {
     const attrs = JSON.parse(text) as DicomJson;
     if (how.bulkDataBase !== undefined) withBase(attrs, `${how.bulkDataBase}/`);
-    return dicomJsonText(view(attrs, how.set));
+    const study = how.studies?.[i];
+    return dicomJsonText(view(attrs, how.set, study === undefined ? undefined : (JSON.parse(study) as DicomJson)));
   });
   return `[${out.join(',')}]`;
 }

@@ -81,7 +81,9 @@ export async function createTestArchive(overrides: ArchiveOverrides = {}): Promi
   const tokens: TokenService = createTokenService(config.auth, secret);
   const pixels = createPixelCodecs(config.pixels);
   const deps: AppDeps = { config, db, blobs: store.blobs, log: log ?? createLogger(config), tokens, pixels };
-  // De-identified views only when a test configures them (`deid`), so other tests read as before.
+  // De-identified views only when a test configures them (`deid`), so other tests read as before. Cairn
+  // itself (boot.ts) gives the researcher role its view by default; here the access-control matrix and the
+  // attributes-seam tests read a researcher's answers by original UIDs, as stored.
   if (rest.deid) {
     deps.research = new Research(config.deid, config.deid.key ?? 'test-deid-secret-0123456789abcdef');
     deps.presenter = deps.research.presenter;

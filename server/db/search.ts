@@ -27,7 +27,20 @@ export type Condition =
   /** Range matching (§C.2.2.2.5) on DA values `YYYYMMDD`, inclusive. */
   | { op: 'range'; from?: string; to?: string }
   /** Range matching on TM values, bounds normalised to `HHMMSS.ffffff`. */
-  | { op: 'time'; from?: string; to?: string };
+  | { op: 'time'; from?: string; to?: string }
+  /**
+   * Range matching (§C.2.2.2.5) on DA values as a de-identified view shows
+   * them: each moved back by its patient's keyed shift (Modified Dates,
+   * server/deid/profile.ts). Bounds `YYYYMMDD`, inclusive.
+   */
+  | { op: 'shifted'; from?: string; to?: string; key: ShiftKey };
+
+/** The key of a view's date shift as HMAC-SHA256 key blocks (server/deid/profile.ts ShiftKey); shifts are 1 to `span` days. */
+export interface ShiftKey {
+  readonly inner: Buffer;
+  readonly outer: Buffer;
+  readonly span: number;
+}
 
 /** `tag` is an 8-digit tag, or `sequence.item` for a sequence matching key (§C.2.2.2.6). */
 export interface Match {
@@ -89,6 +102,15 @@ const LEVEL: Record<Level, { from: string; key: string; order: string; dir: stri
 
 /** The page of matches, in a stable order, each with `total` = the number of matches overall. */
 export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Promise<SearchRow[]> {
+  // Run prepared (server/db/knex.ts): one shape per combination of keys, so
+  // value lists are one array parameter rather than one parameter per value.
+  const rows = await preparedQuery<SearchRow>(db, searchQuery(db, caller, spec));
+  caller.touched.noteAll(rows);
+  return rows;
+}
+
+/** The one statement of a search (see searchIndex). */
+export function searchQuery(db: Db, caller: Caller, spec: SearchSpec): Knex.QueryBuilder {
   const lv = LEVEL[spec.level];
   const m = db.from(lv.from).select(db.raw(`${lv.key} as k, ${lv.order} as o, count(*) over () as total`));
   joinUp(m, spec.level);
@@ -138,11 +160,7 @@ export async function searchIndex(db: Db, caller: Caller, spec: SearchSpec): Pro
       'i.number_of_frames as numberOfFrames',
     );
   if (l.metadata) q.select('i.metadata');
-  // Run prepared (server/db/knex.ts): one shape per combination of keys, so
-  // value lists are one array parameter rather than one parameter per value.
-  const rows = await preparedQuery<SearchRow>(db, q.orderByRaw(`m.o ${lv.dir}, m.k`));
-  caller.touched.noteAll(rows);
-  return rows;
+  return q.orderByRaw(`m.o ${lv.dir}, m.k`);
 }
 
 function joinUp(q: Knex.QueryBuilder, level: Level): void {
@@ -202,7 +220,72 @@ function applyCondition(q: Knex.QueryBuilder, col: string, cond: Condition): voi
     }
     case 'pn':
       pnCondition(q, col, cond.groups);
+      return;
+    case 'shifted':
+      shiftedCondition(q, col, cond);
   }
+}
+
+/**
+ * The patient's shift in days, as Deidentifier.shiftDays() computes it:
+ * 1 + (first 4 bytes of HMAC-SHA256(key, "shift:" + patient key)) mod span,
+ * the patient key being `id:` + Patient ID, or `name:` + the Alphabetic name
+ * when there is no ID. HMAC (RFC 2104) out of PostgreSQL's sha256(), with the
+ * key blocks bound as parameters: the key is never stored, and the index
+ * needs no extension and no column of shifts to keep up to date.
+ */
+const PATIENT_SHIFT = `(1 + ('x' || encode(substr(sha256(?::bytea || sha256(?::bytea || convert_to('shift:' || case when coalesce(s.patient_id, '') <> ''
+  then 'id:' || s.patient_id else 'name:' || split_part(coalesce(s.patient_name, ''), '=', 1) end, 'UTF8'))), 1, 4), 'hex'))::bit(32)::bigint % ?)::int`;
+
+/**
+ * A stored DA value as the date it is, or null when it is no calendar date
+ * of years 0001–9999 (shiftDate() in server/deid/profile.ts shows no such
+ * value). Nested CASEs, since only CASE fixes the order of evaluation: the
+ * casts and to_date() raise on what the outer test excludes. The day is
+ * checked against its month's length in integers, cheaper per row than a
+ * round trip through make_date() and to_char().
+ */
+const calendarDate = (col: string) => {
+  const y = `left(${col}, 4)::int`;
+  const leap = `case when ${y} % 4 = 0 and (${y} % 100 <> 0 or ${y} % 400 = 0) then 29 else 28 end`;
+  return `case when ${col} ~ '^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])$' and left(${col}, 4) <> '0000' then
+    case when right(${col}, 2)::int <= case substr(${col}, 5, 2) when '02' then ${leap} when '04' then 30 when '06' then 30 when '09' then 30 when '11' then 30 else 31 end
+    then to_date(${col}, 'YYYYMMDD') end end`;
+};
+
+/**
+ * Shifted dates. A shifted range is no single stored range, since every
+ * patient has its own shift: each row's shown date (stored date minus its
+ * patient's shift) is computed and compared, so matching is exact, and paging
+ * and counts stay in SQL. Because every shift lies in 1..span, the stored
+ * date lies in [from + 1, to + span]: those constant bounds come first so the
+ * date index narrows the rows whose shift is computed. Dates shifted before
+ * year 1 are not shown, so they match nothing.
+ */
+function shiftedCondition(q: Knex.QueryBuilder, col: string, cond: { from?: string; to?: string; key: ShiftKey }): void {
+  if (cond.from !== undefined) q.where(col, '>=', addDays(cond.from, 1));
+  const high = cond.to === undefined ? undefined : addDays(cond.to, cond.key.span);
+  if (high !== undefined && high.length === 8) q.where(col, '<=', high);
+  // OFFSET 0 keeps the subquery whole, so each row's shift is computed once.
+  q.whereRaw(`exists (select 1 from (select ${calendarDate(col)} - ${PATIENT_SHIFT} as d offset 0) as z where z.d between ?::date and ?::date)`, [
+    cond.key.outer,
+    cond.key.inner,
+    cond.key.span,
+    isoDate(cond.from ?? '00010101'),
+    isoDate(cond.to ?? '99991231'),
+  ]);
+}
+
+/** `YYYYMMDD` plus `days`, as `YYYYMMDD` (more digits past year 9999). */
+function addDays(da: string, days: number): string {
+  const d = new Date(0);
+  d.setUTCFullYear(Number(da.slice(0, 4)), Number(da.slice(4, 6)) - 1, Number(da.slice(6, 8)) + days);
+  const y = d.getUTCFullYear();
+  return `${String(y).padStart(4, '0')}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
+}
+
+function isoDate(da: string): string {
+  return `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}`;
 }
 
 /**

@@ -1,5 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
+import type { ShiftKey } from '../db/search.js';
+import { vrOf } from '../dicom/tags.js';
 import { TABLE_E1_1, type BasicAction } from './table-e1-1.js';
 
 // The Basic Application Level Confidentiality Profile (PS3.15 Annex E),
@@ -40,6 +42,12 @@ export interface ProfileOptions {
   /** Serve instances that may carry burned-in identifying text (E.1.1 rule on Burned In Annotation); default false. */
   readonly allowBurnedIn?: boolean;
 }
+
+/** The most days the Modified Dates option moves a patient's dates back; the least is 1. */
+export const SHIFT_SPAN = 3650;
+
+/** How a query key on an attribute matches what a view shows of it. */
+export type ViewMatching = 'stored' | 'shifted' | 'none';
 
 /** What one action does to one attribute once the options have been applied. */
 type Action = 'D' | 'Z' | 'X' | 'K' | 'C' | 'U';
@@ -168,8 +176,28 @@ const DUMMY_TEXT = 'ANONYMIZED';
 const NUMERIC_VRS = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'UV', 'SV', 'FL', 'FD', 'AT']);
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN', 'CS', 'AE', 'UR']);
+/** Text a person types (coded strings, CS, are not). */
+const FREE_TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'PN']);
+
+/**
+ * The action on an attribute of structured content that has no row of its
+ * own (a TEXT item's Text Value (0040,A160), say): free text takes the
+ * Content Sequence's action, D a dummy, C cleaned; the codes of the Code
+ * Sequence Macro, (0008,01xx), which give the report its structure, are
+ * cleaned (any identifying value blotted out) under either; the rest is kept.
+ */
+function structuredAction(tag: string, vr: string, action: 'D' | 'C'): Action {
+  if (!FREE_TEXT_VRS.has(vr)) return 'K';
+  return tag.startsWith('000801') ? 'C' : action;
+}
 const PATIENT_ID = '00100020';
 const PATIENT_NAME = '00100010';
+/**
+ * Content Sequence (0040,A730): the content tree of a structured report,
+ * whose items carry free text (Text Value (0040,A160) has no row of its own
+ * in Table E.1-1) and so are not kept as they are under any action.
+ */
+const CONTENT_SEQUENCE = '0040A730';
 
 /**
  * A de-identification profile bound to one project's key. The key makes the
@@ -216,16 +244,55 @@ export class Deidentifier {
       .toUpperCase()}`;
   }
 
-  /** Days every date of a patient moves back under the Modified Dates option: one shift per patient, 1 to 3650 days. */
+  /**
+   * Days every date of a patient moves back under the Modified Dates option:
+   * one shift per patient, 1 to SHIFT_SPAN days. search.ts evaluates the same
+   * function in SQL (shiftKey()): the two must change together.
+   */
   shiftDays(attrs: DicomJson): number {
-    return 1 + (this.mac(`shift:${patientKeyOf(attrs)}`).readUInt32BE(0) % 3650);
+    return 1 + (this.mac(`shift:${patientKeyOf(attrs)}`).readUInt32BE(0) % SHIFT_SPAN);
+  }
+
+  /**
+   * The key of shiftDays() as the two padded key blocks of HMAC-SHA256 (RFC
+   * 2104): HMAC(k, m) = SHA-256(outer ‖ SHA-256(inner ‖ m)). With them SQL
+   * evaluates a patient's shift with its built-in sha256(), the key passed as
+   * a query parameter and never stored (server/db/search.ts).
+   */
+  shiftKey(): ShiftKey {
+    const block = Buffer.alloc(64);
+    (this.key.length > 64 ? createHash('sha256').update(this.key).digest() : this.key).copy(block);
+    return { inner: block.map((b) => b ^ 0x36) as Buffer, outer: block.map((b) => b ^ 0x5c) as Buffer, span: SHIFT_SPAN };
+  }
+
+  /**
+   * How a QIDO matching key on `tag` matches what this profile shows of it:
+   * as stored when the value is kept (K, and C on a time: whole-day shifts
+   * leave times as they are); a date cleaned by the Modified Dates option as
+   * the shifted date; otherwise never, since the value shown is empty, absent
+   * or a dummy and a non-universal key matches no empty value (PS3.4
+   * §C.2.2.2: zero-length values match universal matching only; PS3.18
+   * §8.3.4.5: without emptyvaluematching).
+   */
+  matchingOf(tag: string): ViewMatching {
+    const action = this.actionFor(tag) ?? 'K';
+    if (action === 'K') return 'stored';
+    if (action !== 'C') return 'none';
+    const vr = vrOf(tag);
+    if (vr === 'TM') return 'stored';
+    if (vr === 'DA') return this.options.retainLongitudinal === 'modified' ? 'shifted' : 'stored';
+    return 'none';
   }
 
   /** A de-identified copy of `attrs` (the original is not changed), with the attributes PS3.15 §E.1.1 and §E.3 require added. */
-  apply(attrs: DicomJson): DicomJson {
-    const ctx: Ctx = { shift: this.options.retainLongitudinal === 'modified' ? this.shiftDays(attrs) : 0, secrets: secretsOf(attrs, this), attrs };
+  apply(attrs: DicomJson, patient?: DicomJson): DicomJson {
+    // A QIDO result of a lower level may carry no patient attribute: its patient is then told apart by `patient`, its study's attributes.
+    const who = patient && !(PATIENT_ID in attrs) && !(PATIENT_NAME in attrs) ? patient : attrs;
+    // Cleaned text must not repeat the patient's identifying values, wherever they are kept.
+    const secrets = secretsOf(patient ? { ...patient, ...attrs } : attrs, this);
+    const ctx: Ctx = { shift: this.options.retainLongitudinal === 'modified' ? this.shiftDays(who) : 0, secrets, attrs };
     const out = this.dataset(attrs, ctx, true);
-    const pseudonym = this.patientPseudonym(attrs);
+    const pseudonym = this.patientPseudonym(who);
     // PS3.15 §E.1.1 Z: "a non-zero length value that may be a dummy value"; a keyed pseudonym lets a study be grouped by patient.
     if (PATIENT_NAME in out) out[PATIENT_NAME] = { vr: 'PN', Value: [{ Alphabetic: pseudonym }] };
     if (PATIENT_ID in out) out[PATIENT_ID] = { vr: 'LO', Value: [pseudonym] };
@@ -259,7 +326,7 @@ export class Deidentifier {
         if (this.keepPrivate(tag, creators)) out[tag] = structuredClone(attr);
         continue;
       }
-      const action = this.actionFor(tag) ?? 'K';
+      const action = this.actionFor(tag) ?? (ctx.structured ? structuredAction(tag, attr.vr, ctx.structured) : 'K');
       const result = this.act(tag, attr, action, ctx);
       if (result) out[tag] = result;
     }
@@ -289,7 +356,7 @@ export class Deidentifier {
         if (attr.vr === 'SQ') return this.keep(attr, ctx);
         return attr.vr === 'UI' ? mapValues(attr, (v) => this.uid(String(v))) : this.dummy(attr, ctx);
       case 'D':
-        return this.dummy(attr, ctx);
+        return this.dummy(attr, ctx, tag);
       case 'C':
         return this.clean(tag, attr, ctx);
     }
@@ -302,8 +369,10 @@ export class Deidentifier {
   }
 
   /** D: a non-zero length dummy value consistent with the VR. */
-  private dummy(attr: JsonAttribute, ctx: Ctx): JsonAttribute {
+  private dummy(attr: JsonAttribute, ctx: Ctx, tag?: string): JsonAttribute {
     const vr = attr.vr;
+    // PS3.15 Table E.1-1 gives the Content Sequence D, and C only under the Clean Structured Content Option (§E.3.4): item by item, its free text becomes a dummy.
+    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: 'D' });
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'UI') return attr.Value ? mapValues(attr, (v) => this.uid(String(v))) : { vr, Value: [this.uid('dummy')] };
     if (BINARY_VRS.has(vr)) return { vr, InlineBinary: 'AAA=' };
@@ -322,6 +391,7 @@ export class Deidentifier {
    */
   private clean(tag: string, attr: JsonAttribute, ctx: Ctx): JsonAttribute | undefined {
     const vr = attr.vr;
+    if (tag === CONTENT_SEQUENCE) return this.keep(attr, { ...ctx, structured: 'C' });
     if (vr === 'SQ') return this.keep(attr, ctx);
     if (vr === 'DA') return mapValues(attr, (v) => shiftDate(String(v), ctx.shift));
     if (vr === 'DT') return mapValues(attr, (v) => shiftDate(String(v).slice(0, 8), ctx.shift) + String(v).slice(8));
@@ -338,6 +408,8 @@ export class Deidentifier {
 }
 
 interface Ctx {
+  /** Inside a Content Sequence: its action, D (Basic Profile) or C (Clean Structured Content Option). */
+  structured?: 'D' | 'C';
   shift: number;
   secrets: RegExp | undefined;
   attrs: DicomJson;
@@ -397,13 +469,24 @@ function mapValues(attr: JsonAttribute, f: (v: unknown) => unknown): JsonAttribu
   return attr.Value ? { vr: attr.vr, Value: attr.Value.map((v) => (v === null || v === undefined ? v : f(v))) } : { vr: attr.vr };
 }
 
-/** A DA value moved back `days` days; a value that is not a date is removed rather than kept. */
+/**
+ * A DA value moved back `days` days. A value that is not a calendar date of
+ * years 0001–9999, or that would move before year 1, is removed rather than
+ * kept. search.ts's shifted matching tests the same, so a query never finds
+ * a date a view does not show.
+ */
 export function shiftDate(da: string, days: number): string | null {
   const m = /^(\d{4})(\d{2})(\d{2})$/.exec(da);
   if (!m) return null;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0–99 as 1900–1999.
+  date.setUTCFullYear(y, mo - 1, d);
+  if (y < 1 || date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
   if (!days) return da;
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) - days * 86_400_000;
-  return new Date(t).toISOString().slice(0, 10).replaceAll('-', '');
+  date.setUTCDate(date.getUTCDate() - days);
+  if (date.getUTCFullYear() < 1) return null;
+  return date.toISOString().slice(0, 10).replaceAll('-', '');
 }
 
 function isPrivate(tag: string): boolean {

@@ -13,11 +13,11 @@ import type { DeidView } from './research.js';
 // into the originals here, after the route's guard and before the handler;
 // an original UID sent by such a caller finds nothing, like a UID that does
 // not exist. A query by the patient pseudonym (in Patient ID or Patient Name,
-// exact) finds that patient's studies; any other query matching on an
-// attribute its view changes finds nothing (the index holds the originals:
-// a shifted date, for one, cannot be turned back without knowing the
-// patient). The pseudonyms a
-// handler's answer shows are written before that answer leaves.
+// exact) finds that patient's studies; a date key of a view that shifts
+// dates matches the shifted dates it shows (server/deid/research.ts); any
+// other query matching on an attribute its view removes or replaces finds
+// nothing. The pseudonyms a handler's answer shows are written before that
+// answer leaves.
 
 type Middleware = (ctx: RouterContext, next: Next) => Promise<void>;
 
@@ -116,7 +116,7 @@ async function originalQuery(deps: AppDeps, view: DeidView, ctx: RouterContext):
   return true;
 }
 
+/** Whether a key on `tag` can match what the view shows: kept values as stored, shifted dates by their shift (server/deid/research.ts). */
 function keeps(view: DeidView, tag: string): boolean {
-  const action = view.deidentifier.actionFor(tag);
-  return action === undefined || action === 'K';
+  return view.deidentifier.matchingOf(tag) !== 'none';
 }

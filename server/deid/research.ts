@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { permits, ROLES, type Caller, type DeidChoice, type Principal, type Role } from '../access.js';
 import type { DeidConfig } from '../config.js';
 import type { Db } from '../db/knex.js';
+import type { Match } from '../db/search.js';
 import type { DicomJson } from '../dicom/json.js';
 import type { AttributeView, Presenter } from '../present.js';
 import { Deidentifier } from './profile.js';
@@ -90,13 +91,32 @@ export class Research {
     return undefined;
   }
 
+  /**
+   * QIDO matches for `caller` on what its view shows. Under the Modified
+   * Dates option a date key is matched on the shifted date: the shift is per
+   * patient, so one shifted range is no single stored range, and the index
+   * evaluates each patient's keyed shift itself (server/db/search.ts, 'shifted').
+   * Keys its view removes or replaces never reach here: the pseudonym
+   * middleware answers them with no match (server/deid/pseudonyms.ts).
+   */
+  searchMatches(caller: Caller, matches: Match[]): Match[] {
+    const view = this.viewOf(caller);
+    if (!view) return matches;
+    const d = view.deidentifier;
+    return matches.map((m) =>
+      m.cond.op === 'range' && !m.tag.includes('.') && d.matchingOf(m.tag) === 'shifted'
+        ? { tag: m.tag, cond: { op: 'shifted', from: m.cond.from, to: m.cond.to, key: d.shiftKey() } }
+        : m,
+    );
+  }
+
   /** The attributes seam's view (server/present.ts) for each caller. */
   readonly presenter: Presenter = (caller) => {
     const view = this.viewOf(caller);
     if (!view) return undefined;
-    const attributeView: AttributeView = (attrs) => {
+    const attributeView: AttributeView = (attrs, _set, study) => {
       this.note(caller, view, attrs);
-      return withUrlsMapped(view.deidentifier.apply(attrs), view.deidentifier);
+      return withUrlsMapped(view.deidentifier.apply(attrs, study), view.deidentifier);
     };
     return attributeView;
   };

@@ -10,7 +10,7 @@ import { parseAccept, typeMatches } from '../http/accept.js';
 import { dicomwebBase } from '../http/base-url.js';
 import { parseQidoQuery, type QidoQuery } from './qido-params.js';
 import { callerOf } from '../http/guard.js';
-import { present } from '../present.js';
+import { hasView, present } from '../present.js';
 
 // QIDO-RS (PS3.18 §10.6) on the six search paths of the route table.
 
@@ -95,22 +95,25 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
   const asked = (l: Level) => [...q.include].some((t) => levelOf(t) === l && t !== Tag.RetrieveURL);
   const has = (l: Level) => parts[l] === 'full' || (parts[l] === 'asked' && asked(l));
   const askedAny = (tags: string[]) => parts.study === 'full' || tags.some((t) => q.include.has(t));
+  const caller = callerOf(ctx);
+  // A de-identified view tells each result's patient apart by its study (its date shift, server/deid/profile.ts), asked for or not.
+  const viewed = hasView(deps, caller);
   const spec: SearchSpec = {
     level,
-    matches: q.matches,
+    // A view that shifts dates matches date keys on the shifted dates it shows (server/deid/research.ts).
+    matches: deps.research?.searchMatches(caller, q.matches) ?? q.matches,
     scope: { studyUid: ctx.params.studyUid, seriesUid: ctx.params.seriesUid },
     // limit=0 asks for no results; one row is still read for the match count (see the Warning below).
     limit: Math.max(q.limit, 1),
     offset: q.offset,
     load: {
-      study: has('study'),
+      study: has('study') || viewed,
       studyCounts: has('study') && askedAny([...STUDY_COMPUTED]),
       series: level !== 'study' && has('series'),
       seriesCount: level !== 'study' && (parts.series === 'full' || q.include.has(Tag.NumberOfSeriesRelatedInstances)),
       metadata: level === 'instance' && (q.includeAll || [...q.include].some((t) => levelOf(t) === 'instance' && !INSTANCE_COLUMNS.has(t))),
     },
   };
-  const caller = callerOf(ctx);
   const rows = await searchIndex(deps.db, caller, spec);
   const base = dicomwebBase(ctx, deps.config);
   const page = rows.slice(0, q.limit);
@@ -120,12 +123,12 @@ async function search(ctx: RouterContext, deps: AppDeps, level: Level, parts: Pa
   if (remaining > 0) warnings.push(`299 ${base}: There are ${remaining} additional results that can be requested`);
   if (warnings.length) ctx.append('Warning', warnings);
   ctx.type = 'application/dicom+json';
-  const plan = planOf(level, parts, q, spec, base);
+  const plan = planOf(level, parts, q, spec, base, has('study'));
   ctx.body = present(
     deps,
     caller,
     page.map((r) => resultOf(r, plan)),
-    { set: level },
+    viewed ? { set: level, studies: page.map((r) => r.studyAttributes) } : { set: level },
   );
 }
 
@@ -154,11 +157,11 @@ interface Plan {
   empties: [string, string][];
 }
 
-function planOf(level: Level, parts: Partial<Record<Level, Part>>, q: QidoQuery, spec: SearchSpec, base: string): Plan {
+function planOf(level: Level, parts: Partial<Record<Level, Part>>, q: QidoQuery, spec: SearchSpec, base: string, showsStudy: boolean): Plan {
   const wants = (l: Level, tag: string, always: boolean) => always || q.include.has(tag) || (q.includeAll && l === level);
   const required = new Set<string>();
   const plan: Plan = { level, base, modalities: false, studySeries: false, studyInstances: false, seriesCount: spec.load.seriesCount, empties: [] };
-  if (spec.load.study) {
+  if (showsStudy) {
     const full = parts.study === 'full';
     plan.study = memo((t) => wants('study', t, full && STUDY_RETURNED.has(t)));
     for (const t of STUDY_REQUIRED) if (wants('study', t, full)) required.add(t);
@@ -176,7 +179,7 @@ function planOf(level: Level, parts: Partial<Record<Level, Part>>, q: QidoQuery,
   // Group 0002 is file meta information, not part of the data set.
   if (level === 'instance') plan.instance = memo((t) => !t.startsWith('0002') && levelOf(t) === 'instance' && (q.includeAll || q.include.has(t)));
   // Asked-for attributes of the levels returned are present even when empty.
-  const returned = { study: !!spec.load.study, series: !!spec.load.series, instance: level === 'instance' };
+  const returned = { study: showsStudy, series: !!spec.load.series, instance: level === 'instance' };
   for (const t of q.include) if (returned[levelOf(t)] && t !== Tag.RetrieveURL) required.add(t);
   plan.empties = [...required].map((t) => [t, JSON.stringify({ vr: vrOf(t) })]);
   return plan;

@@ -268,3 +268,66 @@ describe('burned-in annotation', () => {
     expect(withheldReason(PATIENT, {})).toBeUndefined();
   });
 });
+
+describe('shifted dates', () => {
+  it('moves a calendar date back by whole days, across months, years and leap days', () => {
+    expect(shiftDate('20240301', 1)).toBe('20240229');
+    expect(shiftDate('20230101', 365)).toBe('20220101');
+    expect(shiftDate('20240315', 0)).toBe('20240315');
+  });
+
+  it('reads years 0001–0099 as themselves, not as 1900–1999', () => {
+    expect(shiftDate('00500315', 14)).toBe('00500301');
+  });
+
+  it('shows no date for a value that is no calendar date, or that would move before year 1', () => {
+    for (const v of ['20230231', '20231301', '00000101', '2023-01-01', '202301']) expect(shiftDate(v, 10), v).toBeNull();
+    expect(shiftDate('00010105', 10)).toBeNull();
+  });
+
+  it('says how a query key matches what each profile shows of it', () => {
+    const modified = d({ retainLongitudinal: 'modified' });
+    expect(modified.matchingOf('00080020')).toBe('shifted');
+    expect(modified.matchingOf('00400244')).toBe('shifted');
+    expect(modified.matchingOf('00080030')).toBe('stored');
+    expect(modified.matchingOf('00100030')).toBe('none');
+    expect(d({ retainLongitudinal: 'full' }).matchingOf('00080020')).toBe('stored');
+    expect(d().matchingOf('00080020')).toBe('none');
+    expect(d().matchingOf('00080060')).toBe('stored');
+  });
+});
+
+describe('structured content', () => {
+  const SR: DicomJson = {
+    '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Quixote^Zebulon' }] },
+    '00100020': { vr: 'LO', Value: ['MRN-77'] },
+    '0040A730': {
+      vr: 'SQ',
+      Value: [
+        {
+          '0040A040': { vr: 'CS', Value: ['TEXT'] },
+          '0040A043': { vr: 'SQ', Value: [{ '00080104': { vr: 'LO', Value: ['Finding'] } }] },
+          '0040A160': { vr: 'UT', Value: ['Zebulon Quixote has no acute findings'] },
+        },
+      ],
+    },
+  };
+
+  it('transcribes the Content Sequence row as PS3.15 Table E.1-1 gives it: D, and C under Clean Structured Content', () => {
+    expect(TABLE_E1_1.find(([tag]) => tag === '0040A730')).toEqual(['0040A730', 'Content Sequence', 'D', '--------C-']);
+  });
+
+  it('replaces the free text of the Content Sequence by a dummy, item by item, under the Basic Profile (D)', () => {
+    const [item] = d().apply(SR)['0040A730'].Value as DicomJson[];
+    expect(item['0040A160'].Value).toEqual(['ANONYMIZED']);
+    expect(item['0040A040'].Value).toEqual(['TEXT']);
+    expect((item['0040A043'].Value as DicomJson[])[0]['00080104'].Value).toEqual(['Finding']);
+  });
+
+  it('cleans it item by item under the Clean Structured Content Option: free text loses every identifying value', () => {
+    const [item] = d({ cleanStructuredContent: true }).apply(SR)['0040A730'].Value as DicomJson[];
+    expect(item['0040A160'].Value).toEqual(['******* ******* has no acute findings']);
+    expect(item['0040A040'].Value).toEqual(['TEXT']);
+    expect((item['0040A043'].Value as DicomJson[])[0]['00080104'].Value).toEqual(['Finding']);
+  });
+});
