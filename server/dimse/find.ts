@@ -8,6 +8,7 @@ import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { vrOf } from '../dicom/tags.js';
 import { ApiError } from '../errors.js';
 import { present } from '../present.js';
+import { DEIDENTIFIED_REFUSAL, NOT_AUTHORIZED, readsDeidentified } from './deidentified.js';
 import type { CairnScp, DimseDeps } from './listener.js';
 import { PATIENT_ROOT } from './negotiate.js';
 
@@ -144,6 +145,11 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
     if (!permits(caller.principal, 'search')) {
       await audit(caller, 'denied', {});
       return respond(Status.NotAuthorized, undefined, 'the calling AE may not search');
+    }
+    // Matching runs on original identifiers: a caller of a de-identified view could confirm who a patient is.
+    if (readsDeidentified(deps, caller)) {
+      await audit(caller, 'denied', { reason: 'de-identified view' });
+      return respond(NOT_AUTHORIZED, undefined, DEIDENTIFIED_REFUSAL);
     }
     const sopClass = request.getAffectedSopClassUid();
     let q: FindQuery;

@@ -7,6 +7,7 @@ import { searchIndex } from '../db/search.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../dicom/transfer-syntax.js';
 import { isValidUid } from '../dicom/uid.js';
+import { DEIDENTIFIED_REFUSAL, NOT_AUTHORIZED, readsDeidentified } from './deidentified.js';
 import type { CairnScp, DimseDeps } from './listener.js';
 import { PATIENT_ROOT } from './negotiate.js';
 
@@ -211,6 +212,11 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
     if (!permits(caller.principal, 'retrieve')) {
       await audit('denied', {});
       return respond(Status.NotAuthorized, undefined, 'the calling AE may not retrieve');
+    }
+    // Targets are original UIDs and the instances go as stored: nothing of that may reach a de-identified view.
+    if (readsDeidentified(deps, caller)) {
+      await audit('denied', { reason: 'de-identified view' });
+      return respond(NOT_AUTHORIZED, undefined, DEIDENTIFIED_REFUSAL);
     }
     let destination: { title: string; host: string; port: number } | undefined;
     if (!isGet) {
