@@ -3,11 +3,14 @@ import type { Research } from '../deid/research.js';
 import { hasView, type Presenter } from '../present.js';
 
 // A calling AE whose principal gets a de-identified view (server/deid/research.ts:
-// a role named in DEID_VIEWS, `researcher` out of the box) is refused C-FIND,
-// C-GET, C-MOVE and storage commitment: those services match on, and send,
-// original identifiers and stored bytes, and a caller of a de-identified view
-// must reach no original value through any protocol. HTTP serves such a caller
-// its view; over DIMSE it gets nothing rather than the originals.
+// a role named in DEID_VIEWS, `researcher` out of the box) is served that view
+// over DIMSE as over DICOMweb: C-FIND matches on what the view shows
+// (server/dimse/find.ts), C-GET and C-MOVE take pseudonymous UIDs and send
+// de-identified instances (server/dimse/retrieve.ts). What cannot be served
+// in the view is refused rather than answered with originals: storage
+// commitment (which tells whether an original UID is held) for such an AE
+// that may not store, and every operation for a caller whose view is not one
+// Cairn's de-identification applies.
 
 /**
  * The status a refused operation is answered with: 0x0124, Refused: Not
@@ -19,9 +22,9 @@ import { hasView, type Presenter } from '../present.js';
 export const NOT_AUTHORIZED = 0x0124;
 
 /** The Error Comment (0000,0902) of the refusal: at most 64 characters. */
-export const DEIDENTIFIED_REFUSAL = 'de-identified view: not served over DIMSE; use DICOMweb';
+export const DEIDENTIFIED_REFUSAL = 'not served to a de-identified view';
 
-/** Whether `caller` reads through a de-identified view, so that DIMSE must refuse it what it reads. */
+/** Whether `caller` reads through a de-identified view (then DIMSE serves it that view, or refuses). */
 export function readsDeidentified(deps: { research?: Research; presenter?: Presenter }, caller: Caller): boolean {
   return hasView(deps, caller) || deps.research?.viewOf(caller) !== undefined;
 }
@@ -32,9 +35,11 @@ export function readsDeidentified(deps: { research?: Research; presenter?: Prese
  */
 export function deidentifiedAeWarning(research: Research | undefined, title: string, principal: Principal): string | undefined {
   const caller = newCaller(principal, { protocol: 'dimse', callingAe: title, address: null });
-  if (research?.viewOf(caller) === undefined) return undefined;
+  const view = research?.viewOf(caller);
+  if (view === undefined) return undefined;
   return (
-    `AE ${title}: its roles (${principal.roles.join(',')}) read through a de-identified view, which DIMSE does not serve: ` +
-    'its C-FIND, C-GET, C-MOVE and storage commitment are refused (0x0124); use DICOMweb for de-identified access'
+    `AE ${title}: its roles (${principal.roles.join(',')}) read through the de-identified view of project ${view.project}: ` +
+    'its C-FIND matches and its C-GET and C-MOVE send de-identified data under pseudonymous UIDs, original identifiers find nothing, ' +
+    'and storage commitment is refused (0x0124)'
   );
 }

@@ -119,10 +119,10 @@ describe('npm run ae', () => {
     await a.deps.db('aes').where({ title: '*' }).del();
   });
 
-  it('warns that an AE whose roles read through a de-identified view is refused C-FIND, C-GET and C-MOVE', async () => {
+  it('warns that an AE whose roles read through a de-identified view is served de-identified data over DIMSE', async () => {
     const add = await ae(['add', 'RSCH1', '--roles', 'researcher']);
     expect(add.code, add.stderr).toBe(0);
-    expect(add.stderr).toMatch(/warning: AE RSCH1: .*de-identified view.*C-FIND, C-GET, C-MOVE/);
+    expect(add.stderr).toMatch(/warning: AE RSCH1: .*de-identified view.*C-GET and C-MOVE send de-identified data/);
     const set = await ae(['set', 'RSCH1', '--roles', 'researcher,clinician']);
     expect(set.code, set.stderr).toBe(0);
     expect(set.stderr).not.toMatch(/de-identified/);
