@@ -30,6 +30,7 @@ const CT_INSTANCE = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322';
 const CT_SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
 const MR_STUDY = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
 const SC_STUDY = '1.2.826.0.1.3680043.8.498.12406831542731051035295345080039845114';
+const SC_INSTANCE = '1.2.826.0.1.3680043.8.498.49043964482360854182530167603505525116';
 
 beforeAll(async () => {
   const destPort = await freePort();
@@ -229,6 +230,27 @@ describe('a calling AE with a de-identified view', () => {
     expect(leaked(r.stderr)).toEqual([]);
     const rows = await auditRows('RESEARCH', 'retrieve');
     expect(rows.at(-1)).toMatchObject({ outcome: 'error', detail: { operation: 'C-GET', failed: 1 } });
+  });
+
+  it('names a withheld instance by its pseudonym in the Failed SOP Instance UID List', async () => {
+    const d = viewOf();
+    const final = await new Promise<{ status?: number; failed?: unknown }>((resolve) => {
+      const client = new dimse.Client();
+      const request = dimse.requests.CGetRequest.createStudyGetRequest(d?.uid(SC_STUDY) ?? '');
+      const got: { status?: number; failed?: unknown } = {};
+      request.on('response', (r: InstanceType<typeof dimse.responses.CGetResponse>) => {
+        if (r.getStatus() === 0xff00) return;
+        got.status = r.getStatus();
+        got.failed = r.getDataset()?.getElement('FailedSOPInstanceUIDList');
+      });
+      client.addRequest(request);
+      client.on('closed', () => resolve(got));
+      client.on('networkError', () => resolve(got));
+      client.send('127.0.0.1', a.port, 'RESEARCH', 'CAIRN');
+    });
+    // PS3.4 Table C.4-3: 0xA702 when every sub-operation failed.
+    expect(final.status).toBe(0xa702);
+    expect(final.failed).toBe(d?.uid(SC_INSTANCE));
   });
 
   it('moves de-identified instances to a destination by a C-MOVE of a pseudonymous UID, and nothing by an original one', async () => {
