@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { ROLES } from '../access.js';
+import { ROLES, toRoles } from '../access.js';
 import { openAudit, recordAudit } from '../audit.js';
 import { boot } from '../boot.js';
 import { loadConfig } from '../config.js';
 import { findAe, listAes, removeAe, saveAe, type AeRow } from '../db/aes.js';
 import type { AppDeps } from '../deps.js';
 import { aeInput, aeRuleProblem, aeTitleProblem, ANY_OTHER_AE, issuesText, parseAes, type AeInput, type AeRegistry } from '../dimse/aes.js';
+import { deidentifiedAeWarning } from '../dimse/deidentified.js';
 import { createLogger } from '../log.js';
 import { fail, listOption, readArgs, runCommand } from './args.js';
 
@@ -71,6 +72,12 @@ const rowOf = (title: string, ae: AeInput): AeRow => ({
 function describeAe(r: AeRow): string {
   const yes = (b: boolean) => (b ? 'yes' : 'no');
   return `${r.title}\thost=${r.host ?? '(any)'}\tport=${r.port ?? '-'}\troles=${r.roles.join(',')}\tclearances=${r.clearances.join(',')}\tmove-destination=${yes(r.move_destination)}`;
+}
+
+/** Says on stderr when the AE's roles give it a de-identified view, which DIMSE refuses to serve. */
+function warnIfDeidentified(deps: AppDeps, r: AeRow): void {
+  const warning = deidentifiedAeWarning(deps.research, r.title, { sub: `ae:${r.title}`, roles: toRoles(r.roles), clearances: r.clearances });
+  if (warning) process.stderr.write(`warning: ${warning}\n`);
 }
 
 async function audited(deps: AppDeps, command: string, detail: Record<string, unknown>): Promise<void> {
@@ -164,6 +171,7 @@ await runCommand(async () => {
         if (!(await deps.db.transaction(async (trx) => !(await findAe(trx, title)) && (await saveAe(trx, ae))))) fail(`AE ${title} exists; use set`);
         await audited(deps, 'add', { title, change: 'add', after: json(ae) });
         process.stdout.write(`AE added: ${describeAe(ae)}\n`);
+        warnIfDeidentified(deps, ae);
         break;
       }
       case 'set': {
@@ -173,6 +181,7 @@ await runCommand(async () => {
         await saveAe(deps.db, ae);
         await audited(deps, 'set', { title, change: 'set', before: json(before), after: json(ae) });
         process.stdout.write(`AE changed: ${describeAe(ae)}\n`);
+        warnIfDeidentified(deps, ae);
         break;
       }
       case 'remove': {
@@ -198,6 +207,7 @@ await runCommand(async () => {
           const before = befores.get(ae.title);
           await audited(deps, 'import', { title: ae.title, change: before ? 'set' : 'add', ...(before ? { before: json(before) } : {}), after: json(ae) });
           process.stdout.write(`AE ${before ? 'replaced' : 'added'}: ${describeAe(ae)}\n`);
+          warnIfDeidentified(deps, ae);
         }
         break;
       }

@@ -83,11 +83,23 @@ function inPseudonyms(err: unknown, mapped: Map<string, string>): unknown {
  */
 async function originalQuery(deps: AppDeps, view: DeidView, ctx: RouterContext): Promise<boolean> {
   if (!ctx.querystring) return true;
+  const text = await originalQueryText(deps, view, ctx.querystring);
+  if (text === false) return false;
+  ctx.querystring = text;
+  return true;
+}
+
+/**
+ * A QIDO query string as the index is asked it for a caller of `view` (UID
+ * keys and the patient pseudonym turned into originals), or false when it
+ * matches on an attribute the view changes. Also the C-FIND SCP's.
+ */
+export async function originalQueryText(deps: Pick<AppDeps, 'db' | 'research'>, view: DeidView, querystring: string): Promise<string | false> {
   const d = view.deidentifier;
   const out: string[] = [];
   let changed = false;
   let patientId: string | undefined;
-  for (const [name, value] of queryPairs(ctx.querystring)) {
+  for (const [name, value] of queryPairs(querystring)) {
     if (CONTROL.has(name) || value === '' || value === '*') {
       out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
       continue;
@@ -112,8 +124,7 @@ async function originalQuery(deps: AppDeps, view: DeidView, ctx: RouterContext):
     if (path.some((tag) => tag !== undefined && !keeps(view, tag))) return false;
     out.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`);
   }
-  if (changed) ctx.querystring = out.join('&');
-  return true;
+  return changed ? out.join('&') : querystring;
 }
 
 /** Whether a key on `tag` can match what the view shows: kept values as stored, shifted dates by their shift (server/deid/research.ts). */

@@ -6,6 +6,7 @@ import { searchIndex } from '../db/search.js';
 import type { DicomJson } from '../dicom/json.js';
 import { EXPLICIT_VR_LE } from '../dicom/transfer-syntax.js';
 import { isValidUid } from '../dicom/uid.js';
+import { DEIDENTIFIED_REFUSAL, NOT_AUTHORIZED, readsDeidentified } from './deidentified.js';
 import type { CairnScp, DimseDeps } from './listener.js';
 import { STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE } from './negotiate.js';
 
@@ -49,6 +50,11 @@ export function commitmentService(deps: DimseDeps, scp: CairnScp) {
     if (!permits(caller.principal, 'store') && !permits(caller.principal, 'retrieve')) {
       await recordAudit(deps.audit, caller, 'retrieve', 'denied', { operation: 'storage commitment' });
       return { status: Status.NotAuthorized, comment: 'the calling AE may not ask for storage commitment' };
+    }
+    // Committing an original UID tells whether it is held; an AE that may store asks of what it stored itself.
+    if (!permits(caller.principal, 'store') && readsDeidentified(deps, caller)) {
+      await recordAudit(deps.audit, caller, 'retrieve', 'denied', { operation: 'storage commitment', reason: 'de-identified view' });
+      return { status: NOT_AUTHORIZED, comment: DEIDENTIFIED_REFUSAL };
     }
     const ae = (await deps.aes.current()).aes.get(peer.callingAe);
     if (!ae?.host || !ae.port) return { status: Status.ProcessingFailure, comment: 'the calling AE has no registered host and port for the report' };

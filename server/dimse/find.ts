@@ -8,6 +8,8 @@ import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { vrOf } from '../dicom/tags.js';
 import { ApiError } from '../errors.js';
 import { present } from '../present.js';
+import { originalQueryText } from '../deid/pseudonyms.js';
+import { DEIDENTIFIED_REFUSAL, NOT_AUTHORIZED, readsDeidentified } from './deidentified.js';
 import type { CairnScp, DimseDeps } from './listener.js';
 import { PATIENT_ROOT } from './negotiate.js';
 
@@ -17,7 +19,9 @@ import { PATIENT_ROOT } from './negotiate.js';
 // lists, sequence keys, the case rules of PS3.4 §C.2.2.2) is QIDO's to the
 // letter, over the same scoped search (server/db/search.ts): a study the
 // calling AE may not see matches nothing. Each match leaves through
-// present() as a pending response as soon as its page is read.
+// present() as a pending response as soon as its page is read. A caller of a
+// de-identified view is matched as QIDO matches it (server/deid/pseudonyms.ts),
+// its page held until the pseudonyms it shows are recorded.
 
 const { Dataset, constants } = dimse;
 const { Status } = constants;
@@ -145,6 +149,13 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
       await audit(caller, 'denied', {});
       return respond(Status.NotAuthorized, undefined, 'the calling AE may not search');
     }
+    // A caller of a de-identified view is matched on what its view shows (below); one whose view
+    // Cairn cannot match on would match on original identifiers, and is refused.
+    const view = deps.research?.viewOf(caller);
+    if (!view && readsDeidentified(deps, caller)) {
+      await audit(caller, 'denied', { reason: 'de-identified view' });
+      return respond(NOT_AUTHORIZED, undefined, DEIDENTIFIED_REFUSAL);
+    }
     const sopClass = request.getAffectedSopClassUid();
     let q: FindQuery;
     let spec: SearchSpec;
@@ -152,10 +163,18 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
       const identifier = DicomMetaDictionary.denaturalizeDataset(request.getDataset()?.getElements() ?? {}) as DicomJson;
       q = findQuery(sopClass, identifier);
       const level: Level = q.level === 'patient' ? 'study' : q.level;
-      const parsed = parseQidoQuery(q.querystring, level);
+      // As QIDO asks it for this caller (server/deid/pseudonyms.ts): pseudonyms to originals; a key on
+      // what the view removes or replaces (an original name, ID or UID) matches nothing.
+      const querystring = view ? await originalQueryText(deps, view, q.querystring) : q.querystring;
+      if (querystring === false) {
+        await audit(caller, 'success', { level: q.level, matches: 0 });
+        return respond(Status.Success);
+      }
+      const parsed = parseQidoQuery(querystring, level);
       spec = {
         level,
-        matches: parsed.matches,
+        // Dates the view shifts are matched on the shifted dates it shows (server/deid/research.ts).
+        matches: deps.research?.searchMatches(caller, parsed.matches) ?? parsed.matches,
         scope: {},
         limit: PAGE,
         offset: 0,
@@ -174,8 +193,24 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
       }
       throw err;
     }
-    const patients = new Map<string, { attrs: DicomJson; studies: number; series: number; instances: number }>();
+    const patients = new Map<string, { attrs: DicomJson; study?: string; studies: number; series: number; instances: number }>();
     let matches = 0;
+    /** Pending responses held until the pseudonyms they show are written, so that a follow-up by one resolves. */
+    const held: DicomJson[] = [];
+    const send = async (shown: DicomJson) => {
+      respond(Status.Pending, shown);
+      matches++;
+      // Lets a C-CANCEL that arrived meanwhile be read before the next response (PS3.7 §9.3.2.3).
+      await scp.flushed();
+    };
+    const release = async () => {
+      if (!view || !held.length) return;
+      await deps.research?.flush(deps.db, caller);
+      for (const shown of held.splice(0)) {
+        if (state.cancelled) break;
+        await send(shown);
+      }
+    };
     for (;;) {
       const rows = await searchIndex(deps.db, caller, spec);
       for (const row of rows) {
@@ -183,18 +218,18 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
         const attrs = merged(row);
         if (q.level === 'patient') {
           const id = JSON.stringify([attrs[PATIENT_ID]?.Value ?? [], attrs['00100021']?.Value ?? []]);
-          const p = patients.get(id) ?? { attrs, studies: 0, series: 0, instances: 0 };
+          const p = patients.get(id) ?? { attrs, study: row.studyAttributes, studies: 0, series: 0, instances: 0 };
           p.studies++;
           p.series += row.studySeries ?? 0;
           p.instances += row.studyInstances ?? 0;
           patients.set(id, p);
           continue;
         }
-        respond(Status.Pending, answer(deps, caller, q, attrs, row));
-        matches++;
-        // Lets a C-CANCEL that arrived meanwhile be read before the next response (PS3.7 §9.3.2.3).
-        await scp.flushed();
+        const shown = answer(deps, caller, q, attrs, row, row.studyAttributes);
+        if (view) held.push(shown);
+        else await send(shown);
       }
+      await release();
       if (state.cancelled || rows.length < PAGE) break;
       spec = { ...spec, offset: spec.offset + PAGE };
     }
@@ -206,10 +241,12 @@ export function findService(deps: DimseDeps, scp: CairnScp) {
           [PATIENT_SERIES]: { vr: 'IS', Value: [p.series] },
           [PATIENT_INSTANCES]: { vr: 'IS', Value: [p.instances] },
         };
-        respond(Status.Pending, answer(deps, caller, q, { ...patientOnly(p.attrs), ...counts }));
-        matches++;
-        await scp.flushed();
+        const shown = answer(deps, caller, q, { ...patientOnly(p.attrs), ...counts }, undefined, p.study);
+        if (view) held.push(shown);
+        else await send(shown);
+        if (held.length >= PAGE) await release();
       }
+      await release();
     }
     await audit(caller, 'success', { level: q.level, matches, ...(state.cancelled ? { cancelled: true } : {}) });
     // PS3.4 §C.4.1.3.1: a cancelled C-FIND ends with Cancel (0xFE00), not Success.
@@ -263,7 +300,7 @@ function patientOnly(attrs: DicomJson): DicomJson {
  * above, the level itself and where to retrieve it (PS3.4 §C.4.1.2.3.1),
  * passed through the attributes seam.
  */
-function answer(deps: DimseDeps, caller: Caller, q: FindQuery, attrs: DicomJson, row?: SearchRow): DicomJson {
+function answer(deps: DimseDeps, caller: Caller, q: FindQuery, attrs: DicomJson, row?: SearchRow, study?: string): DicomJson {
   const computed: DicomJson = {};
   if (row) {
     if (row.modalities) computed[MODALITIES_IN_STUDY] = { vr: 'CS', Value: row.modalities };
@@ -282,7 +319,8 @@ function answer(deps: DimseDeps, caller: Caller, q: FindQuery, attrs: DicomJson,
     out[tag] = a && a.BulkDataURI === undefined && a.InlineBinary === undefined ? a : { vr: a?.vr ?? vrOf(tag) };
   }
   const set = q.level === 'patient' ? 'study' : q.level;
-  const shown = JSON.parse(present(deps, caller, [JSON.stringify(out)], { set }))[0] as DicomJson;
+  // A view tells the match's patient apart by its study's attributes (its date shift), returned or not.
+  const shown = JSON.parse(present(deps, caller, [JSON.stringify(out)], { set, studies: [study] }))[0] as DicomJson;
   shown[QUERY_RETRIEVE_LEVEL] = { vr: 'CS', Value: [q.level === 'instance' ? 'IMAGE' : q.level.toUpperCase()] };
   shown[RETRIEVE_AE_TITLE] = { vr: 'AE', Value: [deps.config.dimse.aeTitle] };
   // Stored values are Unicode text; the response says so (PS3.5 §6.1.2.5.3: ISO_IR 192 is UTF-8).

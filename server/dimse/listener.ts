@@ -8,6 +8,7 @@ import { openAudit, recordAudit, type AuditDeps } from '../audit.js';
 import type { AppDeps } from '../deps.js';
 import { ApiError } from '../errors.js';
 import { createAeDirectory, identifyAe, type AeDirectory } from './aes.js';
+import { deidentifiedAeWarning } from './deidentified.js';
 import { part10Header } from './file-meta.js';
 import { acceptedSyntax, isSupportedAbstractSyntax } from './negotiate.js';
 import { storeStatus } from './status.js';
@@ -310,6 +311,14 @@ export async function startDimse(app: AppDeps): Promise<DimseListener> {
         ? 'no calling AE is registered: every association is refused until one is added with npm run ae or /api/aes'
         : 'DIMSE_AES registers no calling AE: every association is refused',
     );
+  if (registry) {
+    const entries: [string, Principal][] = [...registry.aes.values()].map((ae) => [ae.title, ae.principal]);
+    if (registry.unknown) entries.push(['*', registry.unknown]);
+    for (const [title, principal] of entries) {
+      const warning = deidentifiedAeWarning(app.research, title, principal);
+      if (warning) app.log.warn({ callingAe: title }, warning);
+    }
+  }
   return {
     port,
     async close(graceMs = 10_000) {

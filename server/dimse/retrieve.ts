@@ -7,6 +7,9 @@ import { searchIndex } from '../db/search.js';
 import type { DicomJson, JsonAttribute } from '../dicom/json.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../dicom/transfer-syntax.js';
 import { isValidUid } from '../dicom/uid.js';
+import { deidentifyPart10, WithheldError } from '../deid/part10.js';
+import type { DeidView } from '../deid/research.js';
+import { DEIDENTIFIED_REFUSAL, NOT_AUTHORIZED, readsDeidentified } from './deidentified.js';
 import type { CairnScp, DimseDeps } from './listener.js';
 import { PATIENT_ROOT } from './negotiate.js';
 
@@ -18,7 +21,9 @@ import { PATIENT_ROOT } from './negotiate.js';
 // registered destination for C-MOVE. Instance bytes go as stored, never
 // decoded: a destination that refuses the stored syntax gets a native
 // instance re-encoded between the little-endian native syntaxes, and a
-// compressed one counted as a failed sub-operation. dcmjs-dimse has no
+// compressed one counted as a failed sub-operation. A caller of a
+// de-identified view names pseudonyms and is sent each instance rewritten by
+// its view's profile (server/deid/part10.ts). dcmjs-dimse has no
 // sub-operation logic of its own; counts, pending responses, warnings and
 // the Failed SOP Instance UID List are written here.
 
@@ -104,15 +109,26 @@ function uids(attr: JsonAttribute | undefined): string[] {
     .filter((u) => u !== '');
 }
 
-/** The targets an identifier names (PS3.4 §C.4.2.2.1: unique keys of the level and above, a list at the level itself). */
-async function targetsOf(deps: DimseDeps, caller: Caller, sopClass: string, identifier: DicomJson): Promise<Target[]> {
+/** A UID no instance has: what a UID a de-identified view never showed stands for, so that it names nothing. */
+const NO_SUCH_UID = '2.25.0';
+
+/**
+ * The targets an identifier names (PS3.4 §C.4.2.2.1: unique keys of the
+ * level and above, a list at the level itself). For a caller of a
+ * de-identified view the keys are the pseudonyms it was shown, turned into
+ * the originals; an original UID or Patient ID it sends names nothing.
+ */
+async function targetsOf(deps: DimseDeps, caller: Caller, sopClass: string, identifier: DicomJson, view?: DeidView): Promise<Target[]> {
   const level = String(identifier['00080052']?.Value?.[0] ?? '')
     .trim()
     .toUpperCase();
-  const studies = uids(identifier['0020000D']);
-  const series = uids(identifier['0020000E']);
-  const instances = uids(identifier['00080018']);
-  for (const u of [...studies, ...series, ...instances]) if (!isValidUid(u)) throw new IdentifierError(`"${u}" is not a valid UID`);
+  const given = [uids(identifier['0020000D']), uids(identifier['0020000E']), uids(identifier['00080018'])];
+  for (const u of given.flat()) if (!isValidUid(u)) throw new IdentifierError(`"${u}" is not a valid UID`);
+  const research = deps.research;
+  const [studies, series, instances] =
+    view && research
+      ? await Promise.all(given.map((list) => Promise.all(list.map(async (u) => (await research.original(deps.db, view, u)) ?? NO_SUCH_UID))))
+      : given;
   const one = (list: string[], name: string) => {
     if (list.length !== 1) throw new IdentifierError(`${name} must name exactly one UID above the retrieve level`);
     return list[0];
@@ -120,8 +136,13 @@ async function targetsOf(deps: DimseDeps, caller: Caller, sopClass: string, iden
   switch (level) {
     case 'PATIENT': {
       if (sopClass !== PATIENT_ROOT.get && sopClass !== PATIENT_ROOT.move) throw new IdentifierError('the Study Root model has no PATIENT level');
-      const ids = (identifier['00100020']?.Value ?? []).map((v) => String(v ?? '').trim()).filter((v) => v);
+      let ids = (identifier['00100020']?.Value ?? []).map((v) => String(v ?? '').trim()).filter((v) => v);
       if (ids.length !== 1) throw new IdentifierError('a PATIENT level retrieve needs one Patient ID');
+      if (view && deps.research) {
+        const original = await deps.research.originalPatientId(deps.db, view, ids[0]);
+        if (original === undefined) return [];
+        ids = [original];
+      }
       const rows = await searchIndex(deps.db, caller, {
         level: 'study',
         matches: [{ tag: '00100020', cond: { op: 'in', values: ids } }],
@@ -149,6 +170,12 @@ async function targetsOf(deps: DimseDeps, caller: Caller, sopClass: string, iden
     default:
       throw new IdentifierError(`Query/Retrieve Level "${level}" is not PATIENT, STUDY, SERIES or IMAGE`);
   }
+}
+
+/** One instance as it leaves: the UIDs it is sent under, and its data set, absent when it is not sent. */
+interface Outgoing {
+  sent: StoredInstance;
+  bytes?: Buffer;
 }
 
 interface Counts {
@@ -212,6 +239,13 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
       await audit('denied', {});
       return respond(Status.NotAuthorized, undefined, 'the calling AE may not retrieve');
     }
+    // A caller of a de-identified view names pseudonyms and is sent de-identified instances (below);
+    // one whose view Cairn cannot apply would be sent instances as stored, and is refused.
+    const view = deps.research?.viewOf(caller);
+    if (!view && readsDeidentified(deps, caller)) {
+      await audit('denied', { reason: 'de-identified view' });
+      return respond(NOT_AUTHORIZED, undefined, DEIDENTIFIED_REFUSAL);
+    }
     let destination: { title: string; host: string; port: number } | undefined;
     if (!isGet) {
       const title = String((request as MoveRequest).getCommandDataset().getElement('MoveDestination') ?? '').trim();
@@ -225,7 +259,8 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
     let instances: StoredInstance[] = [];
     try {
       const identifier = DicomMetaDictionary.denaturalizeDataset(request.getDataset()?.getElements() ?? {}) as DicomJson;
-      for (const t of await targetsOf(deps, caller, request.getAffectedSopClassUid(), identifier)) instances.push(...(await findInstances(deps.db, caller, t)));
+      for (const t of await targetsOf(deps, caller, request.getAffectedSopClassUid(), identifier, view))
+        instances.push(...(await findInstances(deps.db, caller, t)));
     } catch (err) {
       if (!(err instanceof IdentifierError)) throw err;
       await audit('invalid', { error: err.message });
@@ -233,8 +268,9 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
     }
     instances = [...new Map(instances.map((i) => [i.sopInstanceUid, i])).values()];
     const c: Counts = { remaining: instances.length, completed: 0, failed: 0, warning: 0, failedUids: [] };
-    if (isGet) await getSubOperations(instances, c, state, respond);
-    else if (destination) await moveSubOperations(instances, c, state, respond, destination, peer.callingAe, request.getMessageId());
+    const out = (inst: StoredInstance) => outgoing(caller, view, inst);
+    if (isGet) await getSubOperations(instances, c, state, respond, out);
+    else if (destination) await moveSubOperations(instances, c, state, respond, destination, peer.callingAe, request.getMessageId(), out);
     // Sub-operations never started (a cancel) are neither completed nor failed; the final response counts what happened.
     const status = state.cancelled
       ? Status.Cancel
@@ -254,14 +290,20 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
   }
 
   /** C-GET: each instance by a C-STORE over this association, in a context the SCU accepted for its SOP Class (PS3.4 §C.4.3.3). */
-  async function getSubOperations(instances: StoredInstance[], c: Counts, state: { cancelled: boolean }, respond: (s: number, c?: Counts) => void) {
+  async function getSubOperations(
+    instances: StoredInstance[],
+    c: Counts,
+    state: { cancelled: boolean },
+    respond: (s: number, c?: Counts) => void,
+    out: (inst: StoredInstance) => Promise<Outgoing>,
+  ) {
     const association = (scp as unknown as { association: Association }).association;
     for (const inst of instances) {
       if (state.cancelled) break;
-      const bytes = dataSetOf(await deps.blobs.read(inst.blobKey, inst.size));
-      const dataset = datasetFor(inst, bytes, acceptedSyntaxes(association, inst.sopClassUid));
-      if (!dataset) tally(c, inst, undefined);
-      else tally(c, inst, await storeOver(scp as unknown as { sendRequests(r: StoreRequest[]): void }, new dimse.requests.CStoreRequest(dataset)));
+      const { sent, bytes } = await out(inst);
+      const dataset = bytes && datasetFor(sent, bytes, acceptedSyntaxes(association, sent.sopClassUid));
+      if (!dataset) tally(c, sent, undefined);
+      else tally(c, sent, await storeOver(scp as unknown as { sendRequests(r: StoreRequest[]): void }, new dimse.requests.CStoreRequest(dataset)));
       respond(Status.Pending, c);
       await scp.flushed();
     }
@@ -280,16 +322,26 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
     dest: { title: string; host: string; port: number },
     originator: string,
     messageId: number,
+    out: (inst: StoredInstance) => Promise<Outgoing>,
   ) {
     for (let i = 0; i < instances.length && !state.cancelled; i += MOVE_BATCH) {
-      const batch = instances.slice(i, i + MOVE_BATCH);
-      const bytes = await Promise.all(batch.map((inst) => deps.blobs.read(inst.blobKey, inst.size).then(dataSetOf)));
+      const ready = await Promise.all(instances.slice(i, i + MOVE_BATCH).map(out));
+      const batch: StoredInstance[] = [];
+      const bytes: Buffer[] = [];
+      for (const o of ready) {
+        if (o.bytes) {
+          batch.push(o.sent);
+          bytes.push(o.bytes);
+        } else tally(c, o.sent, undefined);
+      }
       const answered = new Set<number>();
-      await sendBatch(batch, bytes, dest, originator, messageId, (k, status) => {
-        answered.add(k);
-        tally(c, batch[k], status);
-        respond(Status.Pending, c);
-      });
+      if (batch.length < ready.length) respond(Status.Pending, c);
+      if (batch.length)
+        await sendBatch(batch, bytes, dest, originator, messageId, (k, status) => {
+          answered.add(k);
+          tally(c, batch[k], status);
+          respond(Status.Pending, c);
+        });
       // A sub-operation without a C-STORE response (refused context, lost association) failed.
       batch.forEach((inst, k) => {
         if (!answered.has(k)) tally(c, inst, undefined);
@@ -334,6 +386,35 @@ export function retrieveService(deps: DimseDeps, scp: CairnScp) {
       client.on('associationRejected', () => deps.log.warn({ destination: dest.title }, 'C-MOVE destination refused the association'));
       client.send(dest.host, dest.port, deps.config.dimse.aeTitle, dest.title, { connectTimeout: 10_000, associationTimeout: 30_000, pduTimeout: 60_000 });
     });
+  }
+
+  /**
+   * An instance as this caller is sent it: its data set as stored; for a
+   * caller of a de-identified view, rewritten by the view's profile under its
+   * pseudonymous UIDs (the bytes seam's case, server/deid/bytes.ts), the
+   * pseudonyms written before it leaves, and no bytes when the view withholds
+   * it (burned-in annotation), a failed sub-operation.
+   */
+  async function outgoing(caller: Caller, view: DeidView | undefined, inst: StoredInstance): Promise<Outgoing> {
+    const file = await deps.blobs.read(inst.blobKey, inst.size);
+    if (!view) return { sent: inst, bytes: dataSetOf(file) };
+    const d = view.deidentifier;
+    const sent = { ...inst, studyUid: d.uid(inst.studyUid), seriesUid: d.uid(inst.seriesUid), sopInstanceUid: d.uid(inst.sopInstanceUid) };
+    let rewritten: Buffer;
+    try {
+      rewritten = await deidentifyPart10(file, d, {
+        bulkThreshold: deps.config.bulkDataThreshold,
+        maxHeaderBytes: deps.config.maxHeaderBytes,
+        maxSequenceDepth: deps.config.maxSequenceDepth,
+        maxDataElements: deps.config.maxDataElements,
+      });
+    } catch (err) {
+      if (err instanceof WithheldError) return { sent };
+      throw err;
+    }
+    deps.research?.note(caller, view, inst);
+    await deps.research?.flush(deps.db, caller);
+    return { sent, bytes: dataSetOf(rewritten) };
   }
 
   function start(request: RetrieveRequest, kind: 'get' | 'move'): void {

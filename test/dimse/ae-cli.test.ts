@@ -119,6 +119,17 @@ describe('npm run ae', () => {
     await a.deps.db('aes').where({ title: '*' }).del();
   });
 
+  it('warns that an AE whose roles read through a de-identified view is served de-identified data over DIMSE', async () => {
+    const add = await ae(['add', 'RSCH1', '--roles', 'researcher']);
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stderr).toMatch(/warning: AE RSCH1: .*de-identified view.*C-GET and C-MOVE send de-identified data/);
+    const set = await ae(['set', 'RSCH1', '--roles', 'researcher,clinician']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stderr).not.toMatch(/de-identified/);
+    expect((await ae(['set', 'RSCH1', '--roles', 'researcher'])).stderr).toMatch(/warning: AE RSCH1/);
+    expect((await ae(['remove', 'RSCH1'])).code).toBe(0);
+  });
+
   it('with DIMSE_AES set, lists the configured AEs and changes nothing', async () => {
     const env = { DIMSE_AES: '[{"title":"PACS","host":"10.0.0.9","port":104,"roles":["uploader"]}]' };
     const add = await ae(['add', 'CT4'], env);
