@@ -73,7 +73,13 @@ let sharpModule: Promise<typeof import('sharp')> | undefined;
  * documentation on worker threads): the pool loads it here first.
  */
 export async function loadSharp(): Promise<typeof import('sharp')['default']> {
-  sharpModule ??= import('sharp');
+  sharpModule ??= import('sharp').then((m) => {
+    // libvips' operation cache (up to 50 MB by default) only pays when the same
+    // pipeline runs again on the same input; every image here is made from new
+    // raw pixels, so it would hold memory and never hit. It is process-wide.
+    m.default.cache(false);
+    return m;
+  });
   return (await sharpModule).default;
 }
 
