@@ -2,7 +2,7 @@
 //   [--stow-instances 400] [--pid PID] [--out file.json] [--concurrency 4]
 //   [--no-memory] [--memory-request-mb 1024] [--memory-instance-mb 500]
 //   [--no-cstore] [--dimse-port P [--dimse-ae TITLE]] [--cstore-dir DIR]
-//   [--fill sql|stow] [--database-url URL] [--stow-fill-max N]
+//   [--fill sql|stow] [--database-url URL] [--stow-fill-max N] [--transcode-instances 80]
 import { parseArgs } from 'node:util';
 import { rmSync, writeFileSync } from 'node:fs';
 import { batches, newPatient, newStudy, type InstanceRef, type Batch } from './data.js';
@@ -23,6 +23,7 @@ import {
 import { fmt, fmtLat, lat, mbps, round, RssSampler, status, table, type Lat, type Row } from './stats.js';
 import { memoryPhases, type MemoryResult, type StreamResult } from './memory.js';
 import { renderPhases } from './render.js';
+import { transcodePhase } from './transcode.js';
 import { startCairn, startFloorServer, startYardstick, type Cairn } from './target.js';
 import { importPhase, type ImportResult } from './import.js';
 import { sqlFill, type Template } from './fill.js';
@@ -50,6 +51,7 @@ const { values: a } = parseArgs({
     fill: { type: 'string' },
     'database-url': { type: 'string' },
     'stow-fill-max': { type: 'string', default: '100000' },
+    'transcode-instances': { type: 'string', default: '80' },
   },
 });
 if (a.orthanc) {
@@ -283,6 +285,11 @@ log('QIDO instances of a 50-instance series, series metadata (50)');
 const qidoSeries = await latency(50, 20_000, () => get(`${seriesUrl(s50)}/instances`, 'application/dicom+json'));
 const meta50 = await latency(30, 30_000, (i) => get(`${seriesUrl(series50[i % series50.length][0])}/metadata`, 'application/dicom+json'));
 const render = await renderPhases(base, st.refs, `${seriesUrl(s50)}/instances`, conc, log);
+// 2b. JPEG 2000 lossless instances of the same CT, retrieved as Explicit VR LE: the server decodes
+// every one. A server other than the Cairn the bench started that cannot is n/a, not failed.
+const transcode = await transcodePhase(base, Math.max(1, Number(a['transcode-instances'])), ROWS, conc, !cairn, log);
+if (transcode.firstError) log(`transcode phase: ${transcode.firstError}`);
+stored += transcode.instances;
 
 // 3. Index fill with small instances, then QIDO at each index size.
 log(`fill: one ${BIG_SERIES}-instance series (${FILL_ROWS}x${FILL_ROWS})`);
@@ -515,6 +522,7 @@ const result = {
   seriesMetadata50: lat(meta50),
   seriesMetadata500: lat(meta500),
   render,
+  transcode,
   qido,
   memory: memory ? { status: memOk(memory) ? 'ok' : 'failed', ...memory } : a['no-memory'] ? null : { status: 'failed', error: memoryError },
   peakRssMB,
@@ -595,6 +603,12 @@ const rows: Row[] = [
   [
     `QIDO (50) while ${conc} clients render`,
     `${fmtLat(render.qidoUnderRenderLoad)}  = p95 ${fmt(render.qidoP95PctOfIdle, '%')} of idle (${fmtLat(render.qidoIdle)}); ${fmt(render.renderLoad.perSec, ' renders/s')}`,
+  ],
+  [
+    `Transcode J2K lossless -> Explicit VR LE (${conc} clients)`,
+    transcode.status === 'n/a'
+      ? `n/a (${transcode.reason?.slice(0, 120)})`
+      : `${failed(transcode.status === 'ok')}${fmt(transcode.mbPerSec, ' MB/s')}  ${fmt(transcode.instancesPerSec, ' inst/s')}  (${transcode.correct}/${transcode.requests} correct in ${transcode.rounds.length} rounds of ${transcode.instances}, median; J2K ${fmt(transcode.j2kBytes && round(transcode.j2kBytes / 1e3, 0), ' kB')} each, built beforehand in ${fmt(transcode.buildSeconds, ' s')})${transcode.firstError ? '  ' + transcode.firstError.slice(0, 100) : ''}`,
   ],
 ];
 for (const q of qido) {
