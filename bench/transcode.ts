@@ -66,9 +66,22 @@ export function firstPart(body: Buffer, contentType: string): PartCheck | null {
   return { transferSyntax: null, partBytes: part.length };
 }
 
+/** What an error reply says: the message of a JSON body (Cairn's `error`, Orthanc's `Details` or `Message`), else its text. */
+function errorText(body: Buffer | undefined): string {
+  const text = body?.toString('utf8') ?? '';
+  try {
+    const j = JSON.parse(text) as Record<string, unknown>;
+    const said = [j.error, j.message, j.Message, j.Details].filter((v) => typeof v === 'string' && v);
+    if (said.length) return [...new Set(said)].join(': ').slice(0, 200);
+  } catch {
+    /* not JSON */
+  }
+  return text.replace(/\s+/g, ' ').slice(0, 200);
+}
+
 /** A retrieve's reply as Explicit VR LE of about the decoded size, or why not. */
 export function checkReply(r: Reply, decodedBytes: number): string | null {
-  if (r.status !== 200) return `HTTP ${r.status} ${r.body?.toString('utf8').replace(/\s+/g, ' ').slice(0, 200) ?? ''}`;
+  if (r.status !== 200) return `HTTP ${r.status} ${errorText(r.body)}`;
   const part = r.body ? firstPart(r.body, r.type ?? '') : null;
   if (!part) return `not a multipart/related reply (Content-Type ${r.type})`;
   if (part.transferSyntax === J2K_LOSSLESS) return `answered the stored JPEG 2000 bytes untranscoded (${part.partBytes} bytes)`;
