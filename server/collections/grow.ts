@@ -8,6 +8,7 @@ import type { AppDeps } from '../deps.js';
 import { Tag } from '../dicom/tags.js';
 import { parseQidoQuery } from '../dicomweb/qido-params.js';
 import { claimLiveCollections, releaseLiveCollections, settleGrowth, type LiveCollection } from './rows.js';
+import { wakeableSleep } from '../wakeable-sleep.js';
 
 // Live query collections: a collection made from a QIDO-RS query follows the
 // archive's change sequence (the `changes` table, the one the change feed
@@ -60,16 +61,7 @@ export function startCollectionGrower(deps: Deps, options: GrowerOptions = {}): 
   };
   const audit = openAudit(deps);
   let stopping = false;
-  let wakeUp: (() => void) | undefined;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      t.unref();
-      wakeUp = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  const { sleep, wake } = wakeableSleep();
   const loop = (async () => {
     while (!stopping) {
       try {
@@ -97,10 +89,10 @@ export function startCollectionGrower(deps: Deps, options: GrowerOptions = {}): 
   })();
   return {
     owner: o.owner,
-    wake: () => wakeUp?.(),
+    wake,
     async stop() {
       stopping = true;
-      wakeUp?.();
+      wake();
       await loop;
     },
   };

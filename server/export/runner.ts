@@ -22,6 +22,7 @@ import {
   settleItems,
 } from './store.js';
 import { stow } from './stow-client.js';
+import { wakeableSleep } from '../wakeable-sleep.js';
 
 // The push job runner: every replica runs one. It takes an unfinished job
 // with a lease, sends its pending instances to the destination with STOW-RS
@@ -71,16 +72,7 @@ export function startExportRunner(deps: Deps, options: RunnerOptions = {}): Expo
   };
   const audit = openAudit(deps);
   let stopping = false;
-  let wakeUp: (() => void) | undefined;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      t.unref();
-      wakeUp = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  const { sleep, wake } = wakeableSleep();
   const loop = (async () => {
     while (!stopping) {
       let job: JobRow | undefined;
@@ -103,10 +95,10 @@ export function startExportRunner(deps: Deps, options: RunnerOptions = {}): Expo
   })();
   return {
     owner: o.owner,
-    wake: () => wakeUp?.(),
+    wake,
     async stop() {
       stopping = true;
-      wakeUp?.();
+      wake();
       await loop;
     },
   };
