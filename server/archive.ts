@@ -9,15 +9,14 @@ import {
   deleteInstances,
   deleteRejected,
   indexedBlobKeys,
-  batchIndexer,
   indexInstance,
-  type InstanceIndexer,
   rejectedBefore,
   rejectInstances,
   restoreInstances,
   withPurgeLock,
   type IndexOutcome,
 } from './db/write.js';
+import { batchIndexer, type InstanceIndexer } from './db/batch-index.js';
 import type { Db } from './db/knex.js';
 import { buildRows } from './db/build-rows.js';
 import { replaceLabels, type LabelTarget } from './db/labels.js';
@@ -48,7 +47,7 @@ export interface ArchiveContext {
   log: (entry: Record<string, unknown>) => void;
   /**
    * Writes the index rows of the instances stored through this context
-   * (db/write.ts): batchIndexer writes those that are ready together. Without
+   * (db/batch-index.ts): batchIndexer writes those that are ready together. Without
    * one, each instance is written by its own statement.
    */
   indexer?: InstanceIndexer;

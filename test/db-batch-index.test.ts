@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRows } from '../server/db/build-rows.js';
-import { batchIndexer, type IndexOutcome } from '../server/db/write.js';
+import { batchIndexer } from '../server/db/batch-index.js';
+import type { IndexOutcome } from '../server/db/write.js';
 import { parseInstance } from '../server/dicom/parse.js';
 import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
 import { syntheticInstance } from './synthetic.js';

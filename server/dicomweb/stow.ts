@@ -60,7 +60,7 @@ export function store(deps: AppDeps) {
  * bounded); the outcomes come back in part order. The index rows of the
  * instances whose blobs are durable wait with the indexer (corked) and are
  * written together once every blob of the request is written: one statement
- * and one commit for the request's instances (db/write.ts), each still
+ * and one commit for the request's instances (db/batch-index.ts), each still
  * succeeding or failing alone.
  *
  * A request holds at most MAX_STOW_PARTS parts: each costs work of its own
