@@ -59,9 +59,9 @@ export function store(deps: AppDeps) {
  * still being written (at most IN_FLIGHT blob writes at once, so memory stays
  * bounded); the outcomes come back in part order. The index rows of the
  * instances whose blobs are durable wait with the indexer (corked) and are
- * written together once every blob of the request is written: one statement
- * and one commit for the request's instances (db/batch-index.ts), each still
- * succeeding or failing alone.
+ * written together, up to 32 in one statement and one commit, none waiting
+ * longer than 100 ms (db/batch-index.ts), each still succeeding or failing
+ * alone.
  *
  * A request holds at most MAX_STOW_PARTS parts: each costs work of its own
  * (a parse, a blob, an index row, a line of the answer) however few its
