@@ -8,7 +8,7 @@ import type { AppDeps } from '../deps.js';
 import { Tag } from '../dicom/tags.js';
 import { parseQidoQuery } from '../dicomweb/qido-params.js';
 import { claimLiveCollections, releaseLiveCollections, settleGrowth, type LiveCollection } from './rows.js';
-import { wakeableSleep } from '../wakeable-sleep.js';
+import { pollLoop } from '../poll-loop.js';
 
 // Live query collections: a collection made from a QIDO-RS query follows the
 // archive's change sequence (the `changes` table, the one the change feed
@@ -60,42 +60,30 @@ export function startCollectionGrower(deps: Deps, options: GrowerOptions = {}): 
     batch: options.batch ?? 50,
   };
   const audit = openAudit(deps);
-  let stopping = false;
-  const { sleep, wake } = wakeableSleep();
-  const loop = (async () => {
-    while (!stopping) {
-      try {
-        const held = await claimLiveCollections(deps.db, o.owner, o.leaseSeconds, o.batch);
-        // Collections at the same position (most, once they have caught up) share each read of the changes.
-        const pages = new Map<number, Promise<ChangePage>>();
-        const readPage = (from: number) => {
-          let page = pages.get(from);
-          if (!page) pages.set(from, (page = readChanges(deps.db, FEED_READER, from, PAGE)));
-          return page;
-        };
-        for (const c of held) {
-          if (stopping) break;
-          // One collection that cannot be brought forward now holds back no other.
-          await bringForward(deps, audit, o.owner, c, readPage, () => stopping).catch((err) =>
-            deps.log.warn({ err, collection: c.id }, 'live collection not brought forward; tried again at the next poll'),
-          );
-        }
-      } catch (err) {
-        deps.log.warn({ err }, 'live collections not brought forward; tried again at the next poll');
+  const loop = pollLoop({
+    pollMs: o.pollMs,
+    turn: async (stopping) => {
+      const held = await claimLiveCollections(deps.db, o.owner, o.leaseSeconds, o.batch);
+      // Collections at the same position (most, once they have caught up) share each read of the changes.
+      const pages = new Map<number, Promise<ChangePage>>();
+      const readPage = (from: number) => {
+        let page = pages.get(from);
+        if (!page) pages.set(from, (page = readChanges(deps.db, FEED_READER, from, PAGE)));
+        return page;
+      };
+      for (const c of held) {
+        if (stopping()) break;
+        // One collection that cannot be brought forward now holds back no other.
+        await bringForward(deps, audit, o.owner, c, readPage, stopping).catch((err) =>
+          deps.log.warn({ err, collection: c.id }, 'live collection not brought forward; tried again at the next poll'),
+        );
       }
-      if (!stopping) await sleep(o.pollMs);
-    }
-    await releaseLiveCollections(deps.db, o.owner).catch((err) => deps.log.warn({ err }, 'live collections not released'));
-  })();
-  return {
-    owner: o.owner,
-    wake,
-    async stop() {
-      stopping = true;
-      wake();
-      await loop;
+      return 'idle';
     },
-  };
+    onError: (err) => deps.log.warn({ err }, 'live collections not brought forward; tried again at the next poll'),
+    last: () => releaseLiveCollections(deps.db, o.owner).catch((err) => deps.log.warn({ err }, 'live collections not released')),
+  });
+  return { owner: o.owner, wake: loop.wake, stop: loop.stop };
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   settleItems,
 } from './store.js';
 import { stow } from './stow-client.js';
-import { wakeableSleep } from '../wakeable-sleep.js';
+import { pollLoop } from '../poll-loop.js';
 
 // The push job runner: every replica runs one. It takes an unfinished job
 // with a lease, sends its pending instances to the destination with STOW-RS
@@ -71,37 +71,27 @@ export function startExportRunner(deps: Deps, options: RunnerOptions = {}): Expo
     requestTimeoutMs: options.requestTimeoutMs ?? 10 * 60_000,
   };
   const audit = openAudit(deps);
-  let stopping = false;
-  const { sleep, wake } = wakeableSleep();
-  const loop = (async () => {
-    while (!stopping) {
+  const loop = pollLoop({
+    pollMs: o.pollMs,
+    turn: async (stopping) => {
       let job: JobRow | undefined;
       try {
         job = await claimJob(deps.db, o.owner, o.leaseSeconds);
       } catch (err) {
         deps.log.warn({ err }, 'export runner could not look for jobs');
       }
-      if (!job) {
-        await sleep(o.pollMs);
-        continue;
-      }
+      if (!job) return 'idle';
       try {
-        await runJob(deps, audit, o, job, () => stopping);
+        await runJob(deps, audit, o, job, stopping);
       } catch (err) {
         deps.log.error({ err, job: job.id }, 'export job failed; it is tried again later');
         await releaseLease(deps.db, job.id, o.owner, o.retrySeconds).catch(() => undefined);
       }
-    }
-  })();
-  return {
-    owner: o.owner,
-    wake,
-    async stop() {
-      stopping = true;
-      wake();
-      await loop;
+      return 'busy';
     },
-  };
+    onError: (err) => deps.log.error({ err }, 'export runner turn failed'),
+  });
+  return { owner: o.owner, wake: loop.wake, stop: loop.stop };
 }
 
 type Options = Required<Omit<RunnerOptions, 'owner'>> & { owner: string };
