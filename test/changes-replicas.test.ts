@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startReplicas, type CairnProcess } from './cairn-process.js';
 import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
 import { syntheticInstance, uid } from './synthetic.js';
 import { keyObject } from './dicomweb/kos.js';
@@ -10,54 +9,6 @@ import { keyObject } from './dicomweb/kos.js';
 // and one bucket, and ends with exactly the instances (and versions) the
 // archive shows it.
 const s3 = inject('s3');
-
-interface Replica {
-  proc: ChildProcess;
-  origin: string;
-}
-
-async function startReplica(a: TestArchive): Promise<Replica> {
-  const c = a.deps.config;
-  const env = {
-    PATH: process.env.PATH,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    AUTH: 'off',
-    DATABASE_URL: a.dbUrl,
-    DATA_DIR: c.dataDir,
-    STORAGE: 's3',
-    S3_ENDPOINT: c.s3.endPoint,
-    S3_PORT: String(c.s3.port),
-    S3_BUCKET: c.s3.bucket,
-    S3_ACCESS_KEY: c.s3.accessKey,
-    S3_SECRET_KEY: c.s3.secretKey,
-    DUPLICATE_POLICY: 'overwrite',
-    LOG_LEVEL: 'info',
-  };
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stderr!.on('data', (d) => (output += d));
-  const origin = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 60_000);
-    proc.once('exit', (code) => setTimeout(() => reject(new Error(`replica exited with ${code}: ${output}`)), 50));
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      output += `${line}\n`;
-      const entry = JSON.parse(line);
-      if (entry.msg === 'listening') {
-        clearTimeout(timer);
-        resolve(entry.url);
-      }
-    });
-  });
-  return { proc, origin };
-}
-
-async function stopReplica(r: Replica | undefined): Promise<void> {
-  if (!r || r.proc.exitCode !== null) return;
-  const exited = new Promise((resolve) => r.proc.once('exit', resolve));
-  r.proc.kill('SIGTERM');
-  await exited;
-}
 
 interface Entry {
   Sequence: number;
@@ -69,16 +20,13 @@ interface Entry {
 
 describe.runIf(s3)('a mirror following the change feed of two replicas', () => {
   let a: TestArchive;
-  const replicas: Replica[] = [];
+  let replicas: CairnProcess[] = [];
   beforeAll(async () => {
     a = await createTestArchive();
-    const started = await Promise.allSettled([startReplica(a), startReplica(a)]);
-    for (const s of started) if (s.status === 'fulfilled') replicas.push(s.value);
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
+    replicas = await startReplicas(a, 2, { DUPLICATE_POLICY: 'overwrite' });
   }, 120_000);
   afterAll(async () => {
-    await Promise.all(replicas.map(stopReplica));
+    await Promise.all(replicas.map((r) => r.stop()));
     await a?.close();
   });
 

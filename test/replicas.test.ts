@@ -1,6 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startReplicas, type CairnProcess } from './cairn-process.js';
 import { createTestArchive, multipartBody, type TestArchive } from './helpers.js';
 import { syntheticInstance, uid } from './synthetic.js';
 
@@ -8,68 +7,16 @@ import { syntheticInstance, uid } from './synthetic.js';
 // behind a load balancer run in production.
 const s3 = inject('s3');
 
-interface Replica {
-  proc: ChildProcess;
-  base: string;
-}
-
-async function startReplica(a: TestArchive): Promise<Replica> {
-  const c = a.deps.config;
-  const env = {
-    PATH: process.env.PATH,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    AUTH: 'off',
-    DATABASE_URL: a.dbUrl,
-    DATA_DIR: c.dataDir,
-    STORAGE: 's3',
-    S3_ENDPOINT: c.s3.endPoint,
-    S3_PORT: String(c.s3.port),
-    S3_BUCKET: c.s3.bucket,
-    S3_ACCESS_KEY: c.s3.accessKey,
-    S3_SECRET_KEY: c.s3.secretKey,
-    LOG_LEVEL: 'info',
-  };
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  // Its log (JSON lines on stdout, a fatal error included) and stderr, for the failure message.
-  let output = '';
-  proc.stderr!.on('data', (d) => (output += d));
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start: ${output}`)), 60_000);
-    proc.once('exit', (code) => setTimeout(() => reject(new Error(`replica exited with ${code}: ${output}`)), 50));
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      output += `${line}\n`;
-      const entry = JSON.parse(line);
-      if (entry.msg === 'listening') {
-        clearTimeout(timer);
-        resolve(entry.dicomweb);
-      }
-    });
-  });
-  return { proc, base };
-}
-
-async function stopReplica(r: Replica | undefined): Promise<void> {
-  if (!r || r.proc.exitCode !== null) return;
-  const exited = new Promise((resolve) => r.proc.once('exit', resolve));
-  r.proc.kill('SIGTERM');
-  await exited;
-}
-
 describe.runIf(s3)('two replicas on one database and one bucket', () => {
   let a: TestArchive;
-  const replicas: Replica[] = [];
+  let replicas: CairnProcess[] = [];
   beforeAll(async () => {
     a = await createTestArchive();
-    // Both start together; one that did start is kept for afterAll to stop
-    // even when the other failed, so no process outlives the test.
-    const started = await Promise.allSettled([startReplica(a), startReplica(a)]);
-    for (const s of started) if (s.status === 'fulfilled') replicas.push(s.value);
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
+    // Both start together; if one fails the other is stopped, so no process outlives the test.
+    replicas = await startReplicas(a, 2);
   }, 120_000);
   afterAll(async () => {
-    await Promise.all(replicas.map(stopReplica));
+    await Promise.all(replicas.map((r) => r.stop()));
     await a?.close();
   });
 
@@ -88,7 +35,7 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
         const statuses: number[] = [];
         for (const [i, batch] of batches.entries()) {
           const m = multipartBody(batch.map((x) => x.bytes));
-          const res = await fetch(`${replicas[(c + i) % 2].base}/studies`, {
+          const res = await fetch(`${replicas[(c + i) % 2].dicomweb}/studies`, {
             method: 'POST',
             headers: { 'Content-Type': m.contentType },
             body: new Uint8Array(m.body),
@@ -106,11 +53,11 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
     ).toBe(true);
 
     for (const r of replicas) {
-      const res = await fetch(`${r.base}/studies?StudyInstanceUID=${studyUid}`);
+      const res = await fetch(`${r.dicomweb}/studies?StudyInstanceUID=${studyUid}`);
       const [study] = (await res.json()) as Record<string, { Value?: unknown[] }>[];
       expect(study['00201206'].Value).toEqual([3]);
       expect(study['00201208'].Value).toEqual([24]);
-      const list = (await (await fetch(`${r.base}/studies/${studyUid}/instances`)).json()) as unknown[];
+      const list = (await (await fetch(`${r.dicomweb}/studies/${studyUid}/instances`)).json()) as unknown[];
       expect(list).toHaveLength(24);
     }
     const rows: { sop_instance_uid: string; blob_key: string; sha256: string }[] = await a.deps
@@ -126,7 +73,7 @@ describe.runIf(s3)('two replicas on one database and one bucket', () => {
     expect(keys.sort()).toEqual(rows.map((r) => r.blob_key).sort());
     for (const i of instances.slice(0, 3)) {
       const row = rows.find((r) => r.sop_instance_uid === i.sopInstanceUid)!;
-      const res = await fetch(`${replicas[1].base}/studies/${studyUid}/series/${i.seriesUid}/instances/${i.sopInstanceUid}`, {
+      const res = await fetch(`${replicas[1].dicomweb}/studies/${studyUid}/series/${i.seriesUid}/instances/${i.sopInstanceUid}`, {
         headers: { Accept: 'application/dicom; transfer-syntax=*' },
       });
       expect(res.status).toBe(200);
