@@ -14,7 +14,14 @@ describe('pollLoop', () => {
 
   it('a wake ends the wait at once', async () => {
     let turns = 0;
-    const loop = pollLoop({ pollMs: 60_000, turn: async () => (turns++, 'idle'), onError: () => undefined });
+    const loop = pollLoop({
+      pollMs: 60_000,
+      turn: async () => {
+        turns++;
+        return 'idle';
+      },
+      onError: () => undefined,
+    });
     await tick();
     expect(turns).toBe(1);
     loop.wake();

@@ -1,22 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { saveAe } from '../../server/db/aes.js';
 import { createAeDirectory, parseAes } from '../../server/dimse/aes.js';
-import { freePort } from '../global-setup.js';
 import { fixturesDir, multipartBody, sample } from '../helpers.js';
-import { dcmtk, dimseArchive } from './harness.js';
+import { dcmtk, dimseArchive, startStorescp, type Storescp } from './harness.js';
 
 // Calling AEs registered in the `aes` table (no DIMSE_AES): what /api/aes
 // changes is what the next association is checked against.
 
 type Archive = Awaited<ReturnType<typeof dimseArchive>>;
 let a: Archive;
-let storescp: ChildProcess;
-let destPort: number;
+let dest: Storescp;
 const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 
 beforeAll(async () => {
@@ -24,14 +19,10 @@ beforeAll(async () => {
   a = await dimseArchive([], {}, { aesSource: 'database', aesRefreshSeconds: 0 });
   const { body, contentType } = multipartBody([sample('CT_small.dcm')]);
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
-  destPort = await freePort();
-  const destDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-ae-dest-'));
-  storescp = spawn('storescp', ['-aet', 'WS1', '+xa', '-od', destDir, String(destPort)], { stdio: 'ignore' });
-  for (let i = 0; i < 50 && (await dcmtk('echoscu', ['-aec', 'WS1', '127.0.0.1', String(destPort)])).code !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
+  dest = await startStorescp('WS1');
 });
 afterAll(async () => {
-  storescp?.kill();
+  dest?.stop();
   await a?.close();
 });
 
@@ -79,16 +70,16 @@ describe('AEs from the database', () => {
     const store = await dcmtk('storescu', ['-aet', 'MOD1', '-aec', 'CAIRN', '127.0.0.1', String(a.port), path.join(fixturesDir, 'MR_small.dcm')]);
     expect(store.code, store.stderr).toBe(0);
     expect(await a.deps.db('audit_events').where({ protocol: 'dimse', action: 'store', sub: 'ae:MOD1', outcome: 'success' }).first()).toBeDefined();
-    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: destPort, moveDestination: true })).status).toBe(201);
+    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: dest.port, moveDestination: true })).status).toBe(201);
     expect((await move('MOD1', 'WS1')).stderr).toMatch(/0x0?124|NotAuthorized/i);
   });
 
   it('moves only to an AE registered as a move destination', async () => {
     expect((await a.request.put('/api/aes/VIEW1').send({ roles: ['clinician'] })).status).toBe(201);
-    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: destPort, moveDestination: false })).status).toBe(200);
+    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: dest.port, moveDestination: false })).status).toBe(200);
     // PS3.4 Table C.4-2: 0xA801, move destination unknown.
     expect((await move('VIEW1', 'WS1')).stderr).toMatch(/0xa801|MoveDestinationUnknown/i);
-    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: destPort, moveDestination: true })).status).toBe(200);
+    expect((await a.request.put('/api/aes/WS1').send({ host: '127.0.0.1', port: dest.port, moveDestination: true })).status).toBe(200);
     const moved = await move('VIEW1', 'WS1');
     expect(moved.stderr).toMatch(/Final Move Response \(Success\)/);
   });

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,9 +9,8 @@ import { newCaller } from '../../server/access.js';
 import { Research } from '../../server/deid/research.js';
 import { parseDeidViews } from '../../server/deid/settings.js';
 import { deidentifiedAeWarning } from '../../server/dimse/deidentified.js';
-import { freePort } from '../global-setup.js';
 import { multipartBody, sample } from '../helpers.js';
-import { dcmtk, dimseArchive } from './harness.js';
+import { dcmtk, dimseArchive, startStorescp, type Storescp } from './harness.js';
 
 // A calling AE whose roles give it a de-identified view (researcher) must
 // reach no original value over DIMSE: C-FIND by a real name, C-GET and
@@ -21,8 +19,7 @@ import { dcmtk, dimseArchive } from './harness.js';
 
 type Archive = Awaited<ReturnType<typeof dimseArchive>>;
 let a: Archive;
-let storescp: ChildProcess;
-let destDir: string;
+let dest: Storescp;
 const logged: { msg: string; callingAe?: string }[] = [];
 const DEID = { key: 'a-test-deid-key-that-is-long-enough-0123', views: parseDeidViews('researcher=modified-dates', undefined) };
 const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
@@ -33,8 +30,7 @@ const SC_STUDY = '1.2.826.0.1.3680043.8.498.124068315427310510352953450800398451
 const SC_INSTANCE = '1.2.826.0.1.3680043.8.498.49043964482360854182530167603505525116';
 
 beforeAll(async () => {
-  const destPort = await freePort();
-  destDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-deid-move-'));
+  dest = await startStorescp('DEST');
   const sink = new Writable({
     write(chunk, _enc, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logged.push(JSON.parse(line));
@@ -43,21 +39,18 @@ beforeAll(async () => {
   });
   a = await dimseArchive(
     [
-      { title: 'RESEARCH', host: '127.0.0.1', port: destPort, roles: ['researcher'] },
+      { title: 'RESEARCH', host: '127.0.0.1', port: dest.port, roles: ['researcher'] },
       { title: 'VIEWER', roles: ['clinician'] },
       { title: 'BOTH', roles: ['clinician', 'researcher'] },
-      { title: 'DEST', host: '127.0.0.1', port: destPort },
+      { title: 'DEST', host: '127.0.0.1', port: dest.port },
     ],
     { deid: DEID, log: pino({ level: 'warn', base: undefined }, sink) },
   );
   const { body, contentType } = multipartBody(['CT_small.dcm', 'MR_small.dcm', 'SC_rgb_rle_2frame.dcm'].map(sample));
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
-  storescp = spawn('storescp', ['-aet', 'DEST', '+xa', '-od', destDir, String(destPort)], { stdio: 'ignore' });
-  for (let i = 0; i < 50 && (await dcmtk('echoscu', ['-aec', 'DEST', '127.0.0.1', String(destPort)])).code !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
 });
 afterAll(async () => {
-  storescp?.kill();
+  dest?.stop();
   await a?.close();
 });
 
@@ -267,7 +260,7 @@ describe('a calling AE with a de-identified view', () => {
       ...peer('RESEARCH'),
     ]);
     expect(byOriginal.stderr).toMatch(/Final Move Response \(Success\)/);
-    expect(fs.readdirSync(destDir)).toHaveLength(0);
+    expect(fs.readdirSync(dest.dir)).toHaveLength(0);
     const r = await dcmtk('movescu', [
       '-v',
       '-S',
@@ -280,7 +273,7 @@ describe('a calling AE with a de-identified view', () => {
       ...peer('RESEARCH'),
     ]);
     expect(r.stderr).toMatch(/Final Move Response \(Success\)/);
-    const files = received(destDir);
+    const files = received(dest.dir);
     expect(files).toHaveLength(1);
     expect(leaked(files[0])).toEqual([]);
     expect(files[0].toString('latin1')).toContain(d?.uid('1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457'));

@@ -1,42 +1,35 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLabelRules } from '../../server/labels.js';
-import { freePort } from '../global-setup.js';
 import { multipartBody, sample } from '../helpers.js';
-import { dcmtk, dimseArchive } from './harness.js';
+import { dcmtk, dimseArchive, startStorescp, type Storescp } from './harness.js';
 
 type Archive = Awaited<ReturnType<typeof dimseArchive>>;
 let a: Archive;
-let storescp: ChildProcess;
-let destDir: string;
+let dest: Storescp;
 const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 const CT_INSTANCE = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322';
 const MR_STUDY = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
 const NM_STUDY = '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457';
 
 beforeAll(async () => {
-  const destPort = await freePort();
-  destDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-move-dest-'));
+  // The move destination: DCMTK's storescp.
+  dest = await startStorescp('DEST');
   const AES = [
     { title: 'VIEWER', roles: ['clinician'] },
     { title: 'CLEARED', roles: ['clinician'], clearances: ['vip'] },
     { title: 'MODALITY', roles: ['uploader'] },
-    { title: 'DEST', host: '127.0.0.1', port: destPort },
+    { title: 'DEST', host: '127.0.0.1', port: dest.port },
     { title: 'DOWN', host: '127.0.0.1', port: 1 },
   ];
   a = await dimseArchive(AES, { labelRules: parseLabelRules('[{"label":"vip","when":{"Modality":["MR"]}}]') });
   const { body, contentType } = multipartBody(['CT_small.dcm', 'MR_small.dcm', 'JPEG2000.dcm', 'JPEG-lossy.dcm'].map(sample));
   expect((await a.request.post('/dicom-web/studies').set('Content-Type', contentType).send(body)).status).toBe(200);
-  // The move destination: DCMTK's storescp, accepting every syntax it knows, one folder per run.
-  storescp = spawn('storescp', ['-aet', 'DEST', '+xa', '-od', destDir, String(destPort)], { stdio: 'ignore' });
-  for (let i = 0; i < 50 && (await dcmtk('echoscu', ['-aec', 'DEST', '127.0.0.1', String(destPort)])).code !== 0; i++)
-    await new Promise((r) => setTimeout(r, 100));
 });
 afterAll(async () => {
-  storescp?.kill();
+  dest?.stop();
   await a?.close();
 });
 
@@ -120,7 +113,7 @@ describe('C-MOVE', () => {
     const r = await dcmtk('movescu', ['-v', '-S', '-aem', 'DEST', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${NM_STUDY}`, ...peer('VIEWER')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/Final Move Response \(Success\)/);
-    const got = await received(destDir);
+    const got = await received(dest.dir);
     expect(got.map((g) => g.ts).sort()).toEqual(['1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.91']);
   });
 
