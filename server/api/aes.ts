@@ -2,7 +2,9 @@ import type { RouterContext } from '@koa/router';
 import { auditRecordOf } from '../audit.js';
 import { findAe, listAes, removeAe, saveAe, type AeRow } from '../db/aes.js';
 import type { AppDeps } from '../deps.js';
+import { toRoles } from '../access.js';
 import { aeInput, aeRuleProblem, aeTitleProblem, ANY_OTHER_AE, issuesText, type Ae } from '../dimse/aes.js';
+import { deidentifiedAeWarning } from '../dimse/deidentified.js';
 import { ApiError } from '../errors.js';
 import { readFields } from '../http/body.js';
 
@@ -87,6 +89,10 @@ export function getAeRoute(deps: AppDeps) {
  * PUT /api/aes/:title {"host": "10.1.2.3", "port": 104, "roles": ["uploader"],
  * "clearances": [], "moveDestination": false}: registers the AE, or replaces
  * what was registered under its title. 201 when added, 200 when replaced.
+ * When the AE's roles read through a de-identified view, the answer carries
+ * a `warning` saying what DIMSE will then serve it, as `npm run ae` and the
+ * listener's log do: an administrator registering a research workstation
+ * learns it here, not from its first empty C-FIND.
  */
 export function putAeRoute(deps: AppDeps) {
   return async (ctx: RouterContext): Promise<void> => {
@@ -104,9 +110,10 @@ export function putAeRoute(deps: AppDeps) {
     });
     const after = fromRow(row);
     auditRecordOf(ctx).detail = { title, change: added ? 'add' : 'set', ...(before ? { before: fromRow(before) } : {}), after };
-    deps.log.info({ aeTitle: title, added }, 'AE registered');
+    const warning = deidentifiedAeWarning(deps.research, title, { sub: `ae:${title}`, roles: toRoles(roles), clearances });
+    deps.log.info({ aeTitle: title, added, ...(warning ? { warning } : {}) }, 'AE registered');
     ctx.status = added ? 201 : 200;
-    ctx.body = after;
+    ctx.body = warning ? { ...after, warning } : after;
   };
 }
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../server/config.js';
+import { parseDeidViews } from '../../server/deid/settings.js';
 import { parseAes } from '../../server/dimse/aes.js';
 import { createTestArchive, type TestArchive } from '../helpers.js';
 
@@ -127,5 +128,24 @@ describe('/api/aes when DIMSE_AES configures the registry', () => {
     expect(put.body.message).toMatch(/DIMSE_AES/);
     expect((await configured.request.delete('/api/aes/PACS')).status).toBe(409);
     expect(await configured.deps.db('aes').select('title')).toEqual([]);
+  });
+
+  it('warns, in the answer, when the AE will be served de-identified data', async () => {
+    const deid = { key: 'a-test-deid-key-that-is-long-enough-0123', views: parseDeidViews('researcher=modified-dates', undefined) };
+    const withViews = await createTestArchive({ deid });
+    try {
+      const research = await withViews.request.put('/api/aes/RESEARCH').send({ roles: ['researcher'] });
+      expect(research.status).toBe(201);
+      expect(research.body.title).toBe('RESEARCH');
+      expect(research.body.warning).toMatch(/de-identified view/);
+      expect(research.body.warning).toMatch(/C-GET and C-MOVE send de-identified data/);
+      const clinical = await withViews.request.put('/api/aes/WS1').send({ roles: ['clinician'] });
+      expect(clinical.status).toBe(201);
+      expect(clinical.body).not.toHaveProperty('warning');
+      // What is stored and shown afterwards is the AE alone.
+      expect((await withViews.request.get('/api/aes/RESEARCH')).body).not.toHaveProperty('warning');
+    } finally {
+      await withViews.close();
+    }
   });
 });
